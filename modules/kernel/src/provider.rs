@@ -1,0 +1,166 @@
+//! Providers: the implementations of modules, their lifecycle, and the factories that build
+//! them from their block of `application.yml`.
+
+use async_trait::async_trait;
+use serde::de::DeserializeOwned;
+use serde_yaml_ng::{Mapping, Value};
+
+use crate::error::{ConfigError, ModuleError};
+use crate::services::ModuleContext;
+
+/// A running implementation of a module.
+///
+/// The kernel calls every provider's `prepare`, then every `start`, then every
+/// `after_all_started`, each in dependency order (a provider after the providers of the modules
+/// it requires), and `shutdown` in the reverse order. `shutdown` is also called when a later
+/// step of the boot failed, so it must cope with a provider that never started.
+#[async_trait]
+pub trait ModuleProvider: Send {
+    /// Creates and registers the module's services; must not start background work.
+    async fn prepare(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError>;
+
+    /// Starts the provider's work; may use the services of required modules.
+    async fn start(&mut self, _ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        Ok(())
+    }
+
+    /// Runs once every provider has started, e.g. to begin serving requests.
+    async fn after_all_started(&mut self, _ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        Ok(())
+    }
+
+    /// Flushes what the provider holds and stops its work.
+    async fn shutdown(&mut self) -> Result<(), ModuleError> {
+        Ok(())
+    }
+}
+
+/// Builds one provider of one module from its settings; erased form of
+/// [`TypedProviderFactory`], which is what implementations write.
+pub trait ProviderFactory: Send + Sync {
+    /// The module this provider implements.
+    fn module(&self) -> &'static str;
+    /// The provider's name, as a selector names it.
+    fn name(&self) -> &'static str;
+    /// The modules whose services the provider uses.
+    fn requires(&self) -> &'static [&'static str];
+    /// Deserializes and validates the settings, and builds the provider; every problem is
+    /// reported with its full path (`module.provider.key`).
+    fn build(&self, settings: &Mapping) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>>;
+}
+
+/// A provider factory with typed settings.
+pub trait TypedProviderFactory: Send + Sync + 'static {
+    /// The module this provider implements.
+    const MODULE: &'static str;
+    /// The provider's name.
+    const NAME: &'static str;
+    /// The modules whose services the provider uses.
+    const REQUIRES: &'static [&'static str] = &[];
+    /// The settings. Missing keys take their defaults (use `#[serde(default)]`). Unknown keys
+    /// are collected and rejected by the kernel, every one with its path, so do not use
+    /// `deny_unknown_fields`, which would stop at the first.
+    type Config: DeserializeOwned;
+
+    /// Validates the settings and builds the provider. Error paths are relative to the
+    /// provider's block (`gRPCPort`, not `core.default.gRPCPort`).
+    fn build(&self, config: Self::Config) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>>;
+}
+
+impl<F: TypedProviderFactory> ProviderFactory for F {
+    fn module(&self) -> &'static str {
+        F::MODULE
+    }
+
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+
+    fn requires(&self) -> &'static [&'static str] {
+        F::REQUIRES
+    }
+
+    fn build(&self, settings: &Mapping) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
+        let prefix = format!("{}.{}", F::MODULE, F::NAME);
+        let config = deserialize_settings::<F::Config>(settings, &prefix)?;
+        TypedProviderFactory::build(self, config).map_err(|errors| {
+            errors.into_iter().map(|error| ConfigError::new(join_path(&prefix, &error.path), error.message)).collect()
+        })
+    }
+}
+
+/// Deserializes a provider block, collecting every unknown key (with its full path) along with
+/// the first type error.
+pub fn deserialize_settings<T: DeserializeOwned>(settings: &Mapping, prefix: &str) -> Result<T, Vec<ConfigError>> {
+    let mut unknown_keys = Vec::new();
+    let mut record_unknown = |path: serde_ignored::Path<'_>| unknown_keys.push(path.to_string());
+    let deserializer = serde_ignored::Deserializer::new(Value::Mapping(settings.clone()), &mut record_unknown);
+    let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
+    let mut errors: Vec<ConfigError> = unknown_keys
+        .into_iter()
+        .map(|key: String| ConfigError::new(join_path(prefix, &key), "unknown setting"))
+        .collect();
+    match result {
+        Ok(config) if errors.is_empty() => Ok(config),
+        Ok(_) => Err(errors),
+        Err(error) => {
+            let path = error.path().to_string();
+            errors.push(ConfigError::new(join_path(prefix, &path), error.into_inner().to_string()));
+            Err(errors)
+        }
+    }
+}
+
+fn join_path(prefix: &str, path: &str) -> String {
+    let path = path.trim_start_matches('.');
+    if path.is_empty() { prefix.to_owned() } else { format!("{prefix}.{path}") }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    struct Sample {
+        #[serde(rename = "gRPCPort")]
+        grpc_port: u16,
+        nested: Nested,
+    }
+
+    #[derive(Debug, Deserialize, Default)]
+    #[serde(default)]
+    struct Nested {
+        depth: u32,
+    }
+
+    fn parse(yaml: &str) -> Result<Sample, Vec<ConfigError>> {
+        let mapping: Mapping = serde_yaml_ng::from_str(yaml).expect("test yaml");
+        deserialize_settings(&mapping, "core.default")
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_with_its_full_path() {
+        let errors = parse("{gRPCPort: 1, grpcPort: 2, nested: {depth: 1, deep: 2}}").expect_err("two unknown keys");
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["core.default.grpcPort", "core.default.nested.deep"]);
+        assert!(errors.iter().all(|e| e.message == "unknown setting"));
+    }
+
+    #[test]
+    fn type_errors_carry_their_path() {
+        let errors = parse("{gRPCPort: 70000}").expect_err("out of range");
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "core.default.gRPCPort");
+        assert!(errors[0].message.contains("70000"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn missing_keys_take_defaults() {
+        let sample = parse("{}").expect("valid");
+        assert_eq!(sample.grpc_port, 0);
+        assert_eq!(sample.nested.depth, 0);
+    }
+}
