@@ -1,1 +1,114 @@
-fn main() {}
+//! `oap-server`: loads `application.yml`, boots the modules, runs until SIGINT or SIGTERM,
+//! then shuts the modules down in reverse order and exits 0.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use oap_kernel::{BootPlan, ConfigOverride};
+use tracing::{error, info, warn};
+
+/// The oap-rs observability analysis platform: a SkyWalking-compatible OAP server.
+#[derive(Debug, Parser)]
+#[command(name = "oap-server", version)]
+struct Cli {
+    /// The configuration file [default: ./application.yml if present, else the built-in defaults]
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Override one setting, e.g. `core.default.role=Receiver` or `storage.selector=elasticsearch`
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<ConfigOverride>,
+}
+
+fn main() -> ExitCode {
+    let started = Instant::now();
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(cli, started))
+}
+
+async fn run(cli: Cli, started: Instant) -> ExitCode {
+    let (text, origin) = match read_config(cli.config.as_deref()) {
+        Ok(source) => source,
+        Err(message) => {
+            error!("{message}");
+            return ExitCode::from(2);
+        }
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let plan = match BootPlan::from_yaml(&text, &origin, &env, &cli.overrides, &oap_server::catalog()) {
+        Ok(plan) => plan,
+        Err(errors) => {
+            error!("{origin}: {errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let modules: Vec<String> = plan.order().iter().map(|(module, provider)| format!("{module}/{provider}")).collect();
+    info!(config = %origin, modules = %modules.join(", "), "configuration loaded");
+
+    let kernel = match plan.boot().await {
+        Ok(kernel) => kernel,
+        Err(error) => {
+            error!("{error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    info!(ready_in_ms = started.elapsed().as_millis() as u64, "oap-server ready");
+
+    if let Err(error) = shutdown_signal().await {
+        error!(%error, "cannot listen for shutdown signals; shutting down");
+    }
+    info!("shutting down");
+    let failures = tokio::select! {
+        failures = kernel.shutdown() => failures,
+        _ = shutdown_signal() => {
+            warn!("second signal: exiting without waiting for the modules to flush");
+            return ExitCode::from(130);
+        }
+    };
+    for failure in &failures {
+        error!("{failure}");
+    }
+    if failures.is_empty() {
+        info!("stopped");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The configuration text and a name for it in messages.
+fn read_config(path: Option<&Path>) -> Result<(String, String), String> {
+    let path = match path {
+        Some(path) => path.to_path_buf(),
+        None => {
+            let default = PathBuf::from("application.yml");
+            if !default.exists() {
+                return Ok((oap_server::BUILTIN_CONFIG.to_owned(), "built-in application.yml".to_owned()));
+            }
+            default
+        }
+    };
+    std::fs::read_to_string(&path)
+        .map(|text| (text, path.display().to_string()))
+        .map_err(|error| format!("cannot read the configuration file {}: {error}", path.display()))
+}
+
+async fn shutdown_signal() -> std::io::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}

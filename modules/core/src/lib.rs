@@ -1,1 +1,48 @@
-//! placeholder
+//! The `core` module: the settings every other module reads (role, TTLs, periods, name
+//! limits) and the two servers agents and users talk to.
+//!
+//! - [`CoreConfig`]: `core.default` of `application.yml`, with SkyWalking's keys and defaults.
+//! - [`GrpcServer`]: the gRPC server on `gRPCPort` (11800). Receivers add their tonic services
+//!   during `prepare` or `start`; it serves them, plus the standard `grpc.health.v1` service,
+//!   once every module has started.
+//! - [`HttpServer`]: the HTTP server on `restPort` (12800), for the HTTP receivers, GraphQL
+//!   and `/status`; modules add axum routes the same way.
+//!
+//! Both servers bind in `start`, so a taken port fails the boot before anything is served, and
+//! close gracefully on shutdown.
+
+mod config;
+mod grpc_server;
+mod http_server;
+mod provider;
+
+use std::sync::Arc;
+
+use oap_kernel::{ModuleDefinition, ServiceDecl};
+
+pub use self::config::{CoreConfig, Downsampling, Role};
+pub use self::grpc_server::GrpcServer;
+pub use self::http_server::HttpServer;
+pub use self::provider::CoreProviderFactory;
+
+/// The module's name in `application.yml`.
+pub const MODULE_NAME: &str = "core";
+
+/// The core settings, as other modules look them up.
+pub type CoreConfigRef = Arc<CoreConfig>;
+/// The gRPC server, as other modules look it up.
+pub type GrpcServerRef = Arc<GrpcServer>;
+/// The HTTP server, as other modules look it up.
+pub type HttpServerRef = Arc<HttpServer>;
+
+/// The module's definition: it offers the settings and both servers.
+pub fn module_definition() -> ModuleDefinition {
+    ModuleDefinition::new(
+        MODULE_NAME,
+        vec![
+            ServiceDecl::of::<CoreConfigRef>(),
+            ServiceDecl::of::<GrpcServerRef>(),
+            ServiceDecl::of::<HttpServerRef>(),
+        ],
+    )
+}

@@ -89,26 +89,58 @@ impl<F: TypedProviderFactory> ProviderFactory for F {
     }
 }
 
-/// Deserializes a provider block, collecting every unknown key (with its full path) along with
-/// the first type error.
+/// Deserializes a provider block, reporting every unknown key and every badly typed value, each
+/// with its full path. A badly typed value is set aside (so its default applies) and the block is
+/// read again, until it reads or nothing more can be set aside.
 pub fn deserialize_settings<T: DeserializeOwned>(settings: &Mapping, prefix: &str) -> Result<T, Vec<ConfigError>> {
-    let mut unknown_keys = Vec::new();
-    let mut record_unknown = |path: serde_ignored::Path<'_>| unknown_keys.push(path.to_string());
-    let deserializer = serde_ignored::Deserializer::new(Value::Mapping(settings.clone()), &mut record_unknown);
-    let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
-    let mut errors: Vec<ConfigError> = unknown_keys
-        .into_iter()
-        .map(|key: String| ConfigError::new(join_path(prefix, &key), "unknown setting"))
-        .collect();
-    match result {
-        Ok(config) if errors.is_empty() => Ok(config),
-        Ok(_) => Err(errors),
-        Err(error) => {
-            let path = error.path().to_string();
-            errors.push(ConfigError::new(join_path(prefix, &path), error.into_inner().to_string()));
-            Err(errors)
+    let mut remaining = settings.clone();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    loop {
+        let mut unknown_keys = Vec::new();
+        let mut record_unknown = |path: serde_ignored::Path<'_>| unknown_keys.push(path.to_string());
+        let deserializer = serde_ignored::Deserializer::new(Value::Mapping(remaining.clone()), &mut record_unknown);
+        let result: Result<T, _> = serde_path_to_error::deserialize(deserializer);
+        for key in unknown_keys {
+            let error = ConfigError::new(join_path(prefix, &key), "unknown setting");
+            if !errors.contains(&error) {
+                errors.push(error);
+            }
+        }
+        match result {
+            Ok(config) if errors.is_empty() => return Ok(config),
+            Ok(_) => return Err(errors),
+            Err(error) => {
+                let set_aside = remove_at(&mut remaining, error.path());
+                errors.push(ConfigError::new(
+                    join_path(prefix, &error.path().to_string()),
+                    error.into_inner().to_string(),
+                ));
+                if !set_aside {
+                    return Err(errors);
+                }
+            }
         }
     }
+}
+
+/// Removes the deepest map entry on `path`; false when the path names no map entry.
+fn remove_at(mapping: &mut Mapping, path: &serde_path_to_error::Path) -> bool {
+    let keys: Vec<&str> = path
+        .iter()
+        .map_while(|segment| match segment {
+            serde_path_to_error::Segment::Map { key } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    let Some((last, parents)) = keys.split_last() else { return false };
+    let mut current = mapping;
+    for key in parents {
+        match current.get_mut(*key).and_then(Value::as_mapping_mut) {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    current.shift_remove(*last).is_some()
 }
 
 fn join_path(prefix: &str, path: &str) -> String {
@@ -155,6 +187,14 @@ mod tests {
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].path, "core.default.gRPCPort");
         assert!(errors[0].message.contains("70000"), "{}", errors[0].message);
+    }
+
+    #[test]
+    fn every_badly_typed_value_is_reported() {
+        let errors = parse("{gRPCPort: x, nested: {depth: -1}, extra: 1}").expect_err("three problems");
+        let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+        // In file order: each pass reports what it meets before the next bad value.
+        assert_eq!(paths, ["core.default.gRPCPort", "core.default.nested.depth", "core.default.extra"]);
     }
 
     #[test]

@@ -1,0 +1,74 @@
+//! The oap-rs server as a library: the catalog of every module and provider in this build, and
+//! the built-in configuration. `main.rs` turns these into the `oap-server` binary.
+
+use oap_kernel::{ModuleCatalog, ProviderFactory};
+
+/// The shipped `application.yml`, used when no configuration file is given or found.
+pub const BUILTIN_CONFIG: &str = include_str!("../../application.yml");
+
+/// Every module and provider this build knows; the one place where they are listed.
+pub fn catalog() -> ModuleCatalog {
+    let modules = vec![oap_telemetry::module_definition(), oap_core::module_definition()];
+    let providers: Vec<Box<dyn ProviderFactory>> = vec![
+        Box::new(oap_telemetry::PrometheusProviderFactory),
+        Box::new(oap_telemetry::NoneProviderFactory),
+        Box::new(oap_core::CoreProviderFactory),
+    ];
+    ModuleCatalog::new(modules, providers)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use oap_kernel::{ApplicationConfig, BootPlan};
+
+    use super::*;
+
+    fn plan_with(vars: &[(&str, &str)]) -> Result<BootPlan, oap_kernel::ConfigErrors> {
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        BootPlan::from_yaml(BUILTIN_CONFIG, "application.yml", &|name| vars.get(name).cloned(), &[], &catalog())
+    }
+
+    #[test]
+    fn shipped_config_loads_with_every_default() {
+        let plan = plan_with(&[]).expect("the shipped application.yml is valid");
+        assert_eq!(plan.order(), [("telemetry", "prometheus"), ("core", "default")]);
+    }
+
+    #[test]
+    fn shipped_config_takes_skywalking_env_names() {
+        let config = ApplicationConfig::load(
+            BUILTIN_CONFIG,
+            "application.yml",
+            &|name| match name {
+                "SW_CORE_GRPC_PORT" => Some("21800".to_owned()),
+                "SW_CORE_ROLE" => Some("Receiver".to_owned()),
+                "SW_TELEMETRY" => Some("none".to_owned()),
+                _ => None,
+            },
+            &[],
+        )
+        .expect("valid");
+        let core = config.module("core").and_then(|m| m.provider()).expect("core enabled");
+        assert_eq!(core.settings.get("gRPCPort"), Some(&21800.into()));
+        assert_eq!(core.settings.get("role"), Some(&"Receiver".into()));
+        assert_eq!(config.module("telemetry").and_then(|m| m.provider()).map(|p| p.name.as_str()), Some("none"));
+    }
+
+    #[test]
+    fn shipped_config_rejects_bad_env_values_by_key() {
+        let errors = plan_with(&[("SW_CORE_GRPC_PORT", "eleven"), ("SW_CORE_ROLE", "Boss")]).err().expect("invalid");
+        let paths: Vec<&str> = errors.errors().iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["core.default.role", "core.default.gRPCPort"]);
+    }
+
+    #[test]
+    fn disabling_telemetry_breaks_core_with_a_clear_message() {
+        let errors = plan_with(&[("SW_TELEMETRY", "-")]).err().expect("core requires telemetry");
+        assert_eq!(
+            errors.to_string(),
+            "invalid configuration: core: provider `default` requires module `telemetry`, which is disabled (selector `-`)"
+        );
+    }
+}

@@ -1,0 +1,127 @@
+//! Helpers shared by the integration tests: running the real `oap-server` binary.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago, on loopback.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local address").port()
+}
+
+/// A scratch directory unique to this test run.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!("oap-test-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// The ports one server listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub grpc: u16,
+    pub rest: u16,
+    pub telemetry: u16,
+}
+
+impl Ports {
+    pub fn free() -> Self {
+        Self { grpc: free_port(), rest: free_port(), telemetry: free_port() }
+    }
+
+    /// The environment that puts a server on these ports, on loopback.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SW_CORE_GRPC_HOST", "127.0.0.1".to_owned()),
+            ("SW_CORE_GRPC_PORT", self.grpc.to_string()),
+            ("SW_CORE_REST_HOST", "127.0.0.1".to_owned()),
+            ("SW_CORE_REST_PORT", self.rest.to_string()),
+            ("SW_TELEMETRY_PROMETHEUS_HOST", "127.0.0.1".to_owned()),
+            ("SW_TELEMETRY_PROMETHEUS_PORT", self.telemetry.to_string()),
+        ]
+    }
+
+    pub fn all(&self) -> [u16; 3] {
+        [self.grpc, self.rest, self.telemetry]
+    }
+}
+
+/// A running `oap-server`; killed when dropped.
+pub struct OapProcess {
+    child: Child,
+    pub dir: PathBuf,
+}
+
+impl OapProcess {
+    /// Starts the binary in `dir` with extra environment and arguments; output goes to
+    /// `dir/oap.log`.
+    pub fn spawn(dir: PathBuf, env: &[(&str, String)], args: &[&str]) -> Self {
+        let log = std::fs::File::create(dir.join("oap.log")).expect("create log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_oap-server"))
+            .current_dir(&dir)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start oap-server");
+        Self { child, dir }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("oap.log")).unwrap_or_default()
+    }
+
+    /// Waits until every port accepts connections.
+    pub fn wait_ready(&mut self, ports: &[u16], timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        for port in ports {
+            let address = SocketAddr::from(([127, 0, 0, 1], *port));
+            while TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    panic!("oap-server exited with {status} before it was ready:\n{}", self.log());
+                }
+                assert!(Instant::now() < deadline, "port {port} not ready within {timeout:?}:\n{}", self.log());
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, `KILL`).
+    pub fn signal(&self, name: &str) {
+        let status =
+            Command::new("kill").arg(format!("-{name}")).arg(self.pid().to_string()).status().expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll child") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for OapProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
