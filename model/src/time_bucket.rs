@@ -1,0 +1,197 @@
+//! Time buckets: epoch milliseconds as `yyyyMMddHHmmss` / `yyyyMMddHHmm` / `yyyyMMddHH` /
+//! `yyyyMMdd` numbers, built from calendar fields in one time zone (analysis.md §13).
+//!
+//! SkyWalking uses the OAP host's zone; so does [`TimeBuckets::system`]. The same zone must be
+//! used to parse query durations and is reported to the UI, so one `TimeBuckets` is shared.
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+
+/// The size of a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Granularity {
+    /// `yyyyMMddHHmmss`: records.
+    Second,
+    /// `yyyyMMddHHmm`: metrics and metadata at ingest.
+    Minute,
+    /// `yyyyMMddHH`: downsampled metrics.
+    Hour,
+    /// `yyyyMMdd`: downsampled metrics and storage partitions.
+    Day,
+}
+
+impl Granularity {
+    /// The granularity a bucket number has, recognised by its number of digits.
+    pub fn of(bucket: i64) -> Option<Granularity> {
+        match bucket {
+            10_000_000..=99_999_999 => Some(Granularity::Day),
+            1_000_000_000..=9_999_999_999 => Some(Granularity::Hour),
+            100_000_000_000..=999_999_999_999 => Some(Granularity::Minute),
+            10_000_000_000_000..=99_999_999_999_999 => Some(Granularity::Second),
+            _ => None,
+        }
+    }
+
+    /// Minutes in one bucket of this granularity (`cpm` divides by it); a second counts as one.
+    pub fn minutes(self) -> i64 {
+        match self {
+            Granularity::Second | Granularity::Minute => 1,
+            Granularity::Hour => 60,
+            Granularity::Day => 1440,
+        }
+    }
+}
+
+/// A time zone that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown time zone `{name}`: {source}")]
+pub struct TimeZoneError {
+    name: String,
+    #[source]
+    source: jiff::Error,
+}
+
+/// Converts between epoch milliseconds and time buckets in one zone.
+#[derive(Debug, Clone)]
+pub struct TimeBuckets {
+    zone: TimeZone,
+}
+
+impl TimeBuckets {
+    /// The host's zone (`TZ`, else `/etc/localtime`), like SkyWalking; UTC if it cannot be found.
+    pub fn system() -> Self {
+        Self { zone: TimeZone::try_system().unwrap_or(TimeZone::UTC) }
+    }
+
+    /// UTC.
+    pub fn utc() -> Self {
+        Self { zone: TimeZone::UTC }
+    }
+
+    /// An IANA zone such as `Asia/Shanghai`; empty means the host's zone.
+    pub fn named(name: &str) -> Result<Self, TimeZoneError> {
+        if name.trim().is_empty() {
+            return Ok(Self::system());
+        }
+        TimeZone::get(name).map(|zone| Self { zone }).map_err(|source| TimeZoneError { name: name.to_owned(), source })
+    }
+
+    /// The zone's IANA name, if it has one.
+    pub fn zone_name(&self) -> Option<&str> {
+        self.zone.iana_name()
+    }
+
+    /// The zone's offset from UTC at `epoch_ms`, in seconds (for `getTimeInfo`).
+    pub fn offset_seconds(&self, epoch_ms: i64) -> i32 {
+        Timestamp::from_millisecond(epoch_ms).map(|ts| self.zone.to_offset(ts).seconds()).unwrap_or(0)
+    }
+
+    /// The bucket of `epoch_ms`, or `None` for a time outside the calendar's range.
+    pub fn bucket(&self, epoch_ms: i64, granularity: Granularity) -> Option<i64> {
+        let timestamp = Timestamp::from_millisecond(epoch_ms).ok()?;
+        let civil = self.zone.to_datetime(timestamp);
+        let day = i64::from(civil.year()) * 10_000 + i64::from(civil.month()) * 100 + i64::from(civil.day());
+        Some(match granularity {
+            Granularity::Day => day,
+            Granularity::Hour => day * 100 + i64::from(civil.hour()),
+            Granularity::Minute => (day * 100 + i64::from(civil.hour())) * 100 + i64::from(civil.minute()),
+            Granularity::Second => {
+                ((day * 100 + i64::from(civil.hour())) * 100 + i64::from(civil.minute())) * 100
+                    + i64::from(civil.second())
+            }
+        })
+    }
+
+    /// The minute bucket of `epoch_ms`.
+    pub fn minute(&self, epoch_ms: i64) -> Option<i64> {
+        self.bucket(epoch_ms, Granularity::Minute)
+    }
+
+    /// The second bucket of `epoch_ms`.
+    pub fn second(&self, epoch_ms: i64) -> Option<i64> {
+        self.bucket(epoch_ms, Granularity::Second)
+    }
+
+    /// Epoch milliseconds of the start of `bucket` (of any granularity), if it is a valid time.
+    pub fn start_millis(&self, bucket: i64) -> Option<i64> {
+        let granularity = Granularity::of(bucket)?;
+        let (date, hour, minute, second) = match granularity {
+            Granularity::Day => (bucket, 0, 0, 0),
+            Granularity::Hour => (bucket / 100, bucket % 100, 0, 0),
+            Granularity::Minute => (bucket / 10_000, bucket / 100 % 100, bucket % 100, 0),
+            Granularity::Second => (bucket / 1_000_000, bucket / 10_000 % 100, bucket / 100 % 100, bucket % 100),
+        };
+        let civil = DateTime::new(
+            i16::try_from(date / 10_000).ok()?,
+            i8::try_from(date / 100 % 100).ok()?,
+            i8::try_from(date % 100).ok()?,
+            i8::try_from(hour).ok()?,
+            i8::try_from(minute).ok()?,
+            i8::try_from(second).ok()?,
+            0,
+        )
+        .ok()?;
+        self.zone.to_ambiguous_timestamp(civil).compatible().ok().map(|ts| ts.as_millisecond())
+    }
+}
+
+/// A minute bucket rolled up: minute → hour is `/ 100`, minute → day is `/ 10000`.
+pub fn minute_to(bucket: i64, granularity: Granularity) -> i64 {
+    match granularity {
+        Granularity::Second | Granularity::Minute => bucket,
+        Granularity::Hour => bucket / 100,
+        Granularity::Day => bucket / 10_000,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // 2026-11-21T12:30:45.678Z
+    const MS: i64 = 1_795_264_245_678;
+
+    #[test]
+    fn buckets_in_utc() {
+        let buckets = TimeBuckets::utc();
+        assert_eq!(buckets.bucket(MS, Granularity::Second), Some(20261121123045));
+        assert_eq!(buckets.minute(MS), Some(202611211230));
+        assert_eq!(buckets.bucket(MS, Granularity::Hour), Some(2026112112));
+        assert_eq!(buckets.bucket(MS, Granularity::Day), Some(20261121));
+    }
+
+    #[test]
+    fn buckets_follow_the_configured_zone() {
+        // Shanghai is UTC+8 with no daylight saving: 12:30 UTC is 20:30 there.
+        let shanghai = TimeBuckets::named("Asia/Shanghai").expect("zone in the tz database");
+        assert_eq!(shanghai.minute(MS), Some(202611212030));
+        assert_eq!(shanghai.offset_seconds(MS), 8 * 3600);
+        assert!(TimeBuckets::named("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn bucket_start_is_the_inverse() {
+        let buckets = TimeBuckets::named("Asia/Shanghai").expect("zone");
+        let minute = buckets.minute(MS).expect("in range");
+        assert_eq!(buckets.start_millis(minute), Some(MS - MS % 60_000));
+        assert_eq!(buckets.start_millis(20261121), buckets.start_millis(202611210000));
+        assert_eq!(buckets.start_millis(202613211230), None, "month 13");
+    }
+
+    #[test]
+    fn granularity_is_recognised_by_magnitude() {
+        assert_eq!(Granularity::of(20261121), Some(Granularity::Day));
+        assert_eq!(Granularity::of(2026112112), Some(Granularity::Hour));
+        assert_eq!(Granularity::of(202611211230), Some(Granularity::Minute));
+        assert_eq!(Granularity::of(20261121123045), Some(Granularity::Second));
+        assert_eq!(Granularity::of(42), None);
+        assert_eq!(minute_to(202611211230, Granularity::Hour), 2026112112);
+        assert_eq!(minute_to(202611211230, Granularity::Day), 20261121);
+    }
+
+    #[test]
+    fn out_of_range_times_have_no_bucket() {
+        assert_eq!(TimeBuckets::utc().minute(i64::MAX), None);
+    }
+}
