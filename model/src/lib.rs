@@ -11,7 +11,7 @@
 
 pub mod ids;
 mod layer;
-mod naming;
+pub mod naming;
 pub mod source;
 mod time_bucket;
 
