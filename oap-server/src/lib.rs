@@ -8,11 +8,16 @@ pub const BUILTIN_CONFIG: &str = include_str!("../../application.yml");
 
 /// Every module and provider this build knows; the one place where they are listed.
 pub fn catalog() -> ModuleCatalog {
-    let modules = vec![oap_telemetry::module_definition(), oap_core::module_definition()];
+    let modules = vec![
+        oap_telemetry::module_definition(),
+        oap_core::module_definition(),
+        oap_agent_analyzer::module_definition(),
+    ];
     let providers: Vec<Box<dyn ProviderFactory>> = vec![
         Box::new(oap_telemetry::PrometheusProviderFactory),
         Box::new(oap_telemetry::NoneProviderFactory),
         Box::new(oap_core::CoreProviderFactory),
+        Box::new(oap_agent_analyzer::AnalyzerProviderFactory),
     ];
     ModuleCatalog::new(modules, providers)
 }
@@ -33,7 +38,7 @@ mod tests {
     #[test]
     fn shipped_config_loads_with_every_default() {
         let plan = plan_with(&[]).expect("the shipped application.yml is valid");
-        assert_eq!(plan.order(), [("telemetry", "prometheus"), ("core", "default")]);
+        assert_eq!(plan.order(), [("telemetry", "prometheus"), ("core", "default"), ("agent-analyzer", "default")]);
     }
 
     #[test]

@@ -7,11 +7,15 @@
 //!   once every module has started.
 //! - [`HttpServer`]: the HTTP server on `restPort` (12800), for the HTTP receivers, GraphQL
 //!   and `/status`; modules add axum routes the same way.
+//! - [`SourceDispatcher`]: where analysis hands its sources; the metric and record streams
+//!   subscribe to it.
+//! - [`TimeBuckets`]: the one time zone every time bucket is computed in.
 //!
 //! Both servers bind in `start`, so a taken port fails the boot before anything is served, and
 //! close gracefully on shutdown.
 
 mod config;
+mod dispatcher;
 mod grpc_server;
 mod http_server;
 mod provider;
@@ -19,8 +23,10 @@ mod provider;
 use std::sync::Arc;
 
 use oap_kernel::{ModuleDefinition, ServiceDecl};
+pub use oap_model::TimeBuckets;
 
 pub use self::config::{CoreConfig, Downsampling, Role};
+pub use self::dispatcher::{SourceConsumer, SourceDispatcher};
 pub use self::grpc_server::GrpcServer;
 pub use self::http_server::HttpServer;
 pub use self::provider::CoreProviderFactory;
@@ -34,6 +40,8 @@ pub type CoreConfigRef = Arc<CoreConfig>;
 pub type GrpcServerRef = Arc<GrpcServer>;
 /// The HTTP server, as other modules look it up.
 pub type HttpServerRef = Arc<HttpServer>;
+/// The source dispatcher, as other modules look it up.
+pub type SourceDispatcherRef = Arc<SourceDispatcher>;
 
 /// The module's definition: it offers the settings and both servers.
 pub fn module_definition() -> ModuleDefinition {
@@ -43,6 +51,8 @@ pub fn module_definition() -> ModuleDefinition {
             ServiceDecl::of::<CoreConfigRef>(),
             ServiceDecl::of::<GrpcServerRef>(),
             ServiceDecl::of::<HttpServerRef>(),
+            ServiceDecl::of::<SourceDispatcherRef>(),
+            ServiceDecl::of::<TimeBuckets>(),
         ],
     )
 }

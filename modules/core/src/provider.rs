@@ -15,7 +15,10 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
-use crate::{CoreConfig, CoreConfigRef, GrpcServer, GrpcServerRef, HttpServer, HttpServerRef, MODULE_NAME};
+use crate::{
+    CoreConfig, CoreConfigRef, GrpcServer, GrpcServerRef, HttpServer, HttpServerRef, MODULE_NAME, SourceDispatcher,
+    SourceDispatcherRef, TimeBuckets,
+};
 
 /// How long shutdown waits for open connections (agent streams may never end on their own)
 /// before closing them.
@@ -70,7 +73,10 @@ impl ModuleProvider for CoreProvider {
     async fn prepare(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
         ctx.register(self.config.clone())?;
         ctx.register(self.grpc.clone())?;
-        ctx.register(self.http.clone())
+        ctx.register(self.http.clone())?;
+        let dispatcher: SourceDispatcherRef = Arc::new(SourceDispatcher::new());
+        ctx.register(dispatcher)?;
+        ctx.register(TimeBuckets::system())
     }
 
     async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {

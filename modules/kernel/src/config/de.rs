@@ -68,6 +68,14 @@ pub fn comma_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<Stri
             Ok(text.split(',').map(str::trim).filter(|item| !item.is_empty()).map(String::from).collect())
         }
 
+        fn visit_u64<E: de::Error>(self, value: u64) -> Result<Vec<String>, E> {
+            Ok(vec![value.to_string()])
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> Result<Vec<String>, E> {
+            Ok(vec![value.to_string()])
+        }
+
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
             let mut items = Vec::new();
             while let Some(item) = seq.next_element::<ScalarString>()? {
@@ -178,6 +186,8 @@ mod tests {
         assert_eq!(parsed.tags, ["http.method", "db.type"]);
         let parsed = sample("{period: 1, ttl: 1, tags: [http.method, 200], namespace: x}").expect("valid");
         assert_eq!(parsed.tags, ["http.method", "200"]);
+        let parsed = sample("{period: 1, ttl: 1, tags: 6000, namespace: x}").expect("a single number");
+        assert_eq!(parsed.tags, ["6000"]);
     }
 
     #[test]

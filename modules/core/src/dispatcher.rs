@@ -1,0 +1,92 @@
+//! The source dispatcher: analysis hands every source here, and each subscribed stream (OAL
+//! metrics, traffic and relation streams, records) takes what it consumes.
+//!
+//! Subscriptions are made while the modules start; dispatching reads an immutable list, so it
+//! takes no lock on the hot path.
+
+use std::sync::{Arc, OnceLock, RwLock};
+
+use oap_model::source::Source;
+
+/// A stream that consumes sources.
+pub trait SourceConsumer: Send + Sync {
+    /// Takes one source; copies what it keeps. Must not block.
+    fn accept(&self, source: &Source<'_>);
+}
+
+/// Fans sources out to the subscribed consumers.
+#[derive(Default)]
+pub struct SourceDispatcher {
+    /// Consumers subscribed so far, until the first dispatch freezes the list.
+    pending: RwLock<Vec<Arc<dyn SourceConsumer>>>,
+    frozen: OnceLock<Vec<Arc<dyn SourceConsumer>>>,
+}
+
+impl SourceDispatcher {
+    /// A dispatcher without consumers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Subscribes a consumer; only while the modules start (before the first dispatch).
+    pub fn subscribe(&self, consumer: Arc<dyn SourceConsumer>) -> Result<(), oap_kernel::ModuleError> {
+        if self.frozen.get().is_some() {
+            return Err(oap_kernel::ModuleError::Other(
+                "cannot subscribe to sources after dispatching began; subscribe in prepare or start".to_owned(),
+            ));
+        }
+        self.pending.write().unwrap_or_else(|poisoned| poisoned.into_inner()).push(consumer);
+        Ok(())
+    }
+
+    /// Hands a source to every consumer. Without consumers (no stream module yet) it is dropped.
+    pub fn dispatch(&self, source: &Source<'_>) {
+        for consumer in self.consumers() {
+            consumer.accept(source);
+        }
+    }
+
+    /// How many consumers are subscribed.
+    pub fn consumer_count(&self) -> usize {
+        self.consumers().len()
+    }
+
+    fn consumers(&self) -> &[Arc<dyn SourceConsumer>] {
+        self.frozen.get_or_init(|| self.pending.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use oap_model::Layer;
+    use oap_model::source::{ServiceMeta, Source};
+
+    use super::*;
+
+    #[derive(Default)]
+    struct Names(Mutex<Vec<String>>);
+
+    impl SourceConsumer for Names {
+        fn accept(&self, source: &Source<'_>) {
+            if let Source::ServiceMeta(meta) = source {
+                self.0.lock().expect("lock").push(meta.name.to_string());
+            }
+        }
+    }
+
+    #[test]
+    fn every_consumer_gets_every_source_and_late_subscribers_are_refused() {
+        let dispatcher = SourceDispatcher::new();
+        let (first, second) = (Arc::new(Names::default()), Arc::new(Names::default()));
+        dispatcher.subscribe(first.clone()).expect("before dispatch");
+        dispatcher.subscribe(second.clone()).expect("before dispatch");
+        let meta =
+            Source::ServiceMeta(ServiceMeta { name: "db:3306".into(), layer: Layer::VIRTUAL_DATABASE, time_bucket: 1 });
+        dispatcher.dispatch(&meta);
+        assert_eq!(*first.0.lock().expect("lock"), ["db:3306"]);
+        assert_eq!(*second.0.lock().expect("lock"), ["db:3306"]);
+        assert!(dispatcher.subscribe(Arc::new(Names::default())).is_err());
+    }
+}
