@@ -3,10 +3,10 @@
 
 use std::borrow::Cow;
 
-use oap_model::source::{DetectPoint, Endpoint, EndpointMeta, EndpointRelation, RequestFacts, Source, SourceSink};
+use oap_model::source::{Endpoint, EndpointMeta, RequestFacts, Source, SourceSink};
 
 use super::SegmentContext;
-use super::rpc::{Caller, own_layer};
+use super::rpc::{Caller, own_layer, server_endpoint_relation};
 use oap_proto::v3::SpanObject;
 
 pub(super) fn exit_or_local<'a, S: SourceSink + ?Sized>(
@@ -38,18 +38,13 @@ pub(super) fn exit_or_local<'a, S: SourceSink + ?Sized>(
             service_instance_name: ctx.instance,
             request: facts,
         }));
-        sink.accept(Source::EndpointRelation(EndpointRelation {
-            endpoint: source_endpoint,
-            service_name: owner_service,
-            service_instance_name: caller.instance,
-            service_layer: owner_layer,
-            child_endpoint: dest_endpoint,
-            child_service_name: ctx.service,
-            child_service_instance_name: ctx.instance,
-            child_service_layer: dest_layer,
-            component_id: span.component_id,
-            detect_point: DetectPoint::Server,
-            request: facts,
-        }));
+        sink.accept(Source::EndpointRelation(server_endpoint_relation(
+            ctx,
+            span,
+            (source_endpoint, owner_service, owner_layer),
+            caller.instance,
+            (dest_endpoint, dest_layer),
+            &facts,
+        )));
     }
 }

@@ -136,19 +136,15 @@ pub(super) fn entry<'a, S: SourceSink + ?Sized>(
             && !source_endpoint.is_empty()
             && !dest_endpoint.is_empty()
         {
-            sink.accept(Source::EndpointRelation(EndpointRelation {
-                endpoint: source_endpoint,
-                service_name: owner_service,
-                service_instance_name: caller.instance,
-                service_layer: owner_layer,
-                child_endpoint: dest_endpoint,
-                child_service_name: ctx.service,
-                child_service_instance_name: ctx.instance,
-                child_service_layer: dest_layer,
-                component_id: span.component_id,
-                detect_point: DetectPoint::Server,
-                request: *facts,
-            }));
+            let caller_endpoint = (source_endpoint, owner_service, owner_layer);
+            sink.accept(Source::EndpointRelation(server_endpoint_relation(
+                ctx,
+                span,
+                caller_endpoint,
+                caller.instance,
+                (dest_endpoint, dest_layer),
+                facts,
+            )));
         }
     };
     if span.refs.is_empty() {
@@ -159,6 +155,31 @@ pub(super) fn entry<'a, S: SourceSink + ?Sized>(
         }
     }
     logic_endpoint(ctx, span, false, facts, sink);
+}
+
+/// The server-side relation from a calling endpoint (name, owning service, its layer) and
+/// instance to this segment's endpoint `dest` (name, layer).
+pub(super) fn server_endpoint_relation<'a>(
+    ctx: &SegmentContext<'a>,
+    span: &SpanObject,
+    (endpoint, service_name, service_layer): (&'a str, &'a str, Layer),
+    service_instance_name: &'a str,
+    (child_endpoint, child_service_layer): (&'a str, Layer),
+    facts: &RequestFacts<'a>,
+) -> EndpointRelation<'a> {
+    EndpointRelation {
+        endpoint,
+        service_name,
+        service_instance_name,
+        service_layer,
+        child_endpoint,
+        child_service_name: ctx.service,
+        child_service_instance_name: ctx.instance,
+        child_service_layer,
+        component_id: span.component_id,
+        detect_point: DetectPoint::Server,
+        request: *facts,
+    }
 }
 
 /// An exit span: the client side of a call to its peer.
