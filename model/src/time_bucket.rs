@@ -87,6 +87,11 @@ impl TimeBuckets {
         Timestamp::from_millisecond(epoch_ms).map(|ts| self.zone.to_offset(ts).seconds()).unwrap_or(0)
     }
 
+    /// Whether `epoch_ms` is within the calendar's range, so that it has buckets (no zone work).
+    pub fn is_representable(epoch_ms: i64) -> bool {
+        Timestamp::from_millisecond(epoch_ms).is_ok()
+    }
+
     /// The bucket of `epoch_ms`, or `None` for a time outside the calendar's range.
     pub fn bucket(&self, epoch_ms: i64, granularity: Granularity) -> Option<i64> {
         let timestamp = Timestamp::from_millisecond(epoch_ms).ok()?;
@@ -193,5 +198,7 @@ mod tests {
     #[test]
     fn out_of_range_times_have_no_bucket() {
         assert_eq!(TimeBuckets::utc().minute(i64::MAX), None);
+        assert!(!TimeBuckets::is_representable(i64::MAX));
+        assert!(TimeBuckets::is_representable(MS));
     }
 }

@@ -20,13 +20,24 @@ mod virtual_service;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use oap_core::CoreConfig;
+use oap_kernel::ConfigError;
 use oap_model::source::{RequestFacts, RequestType, SourceSink, SpanTags};
 use oap_model::{NamingControl, TimeBuckets};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanObject, SpanType};
 
 pub use self::validate::AnalysisError;
 use crate::alias::NetworkAddressAliasCache;
-use crate::settings::{SamplingPolicy, StatusStrategy, Thresholds};
+use crate::settings::{AnalyzerConfig, SamplingPolicy, StatusStrategy, Thresholds};
+
+/// `host:port`, with port 80 when it is absent or not positive (analysis.md §3.5).
+fn gateway_address(gateway: &str) -> String {
+    match gateway.rsplit_once(':') {
+        Some((host, port)) if port.parse::<i32>().is_ok_and(|p| p > 0) => format!("{host}:{port}"),
+        Some((host, _)) => format!("{host}:80"),
+        None => format!("{gateway}:80"),
+    }
+}
 
 /// The name of the caller of a segment that has no parent.
 pub const USER: &str = "User";
@@ -59,36 +70,60 @@ pub struct AnalysisRules {
 }
 
 impl Default for AnalysisRules {
+    /// The rules of the default settings (`agent-analyzer.default` and `core.default`).
     fn default() -> Self {
-        Self {
-            naming: NamingControl::default(),
-            slow_db_threshold: Thresholds::parse("default:200,mongodb:100").unwrap_or_default(),
-            slow_cache_read_threshold: Thresholds::parse("default:20,redis:10").unwrap_or_default(),
-            slow_cache_write_threshold: Thresholds::parse("default:20,redis:10").unwrap_or_default(),
-            max_slow_sql_length: 2000,
-            status_strategy: StatusStrategy::FromSpanStatus,
-            sampling: SamplingPolicy::default(),
-            force_sample_error_segment: true,
-            no_upstream_real_address_agents: vec![6000, 9000],
-            uninstrumented_gateways: HashSet::new(),
-            searchable_tag_keys: [
-                "http.method",
-                "http.status_code",
-                "rpc.status_code",
-                "db.type",
-                "db.instance",
-                "mq.queue",
-                "mq.topic",
-                "mq.broker",
-            ]
-            .into_iter()
-            .map(str::to_owned)
-            .collect(),
-        }
+        AnalysisRules::new(&AnalyzerConfig::default(), &CoreConfig::default(), SamplingPolicy::default())
+            .expect("the default settings are valid")
     }
 }
 
 impl AnalysisRules {
+    /// The rules of these settings, or every setting that cannot be read, by key.
+    pub fn new(
+        analyzer: &AnalyzerConfig,
+        core: &CoreConfig,
+        sampling: SamplingPolicy,
+    ) -> Result<Self, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut thresholds = |key: &str, text: &str| {
+            Thresholds::parse(text).unwrap_or_else(|message| {
+                errors.push(ConfigError::new(key, message));
+                Thresholds::default()
+            })
+        };
+        let slow_db_threshold = thresholds("slowDBAccessThreshold", &analyzer.slow_db_access_threshold);
+        let slow_cache_read_threshold = thresholds("slowCacheReadThreshold", &analyzer.slow_cache_read_threshold);
+        let slow_cache_write_threshold = thresholds("slowCacheWriteThreshold", &analyzer.slow_cache_write_threshold);
+        let mut no_upstream_real_address_agents = Vec::new();
+        for id in &analyzer.no_upstream_real_address_agents {
+            match id.parse() {
+                Ok(id) => no_upstream_real_address_agents.push(id),
+                Err(_) => errors
+                    .push(ConfigError::new("noUpstreamRealAddressAgents", format!("`{id}` is not a component id"))),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Self {
+            naming: NamingControl {
+                service_name_max_length: core.service_name_max_length,
+                instance_name_max_length: core.instance_name_max_length,
+                endpoint_name_max_length: core.endpoint_name_max_length,
+            },
+            slow_db_threshold,
+            slow_cache_read_threshold,
+            slow_cache_write_threshold,
+            max_slow_sql_length: analyzer.max_slow_sql_length,
+            status_strategy: StatusStrategy::from_name(&analyzer.segment_status_analysis_strategy),
+            sampling,
+            force_sample_error_segment: analyzer.force_sample_error_segment,
+            no_upstream_real_address_agents,
+            uninstrumented_gateways: analyzer.uninstrumented_gateways.iter().map(|g| gateway_address(g)).collect(),
+            searchable_tag_keys: core.searchable_traces_tags.iter().cloned().collect(),
+        })
+    }
+
     /// Whether `address` is a configured uninstrumented gateway.
     fn is_gateway(&self, address: &str) -> bool {
         !self.uninstrumented_gateways.is_empty() && self.uninstrumented_gateways.contains(address)
@@ -122,7 +157,7 @@ impl SegmentAnalyzer {
         raw: &[u8],
         sink: &mut S,
     ) -> Result<(), AnalysisError> {
-        let minute_buckets = validate::validate(segment, &self.buckets)?;
+        validate::validate(segment)?;
         let ctx = SegmentContext {
             rules: &self.rules,
             buckets: &self.buckets,
@@ -132,10 +167,12 @@ impl SegmentAnalyzer {
             instance: self.rules.naming.instance(&segment.service_instance),
         };
         segment_record::emit(&ctx, raw, sink);
-        for (span, &time_bucket) in segment.spans.iter().zip(&minute_buckets) {
+        for span in &segment.spans {
             let Ok(span_type) = SpanType::try_from(span.span_type) else {
                 continue; // validated: never reached
             };
+            // Validated: 0 < start <= end, and end is representable, so start has a bucket.
+            let time_bucket = self.buckets.minute(span.start_time).unwrap_or(0);
             let facts = ctx.request_facts(span, time_bucket);
             match span_type {
                 SpanType::Entry => {

@@ -1,15 +1,13 @@
 //! Provider `agent-analyzer.default`: builds the [`SegmentAnalyzer`] every receiver shares.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use oap_core::{CoreConfigRef, TimeBuckets};
+use oap_core::{CoreConfig, CoreConfigRef, TimeBuckets};
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
-use oap_model::NamingControl;
 use tracing::info;
 
-use crate::settings::{self, AnalyzerConfig, SamplingPolicy, StatusStrategy, Thresholds};
+use crate::settings::{AnalyzerConfig, SamplingPolicy};
 use crate::{AnalysisRules, MODULE_NAME, NetworkAddressAliasCache, SegmentAnalyzer};
 
 /// Builds the `default` provider of `agent-analyzer`.
@@ -22,7 +20,9 @@ impl TypedProviderFactory for AnalyzerProviderFactory {
     type Config = AnalyzerConfig;
 
     fn build(&self, config: AnalyzerConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
-        let mut errors = settings::validate(&config);
+        // The core settings only size names and pick tags; the analyzer's own keys are checked here.
+        let mut errors =
+            AnalysisRules::new(&config, &CoreConfig::default(), SamplingPolicy::default()).err().unwrap_or_default();
         let sampling = match load_sampling_policy(&config.trace_sampling_policy_settings_file) {
             Ok(policy) => policy,
             Err(message) => {
@@ -60,39 +60,10 @@ impl ModuleProvider for AnalyzerProvider {
     async fn prepare(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
         let core = ctx.service::<CoreConfigRef>()?;
         let buckets = ctx.service::<TimeBuckets>()?;
-        let thresholds = |text: &str| Thresholds::parse(text).map_err(ModuleError::Config);
-        let rules = AnalysisRules {
-            naming: NamingControl {
-                service_name_max_length: core.service_name_max_length,
-                instance_name_max_length: core.instance_name_max_length,
-                endpoint_name_max_length: core.endpoint_name_max_length,
-            },
-            slow_db_threshold: thresholds(&self.config.slow_db_access_threshold)?,
-            slow_cache_read_threshold: thresholds(&self.config.slow_cache_read_threshold)?,
-            slow_cache_write_threshold: thresholds(&self.config.slow_cache_write_threshold)?,
-            max_slow_sql_length: self.config.max_slow_sql_length,
-            status_strategy: StatusStrategy::from_name(&self.config.segment_status_analysis_strategy),
-            sampling: self.sampling.clone(),
-            force_sample_error_segment: self.config.force_sample_error_segment,
-            no_upstream_real_address_agents: self
-                .config
-                .no_upstream_real_address_agents
-                .iter()
-                .filter_map(|id| id.parse().ok())
-                .collect(),
-            uninstrumented_gateways: self.config.uninstrumented_gateways.iter().map(|g| gateway_address(g)).collect(),
-            searchable_tag_keys: core.searchable_traces_tags.iter().cloned().collect::<HashSet<_>>(),
-        };
+        let rules = AnalysisRules::new(&self.config, &core, self.sampling.clone()).map_err(|errors| {
+            ModuleError::Config(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        })?;
         ctx.register(SegmentAnalyzer::new(rules, buckets, Arc::new(NetworkAddressAliasCache::new())))
-    }
-}
-
-/// `host:port`, with port 80 when it is absent or not positive (analysis.md §3.5).
-fn gateway_address(gateway: &str) -> String {
-    match gateway.rsplit_once(':') {
-        Some((host, port)) if port.parse::<i32>().is_ok_and(|p| p > 0) => format!("{host}:{port}"),
-        Some((host, _)) => format!("{host}:80"),
-        None => format!("{gateway}:80"),
     }
 }
 
@@ -102,20 +73,31 @@ mod tests {
 
     #[test]
     fn gateways_default_to_port_80() {
-        assert_eq!(gateway_address("10.0.0.1"), "10.0.0.1:80");
-        assert_eq!(gateway_address("10.0.0.1:0"), "10.0.0.1:80");
-        assert_eq!(gateway_address("gw:8443"), "gw:8443");
+        let analyzer = AnalyzerConfig {
+            uninstrumented_gateways: vec!["10.0.0.1".to_owned(), "10.0.0.2:0".to_owned(), "gw:8443".to_owned()],
+            ..AnalyzerConfig::default()
+        };
+        let rules = AnalysisRules::new(&analyzer, &oap_core::CoreConfig::default(), SamplingPolicy::default())
+            .expect("valid settings");
+        let mut gateways: Vec<&str> = rules.uninstrumented_gateways.iter().map(String::as_str).collect();
+        gateways.sort_unstable();
+        assert_eq!(gateways, ["10.0.0.1:80", "10.0.0.2:80", "gw:8443"]);
     }
 
     #[test]
     fn bad_settings_and_policy_files_are_config_errors() {
         let config = AnalyzerConfig {
             slow_db_access_threshold: "mysql=1".to_owned(),
+            no_upstream_real_address_agents: vec!["nginx".to_owned()],
             trace_sampling_policy_settings_file: "/nonexistent/policy.yml".to_owned(),
             ..AnalyzerConfig::default()
         };
         let errors = TypedProviderFactory::build(&AnalyzerProviderFactory, config).err().expect("invalid");
         let keys: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
-        assert_eq!(keys, ["slowDBAccessThreshold"], "a missing policy file is not an error");
+        assert_eq!(
+            keys,
+            ["slowDBAccessThreshold", "noUpstreamRealAddressAgents"],
+            "a missing policy file is not an error"
+        );
     }
 }

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use oap_kernel::ConfigError;
 use oap_kernel::config::de;
 use serde::Deserialize;
 
@@ -204,26 +203,6 @@ pub fn trace_sample_number(trace_id: &str) -> i32 {
 /// Java's `String.hashCode`: `h = 31 * h + unit` over UTF-16 code units, wrapping.
 pub fn java_string_hash(text: &str) -> i32 {
     text.encode_utf16().fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
-}
-
-/// Builds the configuration problems of the settings, each with its key.
-pub(crate) fn validate(config: &AnalyzerConfig) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    for (key, text) in [
-        ("slowDBAccessThreshold", &config.slow_db_access_threshold),
-        ("slowCacheReadThreshold", &config.slow_cache_read_threshold),
-        ("slowCacheWriteThreshold", &config.slow_cache_write_threshold),
-    ] {
-        if let Err(message) = Thresholds::parse(text) {
-            errors.push(ConfigError::new(key, message));
-        }
-    }
-    for id in &config.no_upstream_real_address_agents {
-        if id.parse::<i32>().is_err() {
-            errors.push(ConfigError::new("noUpstreamRealAddressAgents", format!("`{id}` is not a component id")));
-        }
-    }
-    errors
 }
 
 #[cfg(test)]

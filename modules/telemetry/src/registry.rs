@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use prometheus::core::{MetricVec, MetricVecBuilder};
 use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::{Counter, Gauge, Histogram, MetricsCreator, TelemetryError};
@@ -86,8 +87,12 @@ fn owned(keys: &[&str]) -> Vec<String> {
     keys.iter().map(|key| (*key).to_owned()).collect()
 }
 
-fn label_refs(values: &[String]) -> Vec<&str> {
-    values.iter().map(String::as_str).collect()
+/// The series of `family` with these label values.
+fn series<B: MetricVecBuilder>(name: &str, family: &MetricVec<B>, values: &[String]) -> Result<B::M, TelemetryError> {
+    let values: Vec<&str> = values.iter().map(String::as_str).collect();
+    family
+        .get_metric_with_label_values(&values)
+        .map_err(|source| TelemetryError::Invalid { name: name.to_owned(), source })
 }
 
 impl MetricsCreator for MetricsRegistry {
@@ -96,8 +101,7 @@ impl MetricsCreator for MetricsRegistry {
             Ok(Family::Counter(IntCounterVec::new(Opts::new(name, help), keys)?, owned(keys)))
         })?;
         let Family::Counter(vec, _) = family else { unreachable!("kind checked by family()") };
-        vec.get_metric_with_label_values(&label_refs(&values))
-            .map_err(|source| TelemetryError::Invalid { name: name.to_owned(), source })
+        series(name, &vec, &values)
     }
 
     fn gauge(&self, name: &str, help: &str, labels: &[(&str, &str)]) -> Result<Gauge, TelemetryError> {
@@ -105,8 +109,7 @@ impl MetricsCreator for MetricsRegistry {
             Ok(Family::Gauge(GaugeVec::new(Opts::new(name, help), keys)?, owned(keys)))
         })?;
         let Family::Gauge(vec, _) = family else { unreachable!("kind checked by family()") };
-        vec.get_metric_with_label_values(&label_refs(&values))
-            .map_err(|source| TelemetryError::Invalid { name: name.to_owned(), source })
+        series(name, &vec, &values)
     }
 
     fn histogram(
@@ -124,8 +127,7 @@ impl MetricsCreator for MetricsRegistry {
             Ok(Family::Histogram(HistogramVec::new(opts, keys)?, owned(keys)))
         })?;
         let Family::Histogram(vec, _) = family else { unreachable!("kind checked by family()") };
-        vec.get_metric_with_label_values(&label_refs(&values))
-            .map_err(|source| TelemetryError::Invalid { name: name.to_owned(), source })
+        series(name, &vec, &values)
     }
 
     fn render(&self) -> String {

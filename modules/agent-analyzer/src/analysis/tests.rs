@@ -635,6 +635,14 @@ fn invalid_segments_are_rejected_whole() {
         segment(vec![endless]),
         "span 0 of segment `segment-1`: lasts 2147483648 ms, longer than the 24.8 days a latency can hold",
     );
+    // 9999-12-31T23:59:59.999Z is the last representable millisecond; a span may not end after it.
+    let mut past_the_calendar = span(0, SpanType::Entry, SpanLayer::Http, "/", "", 1);
+    past_the_calendar.start_time = 253_402_300_799_000;
+    past_the_calendar.end_time = 253_402_300_801_000;
+    check(
+        segment(vec![past_the_calendar]),
+        "span 0 of segment `segment-1`: end time 253402300801000 is outside the calendar",
+    );
     let mut unknown_type = span(0, SpanType::Entry, SpanLayer::Http, "/", "", 1);
     unknown_type.span_type = 9;
     check(segment(vec![unknown_type]), "span 0 of segment `segment-1`: unknown span type 9");
