@@ -31,6 +31,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(file_descriptors)?;
 
-    pbjson_build::Builder::new().register_descriptors(&descriptor_bytes)?.out_dir(&out_dir).build(&[".skywalking"])?;
+    // Unknown JSON fields are skipped, as protobuf skips unknown fields on the wire: newer agents
+    // may send fields this server does not know yet.
+    pbjson_build::Builder::new()
+        .register_descriptors(&descriptor_bytes)?
+        .ignore_unknown_fields()
+        .out_dir(&out_dir)
+        .build(&[".skywalking"])?;
     Ok(())
 }

@@ -8,17 +8,25 @@ pub const BUILTIN_CONFIG: &str = include_str!("../../application.yml");
 
 /// Every module and provider this build knows; the one place where they are listed.
 pub fn catalog() -> ModuleCatalog {
-    let modules = vec![
+    let mut modules = vec![
         oap_telemetry::module_definition(),
         oap_core::module_definition(),
         oap_agent_analyzer::module_definition(),
+        oap_receiver::trace::module_definition(),
+        oap_receiver::register::module_definition(),
     ];
-    let providers: Vec<Box<dyn ProviderFactory>> = vec![
+    let mut providers: Vec<Box<dyn ProviderFactory>> = vec![
         Box::new(oap_telemetry::PrometheusProviderFactory),
         Box::new(oap_telemetry::NoneProviderFactory),
         Box::new(oap_core::CoreProviderFactory),
         Box::new(oap_agent_analyzer::AnalyzerProviderFactory),
+        Box::new(oap_receiver::TraceReceiverProviderFactory),
+        Box::new(oap_receiver::RegisterReceiverProviderFactory),
     ];
+    for receiver in oap_receiver::QUIET_RECEIVERS {
+        modules.push(receiver.module_definition());
+        providers.push(Box::new(receiver.provider_factory()));
+    }
     ModuleCatalog::new(modules, providers)
 }
 
@@ -38,7 +46,23 @@ mod tests {
     #[test]
     fn shipped_config_loads_with_every_default() {
         let plan = plan_with(&[]).expect("the shipped application.yml is valid");
-        assert_eq!(plan.order(), [("telemetry", "prometheus"), ("core", "default"), ("agent-analyzer", "default")]);
+        assert_eq!(
+            plan.order(),
+            [
+                ("telemetry", "prometheus"),
+                ("core", "default"),
+                ("agent-analyzer", "default"),
+                ("receiver-trace", "default"),
+                ("receiver-register", "default"),
+                ("receiver-meter", "default"),
+                ("receiver-log", "default"),
+                ("receiver-profile", "default"),
+                ("configuration-discovery", "default"),
+                ("receiver-event", "default"),
+                ("receiver-jvm", "default"),
+                ("receiver-clr", "default"),
+            ]
+        );
     }
 
     #[test]
@@ -69,11 +93,20 @@ mod tests {
     }
 
     #[test]
-    fn disabling_telemetry_breaks_core_with_a_clear_message() {
+    fn disabling_telemetry_breaks_every_module_that_counts_with_a_clear_message() {
         let errors = plan_with(&[("SW_TELEMETRY", "-")]).err().expect("core requires telemetry");
-        assert_eq!(
-            errors.to_string(),
-            "invalid configuration: core: provider `default` requires module `telemetry`, which is disabled (selector `-`)"
-        );
+        let lines: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+        assert_eq!(lines[0], "core: provider `default` requires module `telemetry`, which is disabled (selector `-`)");
+        // core plus the two receivers and the seven quiet ones; the analyzer counts nothing.
+        assert_eq!(lines.len(), 10, "{lines:#?}");
+        assert!(!lines.iter().any(|line| line.starts_with("agent-analyzer")), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_receiver_can_be_turned_off_alone() {
+        let plan = plan_with(&[("SW_RECEIVER_JVM", "-"), ("SW_RECEIVER_TRACE", "-")]).expect("valid");
+        let modules: Vec<&str> = plan.order().iter().map(|(module, _)| *module).collect();
+        assert!(!modules.contains(&"receiver-jvm") && !modules.contains(&"receiver-trace"), "{modules:?}");
+        assert!(modules.contains(&"receiver-register"), "{modules:?}");
     }
 }

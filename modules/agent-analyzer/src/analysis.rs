@@ -106,11 +106,7 @@ impl AnalysisRules {
             return Err(errors);
         }
         Ok(Self {
-            naming: NamingControl {
-                service_name_max_length: core.service_name_max_length,
-                instance_name_max_length: core.instance_name_max_length,
-                endpoint_name_max_length: core.endpoint_name_max_length,
-            },
+            naming: core.naming(),
             slow_db_threshold,
             slow_cache_read_threshold,
             slow_cache_write_threshold,

@@ -203,6 +203,16 @@ impl Default for CoreConfig {
 }
 
 impl CoreConfig {
+    /// The name length limits (`serviceNameMaxLength`, `instanceNameMaxLength`,
+    /// `endpointNameMaxLength`) every receiver and analyzer cuts names to.
+    pub fn naming(&self) -> oap_model::NamingControl {
+        oap_model::NamingControl {
+            service_name_max_length: self.service_name_max_length,
+            instance_name_max_length: self.instance_name_max_length,
+            endpoint_name_max_length: self.endpoint_name_max_length,
+        }
+    }
+
     /// Every problem with the values, each with its key.
     pub fn validate(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();

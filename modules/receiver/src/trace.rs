@@ -1,0 +1,292 @@
+//! The `receiver-trace` module: trace segments from agents, over gRPC
+//! (`TraceSegmentReportService/collect` and `collectInSync`, under the `skywalking.v3` and the
+//! compat names) and HTTP (`POST /v3/segment`, `POST /v3/segments`), analysed by the
+//! agent-analyzer into sources for the dispatcher.
+//!
+//! Each segment stands alone: one that does not decode or fails validation is rejected, counted
+//! in `trace_analysis_error_count` and logged, and the stream or batch it came in goes on. Every
+//! segment received is timed in `trace_in_latency`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use oap_agent_analyzer::{AnalysisError, SegmentAnalyzer};
+use oap_core::{GrpcServerRef, HttpServerRef, SourceDispatcherRef};
+use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
+use oap_model::source::Source;
+use oap_proto::v3::{SegmentObject, SpanAttachedEvent};
+use oap_telemetry::MetricsCreatorRef;
+use prost::Message;
+use serde::Deserialize;
+use tonic::Status;
+use tracing::warn;
+
+use crate::grpc::names::{SpanAttachedEventV3, TraceCompat, TraceV3};
+use crate::grpc::{AgentRpcs, AgentService, Arity};
+use crate::http::{self, Rejection};
+use crate::metrics::{Protocol, ReceiverMetrics};
+use crate::quiet::{QuietMethod, QuietRpcs};
+
+/// The module's name in `application.yml`.
+pub const MODULE_NAME: &str = "receiver-trace";
+
+/// The module's definition; it offers no service.
+pub fn module_definition() -> ModuleDefinition {
+    ModuleDefinition::new(MODULE_NAME, Vec::new())
+}
+
+/// Why a segment was rejected.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentRejection {
+    /// The bytes are not a `SegmentObject`.
+    #[error("malformed SegmentObject: {0}")]
+    Malformed(#[from] prost::DecodeError),
+    /// The JSON is not a `SegmentObject`.
+    #[error("invalid SegmentObject JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The segment decodes but breaks a rule of analysis.
+    #[error("invalid segment: {0}")]
+    Invalid(#[from] AnalysisError),
+}
+
+/// Receives segments in either encoding, analyses them and dispatches their sources.
+pub struct TraceReceiver {
+    analyzer: SegmentAnalyzer,
+    dispatcher: SourceDispatcherRef,
+    metrics: ReceiverMetrics,
+}
+
+impl TraceReceiver {
+    /// A receiver feeding `dispatcher`, counting in `metrics`.
+    pub fn new(analyzer: SegmentAnalyzer, dispatcher: SourceDispatcherRef, metrics: ReceiverMetrics) -> Self {
+        Self { analyzer, dispatcher, metrics }
+    }
+
+    /// One segment in its protobuf encoding, as gRPC delivers it; the bytes are stored as the
+    /// segment record's `data_binary` without re-encoding.
+    pub fn receive_encoded(&self, protocol: Protocol, raw: &[u8]) -> Result<(), SegmentRejection> {
+        let metrics = self.metrics.of(protocol);
+        let _timer = metrics.time();
+        let received = SegmentObject::decode(raw)
+            .map_err(SegmentRejection::from)
+            .and_then(|segment| self.analyse(&segment, raw).map_err(SegmentRejection::from));
+        if received.is_err() {
+            metrics.reject();
+        }
+        received
+    }
+
+    /// One segment in the proto3 JSON mapping, as the HTTP receiver delivers it.
+    pub fn receive_json(&self, json: &[u8]) -> Result<(), SegmentRejection> {
+        let metrics = self.metrics.of(Protocol::Http);
+        let _timer = metrics.time();
+        let received =
+            serde_json::from_slice::<SegmentObject>(json).map_err(SegmentRejection::from).and_then(|segment| {
+                let raw = segment.encode_to_vec();
+                self.analyse(&segment, &raw).map_err(SegmentRejection::from)
+            });
+        if received.is_err() {
+            metrics.reject();
+        }
+        received
+    }
+
+    /// Counts a request that never became a segment (an unreadable body or frame).
+    pub fn reject_unreadable(&self, protocol: Protocol) {
+        self.metrics.of(protocol).reject();
+    }
+
+    fn analyse(&self, segment: &SegmentObject, raw: &[u8]) -> Result<(), AnalysisError> {
+        let dispatcher = &*self.dispatcher;
+        self.analyzer.analyze(segment, raw, &mut |source: Source<'_>| dispatcher.dispatch(&source))
+    }
+}
+
+/// A `SegmentCollection` whose segments stay encoded, so each is decoded (and rejected) alone
+/// and keeps its original bytes.
+#[derive(Clone, PartialEq, Message)]
+struct EncodedSegments {
+    #[prost(bytes = "bytes", repeated, tag = "1")]
+    segments: Vec<Bytes>,
+}
+
+/// The gRPC face of the receiver.
+struct TraceRpcs(Arc<TraceReceiver>);
+
+#[derive(Debug, Clone, Copy)]
+enum TraceMethod {
+    Collect,
+    CollectInSync,
+}
+
+impl AgentRpcs for TraceRpcs {
+    type Method = TraceMethod;
+
+    fn method(&self, name: &str) -> Option<(TraceMethod, Arity)> {
+        match name {
+            "collect" => Some((TraceMethod::Collect, Arity::ClientStream)),
+            "collectInSync" => Some((TraceMethod::CollectInSync, Arity::Unary)),
+            _ => None,
+        }
+    }
+
+    fn handle(&self, method: TraceMethod, message: Bytes) -> Result<(), Status> {
+        match method {
+            TraceMethod::Collect => self.0.receive_encoded(Protocol::Grpc, &message).map_err(|rejection| {
+                warn!(%rejection, "segment rejected");
+                Status::invalid_argument(rejection.to_string())
+            }),
+            TraceMethod::CollectInSync => {
+                let collection = EncodedSegments::decode(message).map_err(|error| {
+                    self.0.reject_unreadable(Protocol::Grpc);
+                    Status::invalid_argument(format!("malformed SegmentCollection: {error}"))
+                })?;
+                let outcome = Batch::of(
+                    collection.segments.iter().map(|segment| self.0.receive_encoded(Protocol::Grpc, segment)),
+                );
+                outcome.into_status("segments")
+            }
+        }
+    }
+
+    fn reject(&self, _method: TraceMethod, status: &Status) {
+        warn!(%status, "segment request refused by the transport");
+        self.0.reject_unreadable(Protocol::Grpc);
+    }
+}
+
+/// How a batch went: how many elements, how many rejected, and the first rejection.
+pub(crate) struct Batch {
+    total: usize,
+    rejected: usize,
+    first_error: Option<String>,
+}
+
+impl Batch {
+    /// Tallies the outcomes of a batch's elements, logging each rejection.
+    pub(crate) fn of<E: std::fmt::Display>(outcomes: impl Iterator<Item = Result<(), E>>) -> Self {
+        let mut batch = Batch { total: 0, rejected: 0, first_error: None };
+        for outcome in outcomes {
+            batch.total += 1;
+            if let Err(error) = outcome {
+                warn!(%error, "batch element rejected");
+                batch.rejected += 1;
+                batch.first_error.get_or_insert_with(|| error.to_string());
+            }
+        }
+        batch
+    }
+
+    /// `Ok` when every element was accepted; else `INVALID_ARGUMENT` saying that the others were
+    /// kept, so the client does not resend them.
+    pub(crate) fn into_status(self, what: &str) -> Result<(), Status> {
+        match self.first_error {
+            None => Ok(()),
+            Some(error) => Err(Status::invalid_argument(format!(
+                "{} of {} {what} rejected, the first because {error}; the others were accepted",
+                self.rejected, self.total
+            ))),
+        }
+    }
+
+    /// The HTTP reply: `{}`, or a 400 saying the same as [`Batch::into_status`].
+    pub(crate) fn into_response(self) -> Response {
+        http::batch_reply(self.total, self.rejected, self.first_error)
+    }
+}
+
+async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let body = match http::body(body) {
+        Ok(body) => body,
+        Err(rejection) => {
+            receiver.reject_unreadable(Protocol::Http);
+            return rejection.into_response();
+        }
+    };
+    match receiver.receive_json(&body) {
+        Ok(()) => http::commands(),
+        Err(rejection) => {
+            warn!(%rejection, "segment rejected");
+            Rejection::bad_request(rejection.to_string()).into_response()
+        }
+    }
+}
+
+async fn post_segments(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let parsed = http::body(body).and_then(|body| {
+        let elements = http::json_array(&body, "SegmentObject")?;
+        Ok(Batch::of(elements.iter().map(|element| receiver.receive_json(element.get().as_bytes()))))
+    });
+    match parsed {
+        Ok(batch) => batch.into_response(),
+        Err(rejection) => {
+            receiver.reject_unreadable(Protocol::Http);
+            rejection.into_response()
+        }
+    }
+}
+
+/// `receiver-trace.default` takes no settings.
+#[derive(Debug, Default, Deserialize)]
+pub struct TraceReceiverConfig {}
+
+/// Builds the `default` provider of `receiver-trace`.
+pub struct TraceReceiverProviderFactory;
+
+impl TypedProviderFactory for TraceReceiverProviderFactory {
+    const MODULE: &'static str = MODULE_NAME;
+    const NAME: &'static str = "default";
+    const REQUIRES: &'static [&'static str] =
+        &[oap_core::MODULE_NAME, oap_agent_analyzer::MODULE_NAME, oap_telemetry::MODULE_NAME];
+    type Config = TraceReceiverConfig;
+
+    fn build(&self, _config: TraceReceiverConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
+        Ok(Box::new(TraceReceiverProvider))
+    }
+}
+
+struct TraceReceiverProvider;
+
+/// The eBPF agent's span-attached events: accepted and counted; analysing them is later work.
+const SPAN_ATTACHED_EVENT_METHODS: &[QuietMethod] =
+    &[QuietMethod::checked::<SpanAttachedEvent>("collect", Arity::ClientStream)];
+
+#[async_trait]
+impl ModuleProvider for TraceReceiverProvider {
+    async fn prepare(&mut self, _ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        Ok(())
+    }
+
+    async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        let grpc = ctx.service::<GrpcServerRef>()?;
+        let http_server = ctx.service::<HttpServerRef>()?;
+        let metrics = ctx.service::<MetricsCreatorRef>()?;
+        let receiver = Arc::new(TraceReceiver::new(
+            ctx.service::<SegmentAnalyzer>()?,
+            ctx.service::<SourceDispatcherRef>()?,
+            ReceiverMetrics::new(metrics.as_ref(), "trace", "trace")?,
+        ));
+
+        let max = grpc.max_message_size();
+        let rpcs = Arc::new(TraceRpcs(receiver.clone()));
+        grpc.add_service(AgentService::<_, TraceV3>::new(rpcs.clone(), max))?;
+        grpc.add_service(AgentService::<_, TraceCompat>::new(rpcs, max))?;
+        let span_events = ReceiverMetrics::new(metrics.as_ref(), "span_attached_event", "span attached event")?;
+        let span_events = Arc::new(QuietRpcs::new(SPAN_ATTACHED_EVENT_METHODS, span_events));
+        grpc.add_service(AgentService::<_, SpanAttachedEventV3>::new(span_events, max))?;
+
+        http_server.add_routes(
+            Router::new()
+                .route("/v3/segment", post(post_segment))
+                .route("/v3/segments", post(post_segments))
+                .layer(http::body_limit(max))
+                .with_state(receiver),
+        )
+    }
+}
