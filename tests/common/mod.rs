@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};

@@ -1,0 +1,113 @@
+//! Talking to a server as agents do, including as no well-behaved agent would: raw request
+//! bytes over gRPC, the Python-agent fixtures, and the server's own counters.
+
+#![allow(dead_code)]
+
+use bytes::{Buf, BufMut};
+use oap_proto::v3::Commands;
+use prost::Message;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
+use tonic::transport::Channel;
+use tonic::{Request, Status};
+
+/// The fixture directory.
+pub fn fixtures() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python-agent")
+}
+
+/// A fixture segment's wire bytes, e.g. `py-frontend-0`.
+pub fn segment_bytes(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures().join(format!("{name}.bin"))).expect("fixture segment")
+}
+
+/// Line `n` (1-based) of `python.jsonl`: one segment in the proto3 JSON mapping.
+pub fn segment_json(n: usize) -> String {
+    let text = std::fs::read_to_string(fixtures().join("python.jsonl")).expect("fixture segments");
+    text.lines().nth(n - 1).expect("line").to_owned()
+}
+
+/// Sends request messages as they are given, and reads `Commands` back.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BytesCodec;
+
+impl Codec for BytesCodec {
+    type Encode = Vec<u8>;
+    type Decode = Commands;
+    type Encoder = BytesCodec;
+    type Decoder = BytesCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        BytesCodec
+    }
+}
+
+impl Encoder for BytesCodec {
+    type Item = Vec<u8>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for BytesCodec {
+    type Item = Commands;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Commands>, Status> {
+        let bytes = src.copy_to_bytes(src.remaining());
+        Commands::decode(bytes).map(Some).map_err(|error| Status::internal(error.to_string()))
+    }
+}
+
+/// A client-streaming call to `path` (`/skywalking.v3.TraceSegmentReportService/collect`)
+/// with these raw messages.
+pub async fn raw_stream(channel: &Channel, path: &'static str, messages: Vec<Vec<u8>>) -> Result<Commands, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.map_err(|error| Status::unavailable(error.to_string()))?;
+    let request = Request::new(tokio_stream::iter(messages));
+    grpc.client_streaming(request, PathAndQuery::from_static(path), BytesCodec).await.map(|reply| reply.into_inner())
+}
+
+/// A unary call to `path` with this raw message.
+pub async fn raw_unary(channel: &Channel, path: &'static str, message: Vec<u8>) -> Result<Commands, Status> {
+    let mut grpc = tonic::client::Grpc::new(channel.clone());
+    grpc.ready().await.map_err(|error| Status::unavailable(error.to_string()))?;
+    grpc.unary(Request::new(message), PathAndQuery::from_static(path), BytesCodec).await.map(|reply| reply.into_inner())
+}
+
+/// `SegmentCollection` with its segments given as bytes, so malformed ones can be sent.
+#[derive(Clone, PartialEq, Message)]
+pub struct RawSegmentCollection {
+    #[prost(bytes = "vec", repeated, tag = "1")]
+    pub segments: Vec<Vec<u8>>,
+}
+
+/// The server's own metrics, scraped once.
+pub struct Scrape(pub String);
+
+impl Scrape {
+    /// Scrapes `GET /metrics` on the telemetry port.
+    pub async fn from_port(port: u16) -> Scrape {
+        let url = format!("http://127.0.0.1:{port}/metrics");
+        let response = reqwest::get(url).await.expect("scrape /metrics");
+        Scrape(response.text().await.expect("metrics text"))
+    }
+
+    /// The value of one series, written as in the exposition format:
+    /// `trace_in_latency_count{protocol="grpc"}`.
+    pub fn value(&self, series: &str) -> f64 {
+        let prefix = format!("{series} ");
+        self.0
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no series `{series}` in:\n{}", self.0))
+    }
+}
