@@ -2,11 +2,13 @@
 # Runs the whole oap-rs test suite on a fresh machine of the project's kind (Debian 12, Rust
 # toolchain with cargo-nextest), installing first whatever test servers the suite needs.
 #
-# Today the suite needs nothing beyond cargo: no test server is used yet. Later issues add
-# their servers here (an Elasticsearch-API server, etcd, the Python agent), started by the
-# tests themselves.
+# What the suite needs beyond cargo is installed here, once; the tests start it themselves:
+# - the official SkyWalking Python agent, with Flask and requests (tests/setup-python-agent.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+echo "== test dependencies"
+bash tests/setup-python-agent.sh
 
 echo "== format"
 cargo fmt --all -- --check
