@@ -69,7 +69,7 @@ fn check(source: &Source<'_>) -> Result<(), String> {
     if let Some(bucket) = minute {
         let (day, clock) = (bucket / 10_000, bucket % 10_000);
         let (month, date) = (day / 100 % 100, day % 100);
-        let valid = (1970_01_01..=9999_12_31).contains(&day)
+        let valid = (19_700_101..=99_991_231).contains(&day)
             && (1..=12).contains(&month)
             && (1..=31).contains(&date)
             && clock / 100 < 24
