@@ -1,0 +1,229 @@
+//! Scans: the one read shape every provider answers — rows of a model within a time range that
+//! pass some filters, sorted and paged (pipeline-and-storage.md §11.1). Elasticsearch turns a
+//! scan into one search; the embedded store reads the days of the range and applies
+//! [`ScanQuery::matches`] and [`ScanQuery::finish`], which define the semantics for both.
+
+use std::cmp::Ordering;
+
+use crate::row::{Row, Value};
+
+/// Time buckets from `start` to `end`, both included, in the granularity of the rows sought
+/// (a minute range never matches hour rows: their buckets have fewer digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeRange {
+    /// The first bucket.
+    pub start: i64,
+    /// The last bucket.
+    pub end: i64,
+}
+
+impl TimeRange {
+    /// Whether `bucket` lies in the range.
+    pub fn contains(&self, bucket: i64) -> bool {
+        (self.start..=self.end).contains(&bucket)
+    }
+}
+
+/// A condition on one column (by its position in the model).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    /// The value equals this one.
+    Eq {
+        /// The column.
+        column: usize,
+        /// The value.
+        value: Value,
+    },
+    /// The value is one of these.
+    In {
+        /// The column.
+        column: usize,
+        /// The values.
+        values: Vec<Value>,
+    },
+    /// The numeric value lies between the bounds (each included; `None` is unbounded).
+    Range {
+        /// The column.
+        column: usize,
+        /// The lower bound.
+        min: Option<i64>,
+        /// The upper bound.
+        max: Option<i64>,
+    },
+    /// The text contains this text (endpoint search).
+    Contains {
+        /// The column.
+        column: usize,
+        /// The text sought.
+        text: String,
+    },
+    /// The text list holds every one of these (a segment's `key=value` tags).
+    HasAll {
+        /// The column.
+        column: usize,
+        /// The texts required.
+        texts: Vec<String>,
+    },
+}
+
+impl Filter {
+    /// Whether `row` passes.
+    pub fn matches(&self, row: &Row) -> bool {
+        match self {
+            Filter::Eq { column, value } => row.value(*column) == value,
+            Filter::In { column, values } => values.contains(row.value(*column)),
+            Filter::Range { column, min, max } => row
+                .value(*column)
+                .as_i64()
+                .is_some_and(|value| min.is_none_or(|min| value >= min) && max.is_none_or(|max| value <= max)),
+            Filter::Contains { column, text } => row.value(*column).as_str().is_some_and(|value| value.contains(text)),
+            Filter::HasAll { column, texts } => match row.value(*column) {
+                Value::TextList(list) => texts.iter().all(|text| list.contains(text)),
+                _ => texts.is_empty(),
+            },
+        }
+    }
+}
+
+/// What rows are sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    /// The row's time bucket.
+    TimeBucket,
+    /// A numeric or text column.
+    Column(usize),
+}
+
+/// A sort order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sort {
+    /// The key.
+    pub key: SortKey,
+    /// Largest first.
+    pub descending: bool,
+}
+
+/// Rows of one model: within `time_range` (all time if `None`), passing every filter, sorted,
+/// then `offset` rows skipped and at most `limit` returned.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ScanQuery {
+    /// The buckets sought.
+    pub time_range: Option<TimeRange>,
+    /// Conditions every row must meet.
+    pub filters: Vec<Filter>,
+    /// The order; by id when `None`.
+    pub sort: Option<Sort>,
+    /// Rows skipped after sorting (paging).
+    pub offset: usize,
+    /// Rows returned at most.
+    pub limit: Option<usize>,
+}
+
+impl ScanQuery {
+    /// Whether `row` belongs in the result (before sorting and paging).
+    pub fn matches(&self, row: &Row) -> bool {
+        self.time_range.is_none_or(|range| range.contains(row.time_bucket))
+            && self.filters.iter().all(|filter| filter.matches(row))
+    }
+
+    /// Sorts and pages the matching rows. Ties — and the order without a sort — go by id, so
+    /// pages never overlap.
+    pub fn finish(&self, mut rows: Vec<Row>) -> Vec<Row> {
+        rows.sort_by(|a, b| {
+            let by_key = self.sort.map_or(Ordering::Equal, |sort| {
+                let order = compare(sort.key, a, b);
+                if sort.descending { order.reverse() } else { order }
+            });
+            by_key.then_with(|| a.id.cmp(&b.id))
+        });
+        let rows = rows.into_iter().skip(self.offset);
+        match self.limit {
+            Some(limit) => rows.take(limit).collect(),
+            None => rows.collect(),
+        }
+    }
+}
+
+fn compare(key: SortKey, a: &Row, b: &Row) -> Ordering {
+    match key {
+        SortKey::TimeBucket => a.time_bucket.cmp(&b.time_bucket),
+        SortKey::Column(column) => match (a.value(column), b.value(column)) {
+            (Value::Text(a), Value::Text(b)) => a.cmp(b),
+            (Value::Double(a), Value::Double(b)) => a.total_cmp(b),
+            (a, b) => a.as_i64().cmp(&b.as_i64()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A segment-like row: service (0), latency (1), tags (2).
+    fn row(id: &str, second: i64, service: &str, latency: i32, tags: &[&str]) -> Row {
+        Row {
+            id: id.to_owned(),
+            time_bucket: 20_261_121_120_000 + second,
+            values: vec![
+                Value::Text(service.to_owned()),
+                Value::Int(latency),
+                Value::TextList(tags.iter().map(|tag| (*tag).to_owned()).collect()),
+            ],
+        }
+    }
+
+    fn rows() -> Vec<Row> {
+        vec![
+            row("a", 1, "py-frontend", 30, &["http.method=GET", "http.status_code=200"]),
+            row("b", 2, "py-backend", 10, &["http.method=GET", "http.status_code=500"]),
+            row("c", 3, "py-frontend", 50, &["http.method=POST"]),
+            row("d", 4, "py-frontend", 30, &[]),
+        ]
+    }
+
+    fn ids(rows: &[Row]) -> Vec<&str> {
+        rows.iter().map(|row| row.id.as_str()).collect()
+    }
+
+    fn run(query: &ScanQuery) -> Vec<Row> {
+        query.finish(rows().into_iter().filter(|row| query.matches(row)).collect())
+    }
+
+    #[test]
+    fn filters_and_time_range_select_rows() {
+        let frontend = Filter::Eq { column: 0, value: Value::Text("py-frontend".to_owned()) };
+        let query = ScanQuery { filters: vec![frontend.clone()], ..ScanQuery::default() };
+        assert_eq!(ids(&run(&query)), ["a", "c", "d"]);
+
+        let range = TimeRange { start: 20_261_121_120_002, end: 20_261_121_120_003 };
+        let query = ScanQuery { time_range: Some(range), ..ScanQuery::default() };
+        assert_eq!(ids(&run(&query)), ["b", "c"]);
+
+        let slow = Filter::Range { column: 1, min: Some(30), max: None };
+        let query = ScanQuery { filters: vec![frontend, slow], ..ScanQuery::default() };
+        assert_eq!(ids(&run(&query)), ["a", "c", "d"]);
+
+        let tags = Filter::HasAll { column: 2, texts: vec!["http.method=GET".to_owned()] };
+        assert_eq!(ids(&run(&ScanQuery { filters: vec![tags], ..ScanQuery::default() })), ["a", "b"]);
+        let both =
+            Filter::HasAll { column: 2, texts: vec!["http.method=GET".to_owned(), "http.status_code=500".to_owned()] };
+        assert_eq!(ids(&run(&ScanQuery { filters: vec![both], ..ScanQuery::default() })), ["b"]);
+
+        let part = Filter::Contains { column: 0, text: "back".to_owned() };
+        assert_eq!(ids(&run(&ScanQuery { filters: vec![part], ..ScanQuery::default() })), ["b"]);
+        let any = Filter::In { column: 1, values: vec![Value::Int(10), Value::Int(50)] };
+        assert_eq!(ids(&run(&ScanQuery { filters: vec![any], ..ScanQuery::default() })), ["b", "c"]);
+    }
+
+    #[test]
+    fn sorted_pages_never_overlap() {
+        let by_latency = Some(Sort { key: SortKey::Column(1), descending: true });
+        let page = |offset| run(&ScanQuery { sort: by_latency, offset, limit: Some(2), ..ScanQuery::default() });
+        // Latencies 50, 30, 30, 10: the tie between a and d goes by id.
+        assert_eq!(ids(&page(0)), ["c", "a"]);
+        assert_eq!(ids(&page(2)), ["d", "b"]);
+        assert!(page(4).is_empty());
+        let newest = Some(Sort { key: SortKey::TimeBucket, descending: true });
+        assert_eq!(ids(&run(&ScanQuery { sort: newest, limit: Some(1), ..ScanQuery::default() })), ["d"]);
+    }
+}

@@ -1,0 +1,102 @@
+//! Rows: one stored entry of a model — its id, its time bucket, and one value per column in the
+//! model's column order, so a row carries no column names.
+
+/// One column's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// No value (a column the writer left out).
+    Null,
+    /// A 32-bit integer.
+    Int(i32),
+    /// A 64-bit integer.
+    Long(i64),
+    /// A 64-bit float.
+    Double(f64),
+    /// Text.
+    Text(String),
+    /// Raw bytes.
+    Bytes(Vec<u8>),
+    /// A list of texts.
+    TextList(Vec<String>),
+}
+
+impl Value {
+    /// The value as an integer, for range filters and sorting: ints, longs, and doubles
+    /// truncated toward zero.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Int(value) => Some(i64::from(*value)),
+            Value::Long(value) => Some(*value),
+            // Truncation toward zero is the meaning wanted here.
+            #[allow(clippy::cast_possible_truncation)]
+            Value::Double(value) => Some(*value as i64),
+            _ => None,
+        }
+    }
+
+    /// The value as text, if it is text.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// One stored entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    /// The storage id (`service_cpm`'s `202611211230_<entity>`, a segment id).
+    pub id: String,
+    /// The time bucket: `yyyyMMddHHmm` for minute rows, `yyyyMMddHH` for hour rows,
+    /// `yyyyMMdd` for day rows, `yyyyMMddHHmmss` for segments. It picks the row's day.
+    pub time_bucket: i64,
+    /// One value per column of the model, in its order.
+    pub values: Vec<Value>,
+}
+
+impl Row {
+    /// The value of column `index`; `Null` past the end.
+    pub fn value(&self, index: usize) -> &Value {
+        self.values.get(index).unwrap_or(&Value::Null)
+    }
+}
+
+/// Where a row lives: its id, and its time bucket (which names its day).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RowKey {
+    /// The storage id.
+    pub id: String,
+    /// The row's time bucket.
+    pub time_bucket: i64,
+}
+
+/// The day (`yyyyMMdd`) of any time bucket: second, minute, hour or day.
+pub fn day_of(time_bucket: i64) -> i64 {
+    match time_bucket {
+        bucket if bucket >= 10_000_000_000_000 => bucket / 1_000_000,
+        bucket if bucket >= 100_000_000_000 => bucket / 10_000,
+        bucket if bucket >= 1_000_000_000 => bucket / 100,
+        bucket => bucket,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_granularity_names_its_day() {
+        assert_eq!(day_of(20_261_121_123_456), 20_261_121, "second");
+        assert_eq!(day_of(202_611_211_234), 20_261_121, "minute");
+        assert_eq!(day_of(2_026_112_112), 20_261_121, "hour");
+        assert_eq!(day_of(20_261_121), 20_261_121, "day");
+    }
+
+    #[test]
+    fn missing_values_read_as_null() {
+        let row = Row { id: "a".to_owned(), time_bucket: 202_611_211_234, values: vec![Value::Int(3)] };
+        assert_eq!(row.value(0).as_i64(), Some(3));
+        assert_eq!(row.value(5), &Value::Null);
+    }
+}
