@@ -12,6 +12,8 @@ use oap_proto::v3::Commands;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::batch::Batch;
+
 /// A request the receiver refused, with the reason the client reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -60,16 +62,45 @@ pub fn commands() -> Response {
     Json(Commands::default()).into_response()
 }
 
-/// The reply to a batch: `{}` when every element was accepted, else a 400 that says how many
-/// were rejected (and why the first was) and that the others were kept, so clients do not
-/// resend them.
-pub fn batch_reply(total: usize, rejected: usize, first_error: Option<String>) -> Response {
-    match first_error {
-        None => commands(),
-        Some(error) => Rejection::bad_request(format!(
-            "{rejected} of {total} {} rejected, the first because {error}; the others were accepted",
-            if total == 1 { "element" } else { "elements" }
-        ))
-        .into_response(),
+/// Replies to a request of one message: reads the body (counting it with `unreadable` when it
+/// cannot be read), hands it to `handle` — which counts and logs its own rejections — and
+/// answers `{}`, or a 400 with the reason.
+pub fn reply_one<E: std::fmt::Display>(
+    body: Result<Bytes, BytesRejection>,
+    unreadable: impl FnOnce(),
+    handle: impl FnOnce(&[u8]) -> Result<(), E>,
+) -> Response {
+    let body = match self::body(body) {
+        Ok(body) => body,
+        Err(rejection) => {
+            unreadable();
+            return rejection.into_response();
+        }
+    };
+    match handle(&body) {
+        Ok(()) => commands(),
+        Err(error) => Rejection::bad_request(error.to_string()).into_response(),
+    }
+}
+
+/// Replies to a JSON array of `what`: each element goes to `handle` alone and the reply tallies
+/// the rejected ones (`Batch`); a body that cannot be read or is no array is counted with
+/// `unreadable` and refused.
+pub fn reply_array<E: std::fmt::Display>(
+    body: Result<Bytes, BytesRejection>,
+    what: &str,
+    unreadable: impl FnOnce(),
+    mut handle: impl FnMut(&str) -> Result<(), E>,
+) -> Response {
+    let batch = self::body(body).and_then(|body| {
+        let elements = json_array(&body, what)?;
+        Ok(Batch::of(elements.iter().map(|element| handle(element.get()))))
+    });
+    match batch {
+        Ok(batch) => batch.into_response(),
+        Err(rejection) => {
+            unreadable();
+            rejection.into_response()
+        }
     }
 }

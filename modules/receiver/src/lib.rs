@@ -10,6 +10,7 @@
 //! bytes — so one bad message never ends a stream — and [`http`], the JSON side. Every receiver
 //! counts what it receives and rejects ([`metrics`]).
 
+mod batch;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use oap_core::{GrpcServer, GrpcServerRef, HttpServerRef};
 use oap_kernel::provider::deserialize_settings;
@@ -40,7 +40,6 @@ use crate::grpc::names::{
 use crate::grpc::{AgentRpcs, AgentService, Arity};
 use crate::http;
 use crate::metrics::{Protocol, ReceiverMetrics};
-use crate::trace::Batch;
 
 /// One rpc of a quiet service: its name, how it sends, and how a request message is checked.
 #[derive(Clone, Copy)]
@@ -288,18 +287,13 @@ fn accept_array(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let metrics = metrics.of(Protocol::Http);
-    let parsed = http::body(body).and_then(|body| {
-        let elements = http::json_array(&body, "messages")?;
-        Ok(Batch::of(elements.iter().map(|element| {
+    http::reply_array(
+        body,
+        "messages",
+        || metrics.reject(),
+        |element| {
             let _timer = metrics.time();
-            check(element.get()).inspect_err(|_| metrics.reject())
-        })))
-    });
-    match parsed {
-        Ok(batch) => batch.into_response(),
-        Err(rejection) => {
-            metrics.reject();
-            rejection.into_response()
-        }
-    }
+            check(element).inspect_err(|_| metrics.reject())
+        },
+    )
 }

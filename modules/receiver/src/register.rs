@@ -19,7 +19,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use oap_core::{CoreConfigRef, GrpcServerRef, HttpServerRef, SourceDispatcherRef, TimeBuckets};
 use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
@@ -35,7 +35,7 @@ use tracing::warn;
 
 use crate::grpc::names::{ManagementCompat, ManagementV3};
 use crate::grpc::{AgentRpcs, AgentService, Arity};
-use crate::http::{self, Rejection};
+use crate::http;
 use crate::metrics::{Protocol, ReceiverMetrics};
 
 /// The module's name in `application.yml`.
@@ -259,17 +259,7 @@ impl AgentRpcs for ManagementRpcs {
 type Handler = fn(&ManagementReceiver, Encoded<'_>) -> Result<(), ManagementRejection>;
 
 fn http_reply(receiver: &ManagementReceiver, body: Result<Bytes, BytesRejection>, handler: Handler) -> Response {
-    let body = match http::body(body) {
-        Ok(body) => body,
-        Err(rejection) => {
-            receiver.reject_unreadable(Protocol::Http);
-            return rejection.into_response();
-        }
-    };
-    match handler(receiver, Encoded::Json(&body)) {
-        Ok(()) => http::commands(),
-        Err(rejection) => Rejection::bad_request(rejection.to_string()).into_response(),
-    }
+    http::reply_one(body, || receiver.reject_unreadable(Protocol::Http), |json| handler(receiver, Encoded::Json(json)))
 }
 
 async fn post_report_properties(

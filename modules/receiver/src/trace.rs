@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::post;
 use oap_agent_analyzer::{AnalysisError, SegmentAnalyzer};
 use oap_core::{GrpcServerRef, HttpServerRef, SourceDispatcherRef};
@@ -27,9 +27,10 @@ use serde::Deserialize;
 use tonic::Status;
 use tracing::warn;
 
+use crate::batch::Batch;
 use crate::grpc::names::{SpanAttachedEventV3, TraceCompat, TraceV3};
 use crate::grpc::{AgentRpcs, AgentService, Arity};
-use crate::http::{self, Rejection};
+use crate::http;
 use crate::metrics::{Protocol, ReceiverMetrics};
 use crate::quiet::{QuietMethod, QuietRpcs};
 
@@ -161,75 +162,21 @@ impl AgentRpcs for TraceRpcs {
     }
 }
 
-/// How a batch went: how many elements, how many rejected, and the first rejection.
-pub(crate) struct Batch {
-    total: usize,
-    rejected: usize,
-    first_error: Option<String>,
-}
-
-impl Batch {
-    /// Tallies the outcomes of a batch's elements, logging each rejection.
-    pub(crate) fn of<E: std::fmt::Display>(outcomes: impl Iterator<Item = Result<(), E>>) -> Self {
-        let mut batch = Batch { total: 0, rejected: 0, first_error: None };
-        for outcome in outcomes {
-            batch.total += 1;
-            if let Err(error) = outcome {
-                warn!(%error, "batch element rejected");
-                batch.rejected += 1;
-                batch.first_error.get_or_insert_with(|| error.to_string());
-            }
-        }
-        batch
-    }
-
-    /// `Ok` when every element was accepted; else `INVALID_ARGUMENT` saying that the others were
-    /// kept, so the client does not resend them.
-    pub(crate) fn into_status(self, what: &str) -> Result<(), Status> {
-        match self.first_error {
-            None => Ok(()),
-            Some(error) => Err(Status::invalid_argument(format!(
-                "{} of {} {what} rejected, the first because {error}; the others were accepted",
-                self.rejected, self.total
-            ))),
-        }
-    }
-
-    /// The HTTP reply: `{}`, or a 400 saying the same as [`Batch::into_status`].
-    pub(crate) fn into_response(self) -> Response {
-        http::batch_reply(self.total, self.rejected, self.first_error)
-    }
-}
-
 async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
-    let body = match http::body(body) {
-        Ok(body) => body,
-        Err(rejection) => {
-            receiver.reject_unreadable(Protocol::Http);
-            return rejection.into_response();
-        }
-    };
-    match receiver.receive_json(&body) {
-        Ok(()) => http::commands(),
-        Err(rejection) => {
-            warn!(%rejection, "segment rejected");
-            Rejection::bad_request(rejection.to_string()).into_response()
-        }
-    }
+    http::reply_one(
+        body,
+        || receiver.reject_unreadable(Protocol::Http),
+        |json| receiver.receive_json(json).inspect_err(|rejection| warn!(%rejection, "segment rejected")),
+    )
 }
 
 async fn post_segments(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
-    let parsed = http::body(body).and_then(|body| {
-        let elements = http::json_array(&body, "SegmentObject")?;
-        Ok(Batch::of(elements.iter().map(|element| receiver.receive_json(element.get().as_bytes()))))
-    });
-    match parsed {
-        Ok(batch) => batch.into_response(),
-        Err(rejection) => {
-            receiver.reject_unreadable(Protocol::Http);
-            rejection.into_response()
-        }
-    }
+    http::reply_array(
+        body,
+        "SegmentObject",
+        || receiver.reject_unreadable(Protocol::Http),
+        |json| receiver.receive_json(json.as_bytes()),
+    )
 }
 
 /// `receiver-trace.default` takes no settings.
