@@ -3,15 +3,29 @@
 //!
 //! Subscriptions are made while the modules start; dispatching reads an immutable list, so it
 //! takes no lock on the hot path.
+//!
+//! A receiver acknowledges an agent only once what it dispatched is safe: [`SourceDispatcher::settle`]
+//! waits until every consumer has made durable what it accepted before the call.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use oap_model::source::Source;
+
+/// A wait until sources accepted earlier are durable; the error says why they may not be.
+pub type Settle = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// A stream that consumes sources.
 pub trait SourceConsumer: Send + Sync {
     /// Takes one source; copies what it keeps. Must not block.
     fn accept(&self, source: &Source<'_>);
+
+    /// A wait until everything this consumer accepted before the call (on this thread) is
+    /// durable; `None` when it holds nothing that needs waiting for.
+    fn settle(&self) -> Option<Settle> {
+        None
+    }
 }
 
 /// Fans sources out to the subscribed consumers.
@@ -43,6 +57,17 @@ impl SourceDispatcher {
     pub fn dispatch(&self, source: &Source<'_>) {
         for consumer in self.consumers() {
             consumer.accept(source);
+        }
+    }
+
+    /// Waits until every consumer has made durable what it accepted before the call.
+    pub fn settle(&self) -> impl Future<Output = Result<(), String>> + Send + 'static {
+        let waits: Vec<Settle> = self.consumers().iter().filter_map(|consumer| consumer.settle()).collect();
+        async move {
+            for wait in waits {
+                wait.await?;
+            }
+            Ok(())
         }
     }
 

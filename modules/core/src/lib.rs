@@ -26,7 +26,7 @@ use oap_kernel::{ModuleDefinition, ServiceDecl};
 pub use oap_model::TimeBuckets;
 
 pub use self::config::{CoreConfig, Downsampling, Role};
-pub use self::dispatcher::{SourceConsumer, SourceDispatcher};
+pub use self::dispatcher::{Settle, SourceConsumer, SourceDispatcher};
 pub use self::grpc_server::GrpcServer;
 pub use self::http_server::HttpServer;
 pub use self::provider::CoreProviderFactory;

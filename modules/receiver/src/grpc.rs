@@ -54,6 +54,21 @@ pub trait AgentRpcs: Send + Sync + 'static {
     /// Counts a request the transport could not deliver (over the size limit, broken framing or
     /// compression); the call ends with `status`.
     fn reject(&self, method: Self::Method, status: &Status);
+
+    /// Waits, before the reply, until what the call's messages produced is durable; an error
+    /// (`UNAVAILABLE`) tells the agent its data may not be kept. Nothing to wait for by default.
+    fn settle(&self) -> Option<Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>> {
+        None
+    }
+}
+
+/// Settles a call, and replies.
+/// Waits even when the call failed: a batch's accepted messages are as durable as a good call's.
+async fn settled<R: AgentRpcs>(rpcs: &R, handled: Result<(), Status>) -> Result<Response<Commands>, Status> {
+    if let Some(wait) = rpcs.settle() {
+        wait.await?;
+    }
+    handled.map(|()| Response::new(Commands::default()))
 }
 
 /// The name a service has on the wire, e.g. `skywalking.v3.TraceSegmentReportService`, or the
@@ -157,12 +172,13 @@ struct UnaryCall<R: AgentRpcs> {
 
 impl<R: AgentRpcs> UnaryService<Bytes> for UnaryCall<R> {
     type Response = Commands;
-    type Future = std::future::Ready<Result<Response<Commands>, Status>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Commands>, Status>> + Send>>;
 
     fn call(&mut self, request: Request<Bytes>) -> Self::Future {
         self.handled.store(true, Ordering::Relaxed);
         let handled = self.rpcs.handle(self.method, request.into_inner());
-        std::future::ready(handled.map(|()| Response::new(Commands::default())))
+        let rpcs = self.rpcs.clone();
+        Box::pin(async move { settled(&*rpcs, handled).await })
     }
 }
 
@@ -186,7 +202,7 @@ impl<R: AgentRpcs> ClientStreamingService<Bytes> for StreamCall<R> {
                             debug!(%status, "request message rejected; the stream goes on");
                         }
                     }
-                    Ok(None) => return Ok(Response::new(Commands::default())),
+                    Ok(None) => return settled(&*rpcs, Ok(())).await,
                     Err(status) => {
                         let status = transport_status(status);
                         if status.code() != Code::Cancelled {

@@ -36,6 +36,14 @@ impl IntoResponse for Rejection {
     }
 }
 
+/// The reply once the request's data is settled: `reply`, or 503 when it may not be kept.
+pub fn settled(settle: Result<(), tonic::Status>, reply: Response) -> Response {
+    match settle {
+        Ok(()) => reply,
+        Err(status) => (StatusCode::SERVICE_UNAVAILABLE, status.message().to_owned()).into_response(),
+    }
+}
+
 /// The body limit the receivers' routes apply (`maxMessageSize`, as for gRPC messages).
 pub fn body_limit(max_message_size: usize) -> DefaultBodyLimit {
     DefaultBodyLimit::max(max_message_size)

@@ -7,6 +7,8 @@
 //! in `trace_analysis_error_count` and logged, and the stream or batch it came in goes on. Every
 //! segment received is timed in `trace_in_latency`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -103,6 +105,14 @@ impl TraceReceiver {
         self.metrics.of(protocol).reject();
     }
 
+    /// Waits until what was received before the call is durable.
+    pub async fn settle(&self) -> Result<(), Status> {
+        self.dispatcher
+            .settle()
+            .await
+            .map_err(|reason| Status::unavailable(format!("segments may not be kept: {reason}")))
+    }
+
     fn analyse(&self, segment: &SegmentObject, raw: &[u8]) -> Result<(), AnalysisError> {
         let dispatcher = &*self.dispatcher;
         self.analyzer.analyze(segment, raw, &mut |source: Source<'_>| dispatcher.dispatch(&source))
@@ -156,6 +166,11 @@ impl AgentRpcs for TraceRpcs {
         }
     }
 
+    fn settle(&self) -> Option<Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>> {
+        let receiver = self.0.clone();
+        Some(Box::pin(async move { receiver.settle().await }))
+    }
+
     fn reject(&self, _method: TraceMethod, status: &Status) {
         warn!(%status, "segment request refused by the transport");
         self.0.reject_unreadable(Protocol::Grpc);
@@ -163,20 +178,22 @@ impl AgentRpcs for TraceRpcs {
 }
 
 async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
-    http::reply_one(
+    let reply = http::reply_one(
         body,
         || receiver.reject_unreadable(Protocol::Http),
         |json| receiver.receive_json(json).inspect_err(|rejection| warn!(%rejection, "segment rejected")),
-    )
+    );
+    http::settled(receiver.settle().await, reply)
 }
 
 async fn post_segments(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
-    http::reply_array(
+    let reply = http::reply_array(
         body,
         "SegmentObject",
         || receiver.reject_unreadable(Protocol::Http),
         |json| receiver.receive_json(json.as_bytes()),
-    )
+    );
+    http::settled(receiver.settle().await, reply)
 }
 
 /// `receiver-trace.default` takes no settings.

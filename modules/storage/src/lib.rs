@@ -7,19 +7,29 @@
 //! - [`storage`]: the trait itself, with its durability promise;
 //! - [`error`]: failures, split into retryable and not.
 //!
-//! No provider is built yet: this crate fixes the interface the pipeline (L2 merge, records,
-//! TTL) and the query API will be written against.
+//! - [`builtin`]: the hard-coded models (segment, traffic, alias, relations) and their typed rows;
+//! - [`dao`]: the typed reads the query API makes, with defaults over `scan` and `multi_get`;
+//! - [`retry`]: writing until stored, counted; [`record_stream`]: records to storage, settled;
+//! - [`ttl`]: the data keeper that drops expired days.
+//!
+//! The providers (the embedded store, Elasticsearch) live in crates of their own.
 
+pub mod builtin;
+pub mod dao;
 pub mod error;
 pub mod model;
 pub mod query;
+pub mod record_stream;
+pub mod retry;
 pub mod row;
 pub mod storage;
+pub mod ttl;
 
 use std::sync::Arc;
 
 use oap_kernel::{ModuleDefinition, ServiceDecl};
 
+pub use self::dao::StorageDao;
 pub use self::error::StorageError;
 pub use self::model::{Column, ColumnType, Indexing, Model, ModelKind, ModelRef};
 pub use self::query::{Filter, ScanQuery, Sort, SortKey, TimeRange};
@@ -29,8 +39,8 @@ pub use self::storage::{Storage, Write};
 /// The module's name in `application.yml`.
 pub const MODULE_NAME: &str = "storage";
 
-/// The store, as other modules look it up.
-pub type StorageRef = Arc<dyn Storage>;
+/// The store and its DAOs, as other modules look them up.
+pub type StorageRef = Arc<dyn StorageDao>;
 
 /// The module's definition: it offers a [`StorageRef`].
 pub fn module_definition() -> ModuleDefinition {

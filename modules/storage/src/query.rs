@@ -64,6 +64,10 @@ pub enum Filter {
         /// The texts required.
         texts: Vec<String>,
     },
+    /// Every one of these holds.
+    All(Vec<Filter>),
+    /// At least one of these holds (topology: the service is the source or the target).
+    Any(Vec<Filter>),
 }
 
 impl Filter {
@@ -81,6 +85,8 @@ impl Filter {
                 Value::TextList(list) => texts.iter().all(|text| list.contains(text)),
                 _ => texts.is_empty(),
             },
+            Filter::All(filters) => filters.iter().all(|filter| filter.matches(row)),
+            Filter::Any(filters) => filters.iter().any(|filter| filter.matches(row)),
         }
     }
 }
@@ -213,6 +219,15 @@ mod tests {
         assert_eq!(ids(&run(&ScanQuery { filters: vec![part], ..ScanQuery::default() })), ["b"]);
         let any = Filter::In { column: 1, values: vec![Value::Int(10), Value::Int(50)] };
         assert_eq!(ids(&run(&ScanQuery { filters: vec![any], ..ScanQuery::default() })), ["b", "c"]);
+        let backend = Filter::Eq { column: 0, value: Value::Text("py-backend".to_owned()) };
+        let either = Filter::Any(vec![
+            backend,
+            Filter::All(vec![
+                Filter::Contains { column: 0, text: "front".to_owned() },
+                Filter::Range { column: 1, min: Some(40), max: None },
+            ]),
+        ]);
+        assert_eq!(ids(&run(&ScanQuery { filters: vec![either], ..ScanQuery::default() })), ["b", "c"]);
     }
 
     #[test]

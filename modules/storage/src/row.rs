@@ -2,9 +2,10 @@
 //! model's column order, so a row carries no column names.
 
 /// One column's value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     /// No value (a column the writer left out).
+    #[default]
     Null,
     /// A 32-bit integer.
     Int(i32),
@@ -15,7 +16,7 @@ pub enum Value {
     /// Text.
     Text(String),
     /// Raw bytes.
-    Bytes(Vec<u8>),
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A list of texts.
     TextList(Vec<String>),
 }
@@ -59,6 +60,40 @@ impl Row {
     /// The value of column `index`; `Null` past the end.
     pub fn value(&self, index: usize) -> &Value {
         self.values.get(index).unwrap_or(&Value::Null)
+    }
+
+    /// The value of column `index` as an integer (0 when absent or not numeric).
+    pub fn long(&self, index: usize) -> i64 {
+        self.value(index).as_i64().unwrap_or_default()
+    }
+
+    /// Takes the text of column `index` out of the row (empty when absent or not text).
+    pub fn take_text(&mut self, index: usize) -> String {
+        match self.values.get_mut(index).map(std::mem::take) {
+            Some(Value::Text(text)) => text,
+            _ => String::new(),
+        }
+    }
+
+    /// Takes the bytes of column `index` out of the row (empty when absent or not bytes).
+    pub fn take_bytes(&mut self, index: usize) -> Vec<u8> {
+        match self.values.get_mut(index).map(std::mem::take) {
+            Some(Value::Bytes(bytes)) => bytes,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Takes the text list of column `index` out of the row (empty when absent or not a list).
+    pub fn take_text_list(&mut self, index: usize) -> Vec<String> {
+        match self.values.get_mut(index).map(std::mem::take) {
+            Some(Value::TextList(list)) => list,
+            _ => Vec::new(),
+        }
+    }
+
+    /// The row's key.
+    pub fn key(&self) -> RowKey {
+        RowKey { id: self.id.clone(), time_bucket: self.time_bucket }
     }
 }
 

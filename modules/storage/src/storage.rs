@@ -21,6 +21,22 @@ pub enum Write {
     Update(ModelRef, Row),
 }
 
+impl Write {
+    /// The model written to.
+    pub fn model(&self) -> &ModelRef {
+        match self {
+            Write::Insert(model, _) | Write::Update(model, _) => model,
+        }
+    }
+
+    /// The row written.
+    pub fn row(&self) -> &Row {
+        match self {
+            Write::Insert(_, row) | Write::Update(_, row) => row,
+        }
+    }
+}
+
 /// A store of models' rows.
 #[async_trait]
 pub trait Storage: Send + Sync {
@@ -30,9 +46,11 @@ pub trait Storage: Send + Sync {
     /// Writes a batch. When it returns `Ok`, every write is durable: readable after the process
     /// is killed. On an error, none or some may have been applied; writing the batch again is
     /// safe (inserts and updates of the same id converge).
-    async fn write(&self, batch: Vec<Write>) -> Result<(), StorageError>;
+    async fn write(&self, batch: &[Write]) -> Result<(), StorageError>;
 
-    /// The stored rows of `model` with these keys; keys with no row are left out.
+    /// The stored rows of `model` with these keys; keys with no row are left out. A key of a
+    /// time-relative model names its row by entity id and bucket; one of a model that is not
+    /// time-relative (metadata) by id alone, its bucket ignored.
     async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError>;
 
     /// The rows of `model` that `query` selects, sorted and paged as it says.

@@ -1,0 +1,178 @@
+//! The record stream (pipeline-and-storage.md §7): records from the dispatcher to storage. The
+//! dispatcher hands each record over without blocking; one writer task takes whatever has
+//! queued, writes it as one batch (retrying until stored), then answers the settles that queued
+//! behind it — so an agent is acknowledged only once its segments are durable, and concurrent
+//! agents share each write (group commit).
+//!
+//! Records are written by the node that received them, whatever its role.
+
+use std::sync::Arc;
+
+use oap_core::{Settle, SourceConsumer};
+use oap_model::source::Source;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::builtin::segment::{self, SegmentRow};
+use crate::retry::{WriteMetrics, write_until_stored};
+use crate::storage::{Storage, Write};
+
+/// The most writes in one batch.
+const MAX_BATCH: usize = 2_000;
+
+enum Message {
+    Write(Write),
+    Settle(oneshot::Sender<Result<(), String>>),
+}
+
+/// The consumer the dispatcher feeds.
+pub struct RecordStream {
+    queue: mpsc::UnboundedSender<Message>,
+}
+
+impl RecordStream {
+    /// Starts the writer task on the current runtime.
+    pub fn start(storage: Arc<dyn Storage>, metrics: WriteMetrics) -> (Arc<Self>, JoinHandle<()>) {
+        let (queue, messages) = mpsc::unbounded_channel();
+        let writer = tokio::spawn(write_all(storage, messages, metrics));
+        (Arc::new(Self { queue }), writer)
+    }
+
+    fn send(&self, message: Message) -> bool {
+        self.queue.send(message).is_ok()
+    }
+}
+
+impl SourceConsumer for RecordStream {
+    fn accept(&self, source: &Source<'_>) {
+        if let Source::Segment(record) = source {
+            let row = SegmentRow::from_source(record).into_row();
+            // A closed queue means the writer stopped; the settle that follows reports it.
+            self.send(Message::Write(Write::Insert(segment::MODEL.clone(), row)));
+        }
+    }
+
+    fn settle(&self) -> Option<Settle> {
+        let (done, wait) = oneshot::channel();
+        if !self.send(Message::Settle(done)) {
+            return Some(Box::pin(async { Err("the record writer has stopped".to_owned()) }));
+        }
+        Some(Box::pin(async move { wait.await.unwrap_or_else(|_| Err("the record writer has stopped".to_owned())) }))
+    }
+}
+
+async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedReceiver<Message>, metrics: WriteMetrics) {
+    let mut taken = Vec::with_capacity(MAX_BATCH);
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut settles = Vec::new();
+    while messages.recv_many(&mut taken, MAX_BATCH).await > 0 {
+        for message in taken.drain(..) {
+            match message {
+                Message::Write(write) => batch.push(write),
+                Message::Settle(done) => settles.push(done),
+            }
+        }
+        let outcome = if batch.is_empty() {
+            Ok(())
+        } else {
+            write_until_stored(&*storage, &batch, &metrics).await.map_err(|failure| failure.to_string())
+        };
+        batch.clear();
+        for done in settles.drain(..) {
+            // The sender may have gone (the agent hung up); nothing to tell then.
+            let _ = done.send(outcome.clone());
+        }
+    }
+    info!("record writer stopped");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::error::StorageError;
+    use crate::model::{Model, ModelRef};
+    use crate::query::ScanQuery;
+    use crate::row::{Row, RowKey};
+
+    /// A store that is unavailable for its first `failures` writes, then keeps what it is given.
+    #[derive(Default)]
+    struct Flaky {
+        failures: AtomicUsize,
+        rows: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Storage for Flaky {
+        async fn install(&self, _models: &[ModelRef]) -> Result<(), StorageError> {
+            Ok(())
+        }
+        async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
+            if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+                return Err(StorageError::Unavailable("disk busy".to_owned()));
+            }
+            let mut rows = self.rows.lock().expect("lock");
+            rows.extend(batch.iter().map(|write| write.row().id.clone()));
+            Ok(())
+        }
+        async fn multi_get(&self, _model: &Model, _keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
+            Ok(Vec::new())
+        }
+        async fn scan(&self, _model: &Model, _query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
+            Ok(Vec::new())
+        }
+        async fn delete_before(&self, _model: &Model, _day: i64) -> Result<usize, StorageError> {
+            Ok(0)
+        }
+    }
+
+    fn segment(id: &'static str) -> Source<'static> {
+        Source::Segment(oap_model::source::SegmentRecord {
+            segment_id: id,
+            trace_id: "t",
+            service_name: "s",
+            service_instance_name: "i",
+            endpoint_name: "/e",
+            start_time: 0,
+            latency: 1,
+            is_error: false,
+            time_bucket: 20_261_121_000_000,
+            data_binary: b"x",
+            tags: Vec::new(),
+        })
+    }
+
+    fn stored(store: &Flaky) -> Vec<String> {
+        store.rows.lock().expect("lock").clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_write_is_retried_and_counted_and_settles_only_once_stored() {
+        let store = Arc::new(Flaky { failures: AtomicUsize::new(3), ..Flaky::default() });
+        let metrics = WriteMetrics::detached();
+        let (stream, _writer) = RecordStream::start(store.clone(), metrics.clone());
+        stream.accept(&segment("s1"));
+        stream.accept(&segment("s2"));
+        stream.settle().expect("records wait").await.expect("stored in the end");
+        assert_eq!(stored(&store), ["s1", "s2"]);
+        assert_eq!((metrics.retries(), metrics.errors(), metrics.rows()), (3, 0, 2));
+    }
+
+    #[tokio::test]
+    async fn other_sources_are_not_records() {
+        let store = Arc::new(Flaky::default());
+        let (stream, _writer) = RecordStream::start(store.clone(), WriteMetrics::detached());
+        stream.accept(&Source::ServiceMeta(oap_model::source::ServiceMeta {
+            name: "db".into(),
+            layer: oap_model::Layer::VIRTUAL_DATABASE,
+            time_bucket: 1,
+        }));
+        stream.settle().expect("records wait").await.expect("nothing to store");
+        assert!(stored(&store).is_empty());
+    }
+}

@@ -1,0 +1,74 @@
+//! The data keeper (pipeline-and-storage.md §9): every `dataKeeperExecutePeriod` it drops the
+//! days that fell out of the TTL — `recordDataTTL` for records, `metricsDataTTL` for metrics and
+//! metadata. A day is kept while it is one of the last `ttl` days, today included, so a 3-day
+//! TTL on the 21st keeps the 19th, 20th and 21st (SkyWalking deletes days ≤ `now − ttl`).
+
+use std::time::Duration;
+
+use oap_model::{Granularity, TimeBuckets};
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::StorageRef;
+use crate::error::StorageError;
+use crate::model::ModelRef;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// What the keeper deletes, and after how long.
+#[derive(Clone)]
+pub struct DataKeeper {
+    storage: StorageRef,
+    models: Vec<ModelRef>,
+    record_ttl_days: i64,
+    metrics_ttl_days: i64,
+    buckets: TimeBuckets,
+}
+
+impl DataKeeper {
+    /// A keeper of `models` in `storage`; TTLs in whole days (at least 1).
+    pub fn new(
+        storage: StorageRef,
+        models: Vec<ModelRef>,
+        record_ttl: Duration,
+        metrics_ttl: Duration,
+        buckets: TimeBuckets,
+    ) -> Self {
+        let days = |ttl: Duration| i64::try_from(ttl.as_secs() / 86_400).unwrap_or(i64::MAX).max(1);
+        Self { storage, models, record_ttl_days: days(record_ttl), metrics_ttl_days: days(metrics_ttl), buckets }
+    }
+
+    /// The first day a model keeps at `now_ms`.
+    pub fn first_kept_day(&self, model: &ModelRef, now_ms: i64) -> Option<i64> {
+        let ttl = if model.kind.is_metrics() { self.metrics_ttl_days } else { self.record_ttl_days };
+        self.buckets.bucket(now_ms.checked_sub((ttl - 1).checked_mul(DAY_MS)?)?, Granularity::Day)
+    }
+
+    /// Deletes what expired by `now_ms`; returns how many days were dropped.
+    pub async fn run_once(&self, now_ms: i64) -> Result<usize, StorageError> {
+        let mut dropped = 0;
+        for model in &self.models {
+            if let Some(day) = self.first_kept_day(model, now_ms) {
+                dropped += self.storage.delete_before(model, day).await?;
+            }
+        }
+        Ok(dropped)
+    }
+
+    /// Runs every `period`, the first time one period from now.
+    pub fn start(self, period: Duration) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let now_ms = jiff::Timestamp::now().as_millisecond();
+                match self.run_once(now_ms).await {
+                    Ok(0) => {}
+                    Ok(days) => info!(days, "expired data deleted"),
+                    Err(failure) => warn!(%failure, "expired data not deleted; trying again next period"),
+                }
+            }
+        })
+    }
+}
