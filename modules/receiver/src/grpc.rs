@@ -57,10 +57,13 @@ pub trait AgentRpcs: Send + Sync + 'static {
 
     /// Waits, before the reply, until what the call's messages produced is durable; an error
     /// (`UNAVAILABLE`) tells the agent its data may not be kept. Nothing to wait for by default.
-    fn settle(&self) -> Option<Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>> {
+    fn settle(&self) -> Option<SettleCall> {
         None
     }
 }
+
+/// A wait until a call's data is durable.
+pub type SettleCall = Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
 
 /// Settles a call, and replies.
 /// Waits even when the call failed: a batch's accepted messages are as durable as a good call's.

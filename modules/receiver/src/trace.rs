@@ -7,8 +7,6 @@
 //! in `trace_analysis_error_count` and logged, and the stream or batch it came in goes on. Every
 //! segment received is timed in `trace_in_latency`.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -31,7 +29,7 @@ use tracing::warn;
 
 use crate::batch::Batch;
 use crate::grpc::names::{SpanAttachedEventV3, TraceCompat, TraceV3};
-use crate::grpc::{AgentRpcs, AgentService, Arity};
+use crate::grpc::{AgentRpcs, AgentService, Arity, SettleCall};
 use crate::http;
 use crate::metrics::{Protocol, ReceiverMetrics};
 use crate::quiet::{QuietMethod, QuietRpcs};
@@ -166,7 +164,7 @@ impl AgentRpcs for TraceRpcs {
         }
     }
 
-    fn settle(&self) -> Option<Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>> {
+    fn settle(&self) -> Option<SettleCall> {
         let receiver = self.0.clone();
         Some(Box::pin(async move { receiver.settle().await }))
     }

@@ -10,7 +10,7 @@
 //! - [`builtin`]: the hard-coded models (segment, traffic, alias, relations) and their typed rows;
 //! - [`dao`]: the typed reads the query API makes, with defaults over `scan` and `multi_get`;
 //! - [`retry`]: writing until stored, counted; [`record_stream`]: records to storage, settled;
-//! - [`ttl`]: the data keeper that drops expired days.
+//! - [`ttl`]: the data keeper that drops expired days; [`work`]: what every provider starts.
 //!
 //! The providers (the embedded store, Elasticsearch) live in crates of their own.
 
@@ -23,7 +23,10 @@ pub mod record_stream;
 pub mod retry;
 pub mod row;
 pub mod storage;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
 pub mod ttl;
+pub mod work;
 
 use std::sync::Arc;
 

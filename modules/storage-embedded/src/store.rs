@@ -1,0 +1,507 @@
+//! The embedded store: [`Storage`] on a fjall database in one directory.
+//!
+//! Writes are encoded by the caller's task and committed by one thread, which takes every batch
+//! that queued while it was busy, commits each atomically, then syncs the journal once for all
+//! of them (group commit) before any caller hears `Ok`. Reads run on the blocking pool.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, mpsc};
+use std::thread::JoinHandle;
+
+use async_trait::async_trait;
+use fjall::config::{BlockSizePolicy, CompressionPolicy};
+use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use oap_storage::dao::{MetadataQueryDao, MetricsQueryDao, TopologyQueryDao, TraceQueryDao};
+use oap_storage::{
+    Filter, Indexing, Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Value, Write, day_of,
+};
+use tokio::sync::oneshot;
+use tracing::{debug, info};
+
+use crate::codec;
+use crate::layout::{self, META, Placement};
+
+/// Batches the committer takes at most in one round.
+const MAX_JOBS_PER_ROUND: usize = 64;
+
+/// Why the store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The data directory cannot be created or written.
+    #[error("the data directory {path} is not writable: {source}")]
+    Unwritable {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The directory holds something the store cannot read.
+    #[error(
+        "cannot open the embedded store in {path}: {source} (is the directory damaged, not a store, or used by another server?)"
+    )]
+    Unreadable {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: fjall::Error,
+    },
+}
+
+/// Sizes of the store's memory.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget {
+    /// The block cache, bytes.
+    pub cache_size: u64,
+    /// One partition's writes held in memory (already in the synced journal) before they are
+    /// flushed to a disk table, bytes. Only the current day's partitions take writes.
+    pub memtable_size: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self { cache_size: 32 << 20, memtable_size: 16 << 20 }
+    }
+}
+
+/// The embedded store.
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+    jobs: Option<mpsc::Sender<Job>>,
+    committer: Option<JoinHandle<()>>,
+}
+
+struct Inner {
+    db: Database,
+    path: PathBuf,
+    memtable_size: u64,
+    partitions: RwLock<BTreeMap<String, Keyspace>>,
+}
+
+/// A batch encoded: the key-value entries for each partition.
+type Encoded = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+/// One caller's batch, encoded: entries per partition.
+struct Job {
+    entries: Encoded,
+    done: oneshot::Sender<Result<(), StorageError>>,
+}
+
+fn unavailable(what: &str, error: &fjall::Error) -> StorageError {
+    StorageError::Unavailable(format!("{what}: {error}"))
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: impl AsRef<Path>, budget: Budget) -> Result<Self, OpenError> {
+        let path = path.as_ref().to_path_buf();
+        let unwritable = |source| OpenError::Unwritable { path: path.clone(), source };
+        std::fs::create_dir_all(&path).map_err(unwritable)?;
+        let probe = path.join(".oap-write-probe");
+        std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(unwritable)?;
+        let unreadable = |source| OpenError::Unreadable { path: path.clone(), source };
+        let db = Database::builder(&path).cache_size(budget.cache_size).open().map_err(unreadable)?;
+        let mut partitions = BTreeMap::new();
+        for name in db.list_keyspace_names() {
+            let name = name.to_string();
+            let keyspace = db.keyspace(&name, || options_for(&name, budget.memtable_size)).map_err(unreadable)?;
+            partitions.insert(name, keyspace);
+        }
+        info!(path = %path.display(), partitions = partitions.len(), "embedded store open");
+        let committer_failed = |source| OpenError::Unwritable { path: path.clone(), source };
+        let (jobs, queue) = mpsc::channel();
+        let inner = Arc::new(Inner {
+            db,
+            path: path.clone(),
+            memtable_size: budget.memtable_size,
+            partitions: RwLock::new(partitions),
+        });
+        let committer = {
+            let inner = inner.clone();
+            std::thread::Builder::new()
+                .name("oap-store-commit".to_owned())
+                .spawn(move || commit_all(&inner, &queue))
+                .map_err(committer_failed)?
+        };
+        Ok(Self { inner, jobs: Some(jobs), committer: Some(committer) })
+    }
+
+    /// The directory the store lives in.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Bytes the store takes on disk (tables and journals).
+    pub fn disk_space(&self) -> Result<u64, StorageError> {
+        self.inner.db.disk_space().map_err(|error| unavailable("cannot measure the store", &error))
+    }
+
+    /// Writes every memtable to disk tables and compacts them fully, as a long-running store
+    /// ends up; for measuring its size.
+    pub async fn compact(&self) -> Result<(), StorageError> {
+        let inner = self.inner.clone();
+        blocking(move || {
+            for keyspace in inner.all_partitions() {
+                keyspace.rotate_memtable_and_wait().map_err(|error| unavailable("cannot flush", &error))?;
+                keyspace.major_compact().map_err(|error| unavailable("cannot compact", &error))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The names of the partitions, sorted.
+    pub fn partition_names(&self) -> Vec<String> {
+        self.inner.read_partitions().keys().cloned().collect()
+    }
+
+    fn encode(batch: &[Write]) -> Result<Encoded, StorageError> {
+        let mut entries: Encoded = Vec::new();
+        let mut push = |partition: String, key: Vec<u8>, value: Vec<u8>| match entries
+            .iter_mut()
+            .find(|(name, _)| *name == partition)
+        {
+            Some((_, list)) => list.push((key, value)),
+            None => entries.push((partition, vec![(key, value)])),
+        };
+        for write in batch {
+            let (model, row) = (write.model(), write.row());
+            codec::check(model, &row.values)?;
+            match Placement::of(model) {
+                Placement::Meta => {
+                    push(
+                        META.to_owned(),
+                        layout::meta_key(&model.name, &row.id),
+                        codec::encode_meta(row.time_bucket, &row.values)?,
+                    );
+                }
+                Placement::Daily { group } => {
+                    let day = day_of(row.time_bucket);
+                    for (column, spec) in model.columns.iter().enumerate() {
+                        if spec.indexing != Indexing::Lookup {
+                            continue;
+                        }
+                        if let Value::Text(value) = row.value(column) {
+                            let key = layout::lookup_key(&model.name, column, value, row.time_bucket, &row.id)
+                                .ok_or_else(|| StorageError::Invalid(format!("`{}` too long to index", spec.name)))?;
+                            push(layout::lookup(&group, day), key, Vec::new());
+                        }
+                    }
+                    let key = layout::daily_key(&model.name, row.time_bucket, &row.id);
+                    push(layout::daily(&group, day), key, codec::encode(&row.values)?);
+                }
+            }
+        }
+        Ok(entries)
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        self.jobs.take();
+        if let Some(committer) = self.committer.take() {
+            let _ = committer.join();
+        }
+    }
+}
+
+fn options_for(name: &str, memtable_size: u64) -> KeyspaceCreateOptions {
+    let lz4 = CompressionPolicy::all(CompressionType::Lz4);
+    let options = KeyspaceCreateOptions::default().data_block_compression_policy(lz4).max_memtable_size(memtable_size);
+    match layout::parse_daily(name) {
+        // Records are read in bulk or by a lookup: larger blocks compress better.
+        Some((group, _)) if group != "metrics" => options.data_block_size_policy(BlockSizePolicy::all(32 * 1024)),
+        _ => options,
+    }
+}
+
+impl Inner {
+    fn read_partitions(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Keyspace>> {
+        self.partitions.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn all_partitions(&self) -> Vec<Keyspace> {
+        self.read_partitions().values().cloned().collect()
+    }
+
+    fn existing(&self, name: &str) -> Option<Keyspace> {
+        self.read_partitions().get(name).cloned()
+    }
+
+    fn for_write(&self, name: &str) -> Result<Keyspace, StorageError> {
+        if let Some(keyspace) = self.existing(name) {
+            return Ok(keyspace);
+        }
+        let mut partitions = self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(keyspace) = partitions.get(name) {
+            return Ok(keyspace.clone());
+        }
+        let keyspace = self
+            .db
+            .keyspace(name, || options_for(name, self.memtable_size))
+            .map_err(|error| unavailable(&format!("cannot create partition {name}"), &error))?;
+        debug!(partition = name, "partition created");
+        partitions.insert(name.to_owned(), keyspace.clone());
+        Ok(keyspace)
+    }
+
+    fn apply(&self, entries: Encoded) -> Result<(), StorageError> {
+        let mut batch = self.db.batch();
+        for (partition, list) in entries {
+            let keyspace = self.for_write(&partition)?;
+            for (key, value) in list {
+                batch.insert(&keyspace, key, value);
+            }
+        }
+        batch.commit().map_err(|error| unavailable("cannot commit a batch", &error))
+    }
+
+    /// Day partitions of `group` (data, not index) whose day lies in `days`, oldest first.
+    fn days_of(&self, group: &str, days: std::ops::RangeInclusive<i64>) -> Vec<(i64, Keyspace)> {
+        self.read_partitions()
+            .iter()
+            .filter_map(|(name, keyspace)| {
+                let (owner, day) = layout::parse_daily(name)?;
+                (owner == group && days.contains(&day)).then(|| (day, keyspace.clone()))
+            })
+            .collect()
+    }
+
+    fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
+        let read = |error: fjall::Error| unavailable("cannot read", &error);
+        let mut rows = Vec::with_capacity(keys.len());
+        match Placement::of(model) {
+            Placement::Meta => {
+                let Some(meta) = self.existing(META) else { return Ok(rows) };
+                for key in keys {
+                    if let Some(bytes) = meta.get(layout::meta_key(&model.name, &key.id)).map_err(read)? {
+                        let (time_bucket, values) = codec::decode_meta(&bytes)?;
+                        rows.push(Row { id: key.id.clone(), time_bucket, values });
+                    }
+                }
+            }
+            Placement::Daily { group } => {
+                for key in keys {
+                    let Some(partition) = self.existing(&layout::partition_of(&group, key.time_bucket)) else {
+                        continue;
+                    };
+                    let stored =
+                        partition.get(layout::daily_key(&model.name, key.time_bucket, &key.id)).map_err(read)?;
+                    if let Some(bytes) = stored {
+                        rows.push(Row {
+                            id: key.id.clone(),
+                            time_bucket: key.time_bucket,
+                            values: codec::decode(&bytes)?,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    fn scan(&self, model: &Model, query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
+        let mut rows = Vec::new();
+        let mut keep = |row: Row| {
+            if query.matches(&row) {
+                rows.push(row);
+            }
+        };
+        let read = |error: fjall::Error| unavailable("cannot read", &error);
+        let prefix = layout::model_prefix(&model.name);
+        match Placement::of(model) {
+            Placement::Meta => {
+                if let Some(meta) = self.existing(META) {
+                    for entry in meta.prefix(&prefix) {
+                        let (key, bytes) = entry.into_inner().map_err(read)?;
+                        let id = layout::split_meta_key(&key, prefix.len()).ok_or_else(|| corrupt_key(&model.name))?;
+                        let (time_bucket, values) = codec::decode_meta(&bytes)?;
+                        keep(Row { id, time_bucket, values });
+                    }
+                }
+            }
+            Placement::Daily { group } => {
+                let days =
+                    query.time_range.map_or(i64::MIN..=i64::MAX, |range| day_of(range.start)..=day_of(range.end));
+                let lookup = lookup_filter(model, query);
+                for (day, partition) in self.days_of(&group, days) {
+                    match &lookup {
+                        Some((column, value)) => {
+                            let Some(index) = self.existing(&layout::lookup(&group, day)) else { continue };
+                            let Some(value_prefix) = layout::lookup_prefix(&model.name, *column, value) else {
+                                continue;
+                            };
+                            for entry in index.prefix(&value_prefix) {
+                                let key = entry.key().map_err(read)?;
+                                let (time_bucket, id) = layout::split_daily_key(&key, value_prefix.len())
+                                    .ok_or_else(|| corrupt_key(&model.name))?;
+                                if let Some(bytes) =
+                                    partition.get(layout::daily_key(&model.name, time_bucket, &id)).map_err(read)?
+                                {
+                                    keep(Row { id, time_bucket, values: codec::decode(&bytes)? });
+                                }
+                            }
+                        }
+                        None => {
+                            let entries = match query.time_range {
+                                Some(range) => partition.range(
+                                    layout::bucket_key(&model.name, range.start)
+                                        ..layout::bucket_key(&model.name, range.end.saturating_add(1)),
+                                ),
+                                None => partition.prefix(&prefix),
+                            };
+                            for entry in entries {
+                                let (key, bytes) = entry.into_inner().map_err(read)?;
+                                let (time_bucket, id) = layout::split_daily_key(&key, prefix.len())
+                                    .ok_or_else(|| corrupt_key(&model.name))?;
+                                keep(Row { id, time_bucket, values: codec::decode(&bytes)? });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(query.finish(rows))
+    }
+
+    fn delete_before(&self, model: &Model, day: i64) -> Result<usize, StorageError> {
+        match Placement::of(model) {
+            Placement::Meta => {
+                let Some(meta) = self.existing(META) else { return Ok(0) };
+                let prefix = layout::model_prefix(&model.name);
+                let mut batch = self.db.batch();
+                for entry in meta.prefix(&prefix) {
+                    let (key, bytes) = entry.into_inner().map_err(|error| unavailable("cannot read", &error))?;
+                    if day_of(codec::decode_meta(&bytes)?.0) < day {
+                        batch.remove(&meta, key);
+                    }
+                }
+                batch.commit().map_err(|error| unavailable("cannot delete", &error))?;
+                self.db.persist(PersistMode::SyncData).map_err(|error| unavailable("cannot sync", &error))?;
+                Ok(0)
+            }
+            Placement::Daily { group } => {
+                let expired: Vec<(String, bool)> = self
+                    .read_partitions()
+                    .keys()
+                    .filter_map(|name| {
+                        let (owner, partition_day) = layout::parse_daily(name)?;
+                        let data = owner == group;
+                        let index = layout::lookup_group(owner) == Some(group.as_str());
+                        ((data || index) && partition_day < day).then(|| (name.clone(), data))
+                    })
+                    .collect();
+                let mut dropped = 0;
+                for (name, data) in expired {
+                    let removed =
+                        self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name);
+                    if let Some(keyspace) = removed {
+                        self.db
+                            .delete_keyspace(keyspace)
+                            .map_err(|error| unavailable(&format!("cannot drop partition {name}"), &error))?;
+                        info!(partition = %name, "expired partition dropped");
+                        dropped += usize::from(data);
+                    }
+                }
+                Ok(dropped)
+            }
+        }
+    }
+}
+
+fn corrupt_key(model: &str) -> StorageError {
+    StorageError::Corrupt(format!("a key of model `{model}` cannot be read"))
+}
+
+/// An equality filter on a lookup column, which the day's index answers.
+fn lookup_filter(model: &Model, query: &ScanQuery) -> Option<(usize, String)> {
+    query.filters.iter().find_map(|filter| match filter {
+        Filter::Eq { column, value: Value::Text(value) }
+            if model.columns.get(*column).is_some_and(|spec| spec.indexing == Indexing::Lookup) =>
+        {
+            Some((*column, value.clone()))
+        }
+        _ => None,
+    })
+}
+
+fn commit_all(inner: &Inner, queue: &mpsc::Receiver<Job>) {
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_JOBS_PER_ROUND {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        let mut dones = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            outcomes.push(inner.apply(job.entries));
+            dones.push(job.done);
+        }
+        if outcomes.iter().any(Result::is_ok)
+            && let Err(error) = inner.db.persist(PersistMode::SyncData)
+        {
+            let failure = unavailable("cannot sync the journal", &error);
+            for outcome in outcomes.iter_mut().filter(|outcome| outcome.is_ok()) {
+                *outcome = Err(StorageError::Unavailable(failure.to_string()));
+            }
+        }
+        for (done, outcome) in dones.into_iter().zip(outcomes) {
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, StorageError> + Send + 'static,
+) -> Result<T, StorageError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|error| Err(StorageError::Unavailable(format!("a storage task failed: {error}"))))
+}
+
+#[async_trait]
+impl Storage for EmbeddedStore {
+    async fn install(&self, models: &[ModelRef]) -> Result<(), StorageError> {
+        for model in models {
+            if model.name.contains(['\0', '#']) || model.name.ends_with(".lookup") {
+                return Err(StorageError::Invalid(format!("model name `{}` cannot be stored", model.name)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let entries = Self::encode(batch)?;
+        let (done, outcome) = oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or_else(|| StorageError::Unavailable("the store is closed".to_owned()))?;
+        jobs.send(Job { entries, done })
+            .map_err(|_| StorageError::Unavailable("the store's committer has stopped".to_owned()))?;
+        outcome.await.unwrap_or_else(|_| Err(StorageError::Unavailable("the store's committer has stopped".to_owned())))
+    }
+
+    async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
+        let (inner, model, keys) = (self.inner.clone(), model.clone(), keys.to_vec());
+        blocking(move || inner.multi_get(&model, &keys)).await
+    }
+
+    async fn scan(&self, model: &Model, query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
+        let (inner, model, query) = (self.inner.clone(), model.clone(), query.clone());
+        blocking(move || inner.scan(&model, &query)).await
+    }
+
+    async fn delete_before(&self, model: &Model, day: i64) -> Result<usize, StorageError> {
+        let (inner, model) = (self.inner.clone(), model.clone());
+        blocking(move || inner.delete_before(&model, day)).await
+    }
+}
+
+impl MetricsQueryDao for EmbeddedStore {}
+impl TraceQueryDao for EmbeddedStore {}
+impl TopologyQueryDao for EmbeddedStore {}
+impl MetadataQueryDao for EmbeddedStore {}
