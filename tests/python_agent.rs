@@ -24,7 +24,10 @@ use common::{Ports, free_port, scratch_dir};
 use oap_core::{SourceConsumer, SourceDispatcherRef};
 use oap_kernel::BootPlan;
 use oap_model::source::{DetectPoint, Source};
+use oap_storage::StorageRef;
+use oap_storage::dao::TraceSearch;
 use oap_telemetry::MetricsCreatorRef;
+use prost::Message;
 
 /// Sources as the test keeps them: owned, and only what it checks.
 #[derive(Debug, Default)]
@@ -200,6 +203,7 @@ async fn python_agents_report_two_linked_services() {
     let ports = Ports::free();
     let mut vars: HashMap<String, String> = ports.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     vars.insert("SW_TELEMETRY".to_owned(), "none".to_owned());
+    vars.insert("SW_STORAGE_EMBEDDED_DATA_DIR".to_owned(), dir.join("data").to_string_lossy().into_owned());
     let plan = BootPlan::from_yaml(
         oap_server::BUILTIN_CONFIG,
         "application.yml",
@@ -272,6 +276,7 @@ async fn python_agents_report_two_linked_services() {
     }
 
     assert_sources(&recorder.0.lock().expect("lock"), &backend_address);
+    assert_stored(&kernel.service::<StorageRef>().expect("the store")).await;
 
     // The agents ran their exit path (an empty profiling stream) and said nothing was wrong.
     frontend.stop();
@@ -281,6 +286,37 @@ async fn python_agents_report_two_linked_services() {
         assert!(agent_trouble(&log).is_empty(), "the agent reported trouble:\n{log}");
     }
     assert!(kernel.shutdown().await.is_empty(), "clean shutdown");
+}
+
+/// The store holds each of the backend's 4 segments, in a trace with the frontend's `/api`
+/// segment, with the bytes the agent sent.
+async fn assert_stored(store: &StorageRef) {
+    let backend = oap_model::ids::service_id("py-backend", true);
+    let search = TraceSearch { service_id: Some(backend.clone()), limit: 100, ..TraceSearch::default() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let segments = loop {
+        let segments = store.search_segments(&search).await.expect("search the store");
+        if segments.len() >= 4 || Instant::now() > deadline {
+            break segments;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(segments.len(), 4, "one backend segment per call");
+    let frontend_api = oap_model::ids::endpoint_id(&oap_model::ids::service_id("py-frontend", true), "/api");
+    for segment in &segments {
+        let decoded = oap_proto::v3::SegmentObject::decode(segment.data_binary.as_slice()).expect("the stored bytes");
+        assert_eq!(
+            (decoded.trace_id.as_str(), decoded.trace_segment_id.as_str()),
+            (segment.trace_id.as_str(), segment.segment_id.as_str())
+        );
+        let trace = store.segments_of_trace(&segment.trace_id, None, 200).await.expect("the trace");
+        let endpoints: Vec<&str> = trace.iter().map(|segment| segment.endpoint_id.as_str()).collect();
+        assert!(
+            trace.len() == 2 && endpoints.contains(&frontend_api.as_str()),
+            "trace {}: {endpoints:?}",
+            segment.trace_id
+        );
+    }
 }
 
 /// What the sources must show once every call was reported (see the module doc).

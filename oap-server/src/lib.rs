@@ -11,6 +11,7 @@ pub fn catalog() -> ModuleCatalog {
     let mut modules = vec![
         oap_telemetry::module_definition(),
         oap_core::module_definition(),
+        oap_storage::module_definition(),
         oap_agent_analyzer::module_definition(),
         oap_receiver::trace::module_definition(),
         oap_receiver::register::module_definition(),
@@ -19,6 +20,7 @@ pub fn catalog() -> ModuleCatalog {
         Box::new(oap_telemetry::PrometheusProviderFactory),
         Box::new(oap_telemetry::NoneProviderFactory),
         Box::new(oap_core::CoreProviderFactory),
+        Box::new(oap_storage_embedded::EmbeddedProviderFactory),
         Box::new(oap_agent_analyzer::AnalyzerProviderFactory),
         Box::new(oap_receiver::TraceReceiverProviderFactory),
         Box::new(oap_receiver::RegisterReceiverProviderFactory),
@@ -51,6 +53,7 @@ mod tests {
             [
                 ("telemetry", "prometheus"),
                 ("core", "default"),
+                ("storage", "embedded"),
                 ("agent-analyzer", "default"),
                 ("receiver-trace", "default"),
                 ("receiver-register", "default"),
@@ -97,8 +100,8 @@ mod tests {
         let errors = plan_with(&[("SW_TELEMETRY", "-")]).err().expect("core requires telemetry");
         let lines: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
         assert_eq!(lines[0], "core: provider `default` requires module `telemetry`, which is disabled (selector `-`)");
-        // core plus the two receivers and the seven quiet ones; the analyzer counts nothing.
-        assert_eq!(lines.len(), 10, "{lines:#?}");
+        // core, storage, the two receivers and the seven quiet ones; the analyzer counts nothing.
+        assert_eq!(lines.len(), 11, "{lines:#?}");
         assert!(!lines.iter().any(|line| line.starts_with("agent-analyzer")), "{lines:#?}");
     }
 

@@ -57,6 +57,15 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
     let modules: Vec<String> = plan.order().iter().map(|(module, provider)| format!("{module}/{provider}")).collect();
     info!(config = %origin, modules = %modules.join(", "), "configuration loaded");
 
+    // Listening before the boot: a signal that comes while the modules start stops the server
+    // once they have, instead of killing it half-started.
+    let mut signals = match Signals::listen() {
+        Ok(signals) => signals,
+        Err(error) => {
+            error!(%error, "cannot listen for shutdown signals");
+            return ExitCode::FAILURE;
+        }
+    };
     let kernel = match plan.boot().await {
         Ok(kernel) => kernel,
         Err(error) => {
@@ -66,13 +75,11 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
     };
     info!(ready_in_ms = started.elapsed().as_millis() as u64, "oap-server ready");
 
-    if let Err(error) = shutdown_signal().await {
-        error!(%error, "cannot listen for shutdown signals; shutting down");
-    }
+    signals.next().await;
     info!("shutting down");
     let failures = tokio::select! {
         failures = kernel.shutdown() => failures,
-        _ = shutdown_signal() => {
+        () = signals.next() => {
             warn!("second signal: exiting without waiting for the modules to flush");
             return ExitCode::from(130);
         }
@@ -105,10 +112,23 @@ fn read_config(path: Option<&Path>) -> Result<(String, String), String> {
         .map_err(|error| format!("cannot read the configuration file {}: {error}", path.display()))
 }
 
-async fn shutdown_signal() -> std::io::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
+/// SIGTERM and SIGINT, each kept until asked for once registered.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn listen() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { terminate: signal(SignalKind::terminate())?, interrupt: signal(SignalKind::interrupt())? })
+    }
+
+    /// The next signal.
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
     }
 }

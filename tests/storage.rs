@@ -1,0 +1,139 @@
+//! The embedded store under the real binary: acknowledged segments survive `kill -9`, and a data
+//! directory the server cannot use stops it at start with the reason.
+//!
+//! The data is read back by opening the server's data directory with the store itself once the
+//! server has stopped; reading through the query API comes with it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::agent::{RawSegmentCollection, raw_unary, segment_bytes};
+use common::{OapProcess, Ports, scratch_dir};
+use oap_proto::v3::SegmentObject;
+use oap_storage::dao::{TraceQueryDao, TraceSearch};
+use oap_storage_embedded::{Budget, EmbeddedStore};
+use prost::Message;
+use tonic::transport::Channel;
+
+const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectInSync";
+
+fn start(dir: &std::path::Path, ports: &Ports) -> OapProcess {
+    let mut server = OapProcess::spawn(dir.to_path_buf(), &ports.env(), &[]);
+    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    server
+}
+
+async fn channel(ports: &Ports) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc)).expect("uri").connect().await.expect("connect")
+}
+
+/// The fixture segment under a new segment id.
+fn segment(template: &SegmentObject, id: &str) -> Vec<u8> {
+    SegmentObject { trace_segment_id: id.to_owned(), trace_id: format!("trace-{id}"), ..template.clone() }
+        .encode_to_vec()
+}
+
+/// Sends batches of 10 segments until the server stops answering; returns the ids of those
+/// whose call was acknowledged.
+async fn send_until_refused(channel: Channel, writer: usize, acked: Arc<Mutex<Vec<String>>>) {
+    let template = SegmentObject::decode(segment_bytes("py-backend-0").as_slice()).expect("fixture");
+    for batch in 0.. {
+        let ids: Vec<String> = (0..10).map(|item| format!("w{writer}-b{batch}-i{item}")).collect();
+        let collection = RawSegmentCollection { segments: ids.iter().map(|id| segment(&template, id)).collect() };
+        match raw_unary(&channel, COLLECT_IN_SYNC, collection.encode_to_vec()).await {
+            Ok(_) => acked.lock().expect("lock").extend(ids),
+            Err(_) => return,
+        }
+    }
+}
+
+async fn stored_ids(data_dir: std::path::PathBuf) -> BTreeSet<String> {
+    let store = EmbeddedStore::open(data_dir, Budget::default()).expect("the killed server's store opens");
+    let search = TraceSearch { limit: usize::MAX, ..TraceSearch::default() };
+    store
+        .search_segments(&search)
+        .await
+        .expect("read the store")
+        .into_iter()
+        .map(|segment| segment.segment_id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_segments_survive_kill_9() {
+    let dir = scratch_dir("kill-9");
+    let ports = Ports::free();
+    let server = start(&dir, &ports);
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let first = channel(&ports).await;
+    let writers: Vec<_> =
+        (0..4).map(|writer| tokio::spawn(send_until_refused(first.clone(), writer, acked.clone()))).collect();
+
+    // Kill it mid-stream, once a good number of batches were acknowledged.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.lock().expect("lock").len() < 2_000 {
+        assert!(Instant::now() < deadline, "too few acknowledged:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    server.signal("KILL");
+    for writer in writers {
+        writer.await.expect("writer");
+    }
+    let acked: BTreeSet<String> = acked.lock().expect("lock").iter().cloned().collect();
+    drop(server);
+
+    // The server starts again on the same directory and goes on taking segments.
+    let mut server = start(&dir, &ports);
+    let template = SegmentObject::decode(segment_bytes("py-backend-0").as_slice()).expect("fixture");
+    let after = RawSegmentCollection { segments: vec![segment(&template, "after-restart")] };
+    raw_unary(&channel(&ports).await, COLLECT_IN_SYNC, after.encode_to_vec()).await.expect("taken after a restart");
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()), "{}", server.log());
+
+    let stored = stored_ids(dir.join("data")).await;
+    let lost: Vec<&String> = acked.difference(&stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged segments lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert!(stored.contains("after-restart"));
+    eprintln!("{} acknowledged, {} stored (the difference was in flight at the kill)", acked.len(), stored.len());
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_written_stops_the_server_with_the_reason() {
+    let dir = scratch_dir("unwritable");
+    std::fs::write(dir.join("blocker"), b"a file, not a directory").expect("write a file");
+    let ports = Ports::free();
+    let mut env = ports.env();
+    env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("blocker/data").to_string_lossy().into_owned()));
+    let mut server = OapProcess::spawn(dir.clone(), &env, &[]);
+    let status = server.wait_exit(Duration::from_secs(20)).expect("the server stops");
+    assert!(!status.success());
+    let log = server.log();
+    assert!(log.contains("blocker/data is not writable"), "{log}");
+}
+
+#[test]
+fn a_damaged_store_stops_the_server_with_the_reason() {
+    let dir = scratch_dir("damaged");
+    let ports = Ports::free();
+    let mut server = OapProcess::spawn(dir.clone(), &ports.env(), &[]);
+    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()));
+    drop(server);
+    std::fs::write(dir.join("data/version"), b"not a version marker").expect("damage the store");
+
+    let mut server = OapProcess::spawn(dir.clone(), &ports.env(), &[]);
+    let status = server.wait_exit(Duration::from_secs(20)).expect("the server stops");
+    assert!(!status.success());
+    let log = server.log();
+    assert!(log.contains("cannot open the embedded store in ./data"), "{log}");
+}
