@@ -22,6 +22,9 @@ use tracing::{debug, info};
 use crate::codec;
 use crate::layout::{self, META, Placement};
 
+/// The journal's size at most: past it, memtables are flushed to tables and the journal reclaimed.
+const MAX_JOURNAL: u64 = 64 << 20;
+
 /// Batches the committer takes at most in one round.
 const MAX_JOBS_PER_ROUND: usize = 64;
 
@@ -100,7 +103,11 @@ impl EmbeddedStore {
         let probe = path.join(".oap-write-probe");
         std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(unwritable)?;
         let unreadable = |source| OpenError::Unreadable { path: path.clone(), source };
-        let db = Database::builder(&path).cache_size(budget.cache_size).open().map_err(unreadable)?;
+        let db = Database::builder(&path)
+            .cache_size(budget.cache_size)
+            .max_journaling_size(MAX_JOURNAL)
+            .open()
+            .map_err(unreadable)?;
         let mut partitions = BTreeMap::new();
         for name in db.list_keyspace_names() {
             let name = name.to_string();
@@ -131,9 +138,21 @@ impl EmbeddedStore {
         &self.inner.path
     }
 
-    /// Bytes the store takes on disk (tables and journals).
+    /// Bytes the store takes on disk: tables and journals (a journal's file is allocated
+    /// ahead, so this counts its full length).
     pub fn disk_space(&self) -> Result<u64, StorageError> {
         self.inner.db.disk_space().map_err(|error| unavailable("cannot measure the store", &error))
+    }
+
+    /// Bytes the data takes in disk tables, without the journal (which is reclaimed once the
+    /// memtables it backs are flushed, and never grows past 64 MiB).
+    pub fn table_space(&self) -> u64 {
+        self.inner.all_partitions().iter().map(Keyspace::disk_space).sum()
+    }
+
+    /// Each partition's bytes in disk tables, by name.
+    pub fn table_space_by_partition(&self) -> Vec<(String, u64)> {
+        self.inner.read_partitions().iter().map(|(name, keyspace)| (name.clone(), keyspace.disk_space())).collect()
     }
 
     /// Writes every memtable to disk tables and compacts them fully, as a long-running store
