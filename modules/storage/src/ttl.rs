@@ -15,6 +15,12 @@ use crate::model::ModelRef;
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The first day (`yyyyMMdd`) kept at `now_ms` under a TTL of `ttl_days`: today and the
+/// `ttl_days - 1` days before it are kept.
+pub fn first_kept_day(buckets: &TimeBuckets, ttl_days: i64, now_ms: i64) -> Option<i64> {
+    buckets.bucket(now_ms.checked_sub(ttl_days.checked_sub(1)?.checked_mul(DAY_MS)?)?, Granularity::Day)
+}
+
 /// What the keeper deletes, and after how long.
 #[derive(Clone)]
 pub struct DataKeeper {
@@ -41,7 +47,7 @@ impl DataKeeper {
     /// The first day a model keeps at `now_ms`.
     pub fn first_kept_day(&self, model: &ModelRef, now_ms: i64) -> Option<i64> {
         let ttl = if model.kind.is_metrics() { self.metrics_ttl_days } else { self.record_ttl_days };
-        self.buckets.bucket(now_ms.checked_sub((ttl - 1).checked_mul(DAY_MS)?)?, Granularity::Day)
+        first_kept_day(&self.buckets, ttl, now_ms)
     }
 
     /// Deletes what expired by `now_ms`; returns how many days were dropped.
@@ -70,5 +76,23 @@ impl DataKeeper {
                 }
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ttl_of_n_days_keeps_today_and_the_n_minus_1_days_before() {
+        let buckets = TimeBuckets::utc();
+        // 2026-11-21T00:30:00Z and 23:59:59Z: the day's start and end keep the same days.
+        for now in [1_795_221_000_000, 1_795_305_599_000] {
+            assert_eq!(first_kept_day(&buckets, 3, now), Some(20_261_119), "recordDataTTL 3");
+            assert_eq!(first_kept_day(&buckets, 7, now), Some(20_261_115), "metricsDataTTL 7");
+            assert_eq!(first_kept_day(&buckets, 1, now), Some(20_261_121), "only today");
+        }
+        // Across a month's end: 2026-12-01T12:00:00Z.
+        assert_eq!(first_kept_day(&buckets, 3, 1_796_126_400_000), Some(20_261_129));
     }
 }
