@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent::{RawSegmentCollection, raw_unary, segment_bytes};
+use common::agent::{RawSegmentCollection, raw_stream, raw_unary, segment_bytes};
 use common::{OapProcess, Ports, scratch_dir};
 use oap_proto::v3::SegmentObject;
 use oap_storage::dao::{TraceQueryDao, TraceSearch};
@@ -18,6 +18,7 @@ use oap_storage_embedded::{Budget, EmbeddedStore};
 use prost::Message;
 use tonic::transport::Channel;
 
+const COLLECT: &str = "/skywalking.v3.TraceSegmentReportService/collect";
 const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectInSync";
 
 fn start(dir: &std::path::Path, ports: &Ports) -> OapProcess {
@@ -36,14 +37,22 @@ fn segment(template: &SegmentObject, id: &str) -> Vec<u8> {
         .encode_to_vec()
 }
 
-/// Sends batches of 10 segments until the server stops answering; returns the ids of those
-/// whose call was acknowledged.
+/// Sends segments until the server stops answering — batches of 10 with `collectInSync`, or
+/// streams of 300 with `collect` (which wait for their data mid-stream too) — and records the
+/// ids of those whose call was acknowledged.
 async fn send_until_refused(channel: Channel, writer: usize, acked: Arc<Mutex<Vec<String>>>) {
     let template = SegmentObject::decode(segment_bytes("py-backend-0").as_slice()).expect("fixture");
+    let streams = writer == 0;
     for batch in 0.. {
-        let ids: Vec<String> = (0..10).map(|item| format!("w{writer}-b{batch}-i{item}")).collect();
-        let collection = RawSegmentCollection { segments: ids.iter().map(|id| segment(&template, id)).collect() };
-        match raw_unary(&channel, COLLECT_IN_SYNC, collection.encode_to_vec()).await {
+        let count = if streams { 300 } else { 10 };
+        let ids: Vec<String> = (0..count).map(|item| format!("w{writer}-b{batch}-i{item}")).collect();
+        let segments: Vec<Vec<u8>> = ids.iter().map(|id| segment(&template, id)).collect();
+        let reply = if streams {
+            raw_stream(&channel, COLLECT, segments).await
+        } else {
+            raw_unary(&channel, COLLECT_IN_SYNC, RawSegmentCollection { segments }.encode_to_vec()).await
+        };
+        match reply {
             Ok(_) => acked.lock().expect("lock").extend(ids),
             Err(_) => return,
         }
@@ -83,6 +92,7 @@ async fn acknowledged_segments_survive_kill_9() {
         writer.await.expect("writer");
     }
     let acked: BTreeSet<String> = acked.lock().expect("lock").iter().cloned().collect();
+    assert!(acked.iter().any(|id| id.starts_with("w0-")), "a whole stream was acknowledged before the kill");
     drop(server);
 
     // The server starts again on the same directory and goes on taking segments.

@@ -62,6 +62,9 @@ pub trait AgentRpcs: Send + Sync + 'static {
     }
 }
 
+/// Messages of one stream handled before it waits for their data to be durable.
+const SETTLE_EVERY: usize = 256;
+
 /// A wait until a call's data is durable.
 pub type SettleCall = Pin<Box<dyn Future<Output = Result<(), Status>> + Send>>;
 
@@ -198,11 +201,21 @@ impl<R: AgentRpcs> ClientStreamingService<Bytes> for StreamCall<R> {
         let (rpcs, method) = (self.rpcs.clone(), self.method);
         Box::pin(async move {
             let mut messages = request.into_inner();
+            let mut unsettled = 0;
             loop {
                 match messages.message().await {
                     Ok(Some(message)) => {
                         if let Err(status) = rpcs.handle(method, message) {
                             debug!(%status, "request message rejected; the stream goes on");
+                        }
+                        unsettled += 1;
+                        // A long stream waits for its data now and then, so that a slow store
+                        // slows the agent (HTTP/2 flow control) instead of filling memory.
+                        if unsettled == SETTLE_EVERY {
+                            unsettled = 0;
+                            if let Some(wait) = rpcs.settle() {
+                                wait.await?;
+                            }
                         }
                     }
                     Ok(None) => return settled(&*rpcs, Ok(())).await,
