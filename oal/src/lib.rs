@@ -1,5 +1,15 @@
 //! The Observability Analysis Language (OAL): SkyWalking's language for metric definitions,
-//! e.g. `service_resp_time = from(Service.latency).longAvg();`.
+//! e.g. `service_resp_time = from(Service.latency).longAvg();` (oal.md).
 //!
-//! Not implemented yet: the parser, the compiler and the shipped `core.oal` arrive with the OAL
-//! engine and metrics pipeline. The crate exists now so that the workspace has its final shape.
+//! - [`lexer`]: the tokens;
+//! - [`ast`]: the syntax tree;
+//! - [`parser`]: scripts into trees, with errors at `file:line:column`.
+//!
+//! Still to come with the metrics pipeline: the compiler (statements into metric definitions
+//! executed without per-event look-ups), the functions, and the shipped `core.oal`.
+
+pub mod ast;
+pub mod lexer;
+pub mod parser;
+
+pub use self::parser::{OalError, parse};
