@@ -109,12 +109,6 @@ impl Parser<'_> {
         OalError { file: self.file.to_owned(), at, message }
     }
 
-    fn advance(&mut self) -> Option<Token> {
-        let token = self.tokens.get(self.next).map(|(token, _)| token.clone());
-        self.next += 1;
-        token
-    }
-
     fn eat(&mut self, token: &Token) -> bool {
         if self.peek() == Some(token) {
             self.next += 1;
@@ -134,6 +128,17 @@ impl Parser<'_> {
                 let name = name.clone();
                 self.next += 1;
                 Ok(name)
+            }
+            _ => Err(self.error(expected)),
+        }
+    }
+
+    fn string(&mut self, expected: &str) -> Result<String, OalError> {
+        match self.peek() {
+            Some(Token::Str(text)) => {
+                let text = text.clone();
+                self.next += 1;
+                Ok(text)
             }
             _ => Err(self.error(expected)),
         }
@@ -210,13 +215,7 @@ impl Parser<'_> {
         if self.peek() == Some(&Token::Dot) && self.is_ident(1, "decorator") {
             self.next += 2;
             self.expect(&Token::LParen, "`(` after `decorator`")?;
-            match self.advance() {
-                Some(Token::Str(name)) => decorator = Some(name),
-                _ => {
-                    self.next -= 1;
-                    return Err(self.error("the decorator's name in quotes"));
-                }
-            }
+            decorator = Some(self.string("the decorator's name in quotes")?);
             self.expect(&Token::RParen, "`)` after the decorator's name")?;
         }
         self.end_of_statement()?;
@@ -262,13 +261,7 @@ impl Parser<'_> {
         }
         let mut key = None;
         if self.eat(&Token::LBracket) {
-            match self.advance() {
-                Some(Token::Str(name)) => key = Some(name),
-                _ => {
-                    self.next -= 1;
-                    return Err(self.error("a key in quotes, e.g. `tag[\"http.method\"]`"));
-                }
-            }
+            key = Some(self.string("a key in quotes, e.g. `tag[\"http.method\"]`")?);
             self.expect(&Token::RBracket, "`]` after the key")?;
         }
         Ok(Attribute::Path { path, key })
