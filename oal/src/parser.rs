@@ -46,7 +46,7 @@ pub fn parse(file: &str, text: &str) -> Result<Script, OalError> {
                 } else {
                     format!("unexpected `{}`", found.chars().next().unwrap_or(' '))
                 };
-                return Err(OalError { file: file.to_owned(), at: lines.locate_in(text, span.start), message });
+                return Err(OalError { file: file.to_owned(), at: lines.locate(text, span.start), message });
             }
         }
     }
@@ -70,7 +70,7 @@ impl LineIndex {
         Self { starts }
     }
 
-    fn locate_in(&self, text: &str, offset: usize) -> Location {
+    fn locate(&self, text: &str, offset: usize) -> Location {
         let line = self.starts.partition_point(|start| *start <= offset);
         let start = self.starts[line - 1];
         Location { line, column: text.get(start..offset).map_or(offset - start, |part| part.chars().count()) + 1 }
@@ -97,7 +97,7 @@ impl Parser<'_> {
     /// Where the next token starts, or the end of the text.
     fn here(&self) -> Location {
         let offset = self.tokens.get(self.next).map_or(self.text.len(), |(_, span)| span.start);
-        self.lines.locate_in(self.text, offset)
+        self.lines.locate(self.text, offset)
     }
 
     fn error(&self, expected: &str) -> OalError {

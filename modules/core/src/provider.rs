@@ -81,9 +81,7 @@ impl ModuleProvider for CoreProvider {
 
     async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
         let metrics = ctx.service::<MetricsCreatorRef>()?;
-        let uptime = metrics
-            .gauge("uptime", "oap server start up time", &[])
-            .map_err(|error| ModuleError::Other(error.to_string()))?;
+        let uptime = metrics.gauge("uptime", "oap server start up time", &[])?;
         let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         uptime.set(started.as_secs_f64());
 

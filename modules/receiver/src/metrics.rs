@@ -45,16 +45,17 @@ impl ReceiverMetrics {
     pub fn new(metrics: &dyn MetricsCreator, family: &str, what: &str) -> Result<Self, ModuleError> {
         let series = |protocol: Protocol| -> Result<ProtocolMetrics, ModuleError> {
             let labels = [("protocol", protocol.label())];
-            let latency = metrics
-                .histogram(&format!("{family}_in_latency"), &format!("The process latency of {what}"), &labels, &[])
-                .map_err(|error| ModuleError::Other(error.to_string()))?;
-            let errors = metrics
-                .counter(
-                    &format!("{family}_analysis_error_count"),
-                    &format!("The error number of {what} analysis"),
-                    &labels,
-                )
-                .map_err(|error| ModuleError::Other(error.to_string()))?;
+            let latency = metrics.histogram(
+                &format!("{family}_in_latency"),
+                &format!("The process latency of {what}"),
+                &labels,
+                &[],
+            )?;
+            let errors = metrics.counter(
+                &format!("{family}_analysis_error_count"),
+                &format!("The error number of {what} analysis"),
+                &labels,
+            )?;
             Ok(ProtocolMetrics { latency, errors })
         };
         Ok(Self { grpc: series(Protocol::Grpc)?, http: series(Protocol::Http)? })

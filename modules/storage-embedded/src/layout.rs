@@ -20,25 +20,47 @@ pub const META: &str = "meta";
 const DAY_MARK: char = '#';
 
 /// How a model's rows are partitioned.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Placement {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement<'a> {
     /// In `meta`, by id alone.
     Meta,
     /// In the day partitions of a group.
     Daily {
         /// The group (`metrics`, `records`, or the super dataset's name).
-        group: String,
+        group: &'a str,
     },
 }
 
-impl Placement {
+impl<'a> Placement<'a> {
     /// Where `model`'s rows live.
-    pub fn of(model: &Model) -> Self {
+    pub fn of(model: &'a Model) -> Self {
         match model.kind {
             ModelKind::Metrics { time_relative: false, .. } => Placement::Meta,
-            ModelKind::Metrics { time_relative: true, .. } => Placement::Daily { group: "metrics".to_owned() },
-            ModelKind::Record { super_dataset: false } => Placement::Daily { group: "records".to_owned() },
-            ModelKind::Record { super_dataset: true } => Placement::Daily { group: model.name.to_string() },
+            ModelKind::Metrics { time_relative: true, .. } => Placement::Daily { group: "metrics" },
+            ModelKind::Record { super_dataset: false } => Placement::Daily { group: "records" },
+            ModelKind::Record { super_dataset: true } => Placement::Daily { group: &model.name },
+        }
+    }
+}
+
+/// One partition, compared without building its name (a write batch groups its rows by it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition<'a> {
+    /// `meta`.
+    Meta,
+    /// A group's data of one day.
+    Data(&'a str, i64),
+    /// A group's lookup index of one day.
+    Lookup(&'a str, i64),
+}
+
+impl Partition<'_> {
+    /// Its name.
+    pub fn name(self) -> String {
+        match self {
+            Partition::Meta => META.to_owned(),
+            Partition::Data(group, day) => daily(group, day),
+            Partition::Lookup(group, day) => lookup(group, day),
         }
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tracing::{debug, info};
 
 use crate::codec;
-use crate::layout::{self, META, Placement};
+use crate::layout::{self, META, Partition, Placement};
 
 /// The journal's size at most: past it, memtables are flushed to tables and the journal reclaimed.
 const MAX_JOURNAL: u64 = 64 << 20;
@@ -39,6 +39,9 @@ pub enum OpenError {
         /// Why.
         source: std::io::Error,
     },
+    /// The thread that commits writes could not be started.
+    #[error("cannot start the embedded store's committer thread: {0}")]
+    Committer(std::io::Error),
     /// The directory holds something the store cannot read.
     #[error(
         "cannot open the embedded store in {path}: {source} (is the directory damaged, not a store, or used by another server?)"
@@ -76,13 +79,15 @@ pub struct EmbeddedStore {
 
 struct Inner {
     db: Database,
-    path: PathBuf,
     memtable_size: u64,
     partitions: RwLock<BTreeMap<String, Keyspace>>,
 }
 
-/// A batch encoded: the key-value entries for each partition.
-type Encoded = Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>;
+/// Key-value entries of one partition.
+type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// A batch encoded: the entries for each partition, by name.
+type Encoded = Vec<(String, Entries)>;
 
 /// One caller's batch, encoded: entries per partition.
 struct Job {
@@ -115,27 +120,16 @@ impl EmbeddedStore {
             partitions.insert(name, keyspace);
         }
         info!(path = %path.display(), partitions = partitions.len(), "embedded store open");
-        let committer_failed = |source| OpenError::Unwritable { path: path.clone(), source };
         let (jobs, queue) = mpsc::channel();
-        let inner = Arc::new(Inner {
-            db,
-            path: path.clone(),
-            memtable_size: budget.memtable_size,
-            partitions: RwLock::new(partitions),
-        });
+        let inner = Arc::new(Inner { db, memtable_size: budget.memtable_size, partitions: RwLock::new(partitions) });
         let committer = {
             let inner = inner.clone();
             std::thread::Builder::new()
                 .name("oap-store-commit".to_owned())
                 .spawn(move || commit_all(&inner, &queue))
-                .map_err(committer_failed)?
+                .map_err(OpenError::Committer)?
         };
         Ok(Self { inner, jobs: Some(jobs), committer: Some(committer) })
-    }
-
-    /// The directory the store lives in.
-    pub fn path(&self) -> &Path {
-        &self.inner.path
     }
 
     /// Bytes the store takes on disk: tables and journals (a journal's file is allocated
@@ -169,17 +163,9 @@ impl EmbeddedStore {
         .await
     }
 
-    /// The names of the partitions, sorted.
-    pub fn partition_names(&self) -> Vec<String> {
-        self.inner.read_partitions().keys().cloned().collect()
-    }
-
     fn encode(batch: &[Write]) -> Result<Encoded, StorageError> {
-        let mut entries: Encoded = Vec::new();
-        let mut push = |partition: String, key: Vec<u8>, value: Vec<u8>| match entries
-            .iter_mut()
-            .find(|(name, _)| *name == partition)
-        {
+        let mut entries: Vec<(Partition<'_>, Entries)> = Vec::new();
+        let mut push = |partition, key, value| match entries.iter_mut().find(|(known, _)| *known == partition) {
             Some((_, list)) => list.push((key, value)),
             None => entries.push((partition, vec![(key, value)])),
         };
@@ -188,11 +174,8 @@ impl EmbeddedStore {
             codec::check(model, &row.values)?;
             match Placement::of(model) {
                 Placement::Meta => {
-                    push(
-                        META.to_owned(),
-                        layout::meta_key(&model.name, &row.id),
-                        codec::encode_meta(row.time_bucket, &row.values)?,
-                    );
+                    let key = layout::meta_key(&model.name, &row.id);
+                    push(Partition::Meta, key, codec::encode_meta(row.time_bucket, &row.values)?);
                 }
                 Placement::Daily { group } => {
                     let day = day_of(row.time_bucket);
@@ -203,15 +186,15 @@ impl EmbeddedStore {
                         if let Value::Text(value) = row.value(column) {
                             let key = layout::lookup_key(&model.name, column, value, row.time_bucket, &row.id)
                                 .ok_or_else(|| StorageError::Invalid(format!("`{}` too long to index", spec.name)))?;
-                            push(layout::lookup(&group, day), key, Vec::new());
+                            push(Partition::Lookup(group, day), key, Vec::new());
                         }
                     }
                     let key = layout::daily_key(&model.name, row.time_bucket, &row.id);
-                    push(layout::daily(&group, day), key, codec::encode(&row.values)?);
+                    push(Partition::Data(group, day), key, codec::encode(&row.values)?);
                 }
             }
         }
-        Ok(entries)
+        Ok(entries.into_iter().map(|(partition, list)| (partition.name(), list)).collect())
     }
 }
 
@@ -301,7 +284,7 @@ impl Inner {
             }
             Placement::Daily { group } => {
                 for key in keys {
-                    let Some(partition) = self.existing(&layout::partition_of(&group, key.time_bucket)) else {
+                    let Some(partition) = self.existing(&layout::partition_of(group, key.time_bucket)) else {
                         continue;
                     };
                     let stored =
@@ -343,10 +326,10 @@ impl Inner {
                 let days =
                     query.time_range.map_or(i64::MIN..=i64::MAX, |range| day_of(range.start)..=day_of(range.end));
                 let lookup = lookup_filter(model, query);
-                for (day, partition) in self.days_of(&group, days) {
+                for (day, partition) in self.days_of(group, days) {
                     match &lookup {
                         Some((column, value)) => {
-                            let Some(index) = self.existing(&layout::lookup(&group, day)) else { continue };
+                            let Some(index) = self.existing(&layout::lookup(group, day)) else { continue };
                             let Some(value_prefix) = layout::lookup_prefix(&model.name, *column, value) else {
                                 continue;
                             };
@@ -406,7 +389,7 @@ impl Inner {
                     .filter_map(|name| {
                         let (owner, partition_day) = layout::parse_daily(name)?;
                         let data = owner == group;
-                        let index = layout::lookup_group(owner) == Some(group.as_str());
+                        let index = layout::lookup_group(owner) == Some(group);
                         ((data || index) && partition_day < day).then(|| (name.clone(), data))
                     })
                     .collect();

@@ -30,9 +30,7 @@ impl WriteMetrics {
     /// `storage_write_error_count` for `stream`.
     pub fn new(metrics: &dyn MetricsCreator, stream: &str) -> Result<Self, ModuleError> {
         let labels = [("stream", stream)];
-        let counter = |name: &str, help: &str| {
-            metrics.counter(name, help, &labels).map_err(|error| ModuleError::Other(error.to_string()))
-        };
+        let counter = |name: &str, help: &str| metrics.counter(name, help, &labels);
         Ok(Self {
             rows: counter("storage_write_row_count", "Rows the store acknowledged as durable")?,
             retries: counter("storage_write_retry_count", "Batch writes that failed and were retried")?,

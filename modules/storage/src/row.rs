@@ -90,11 +90,6 @@ impl Row {
             _ => Vec::new(),
         }
     }
-
-    /// The row's key.
-    pub fn key(&self) -> RowKey {
-        RowKey { id: self.id.clone(), time_bucket: self.time_bucket }
-    }
 }
 
 /// Where a row lives: its id, and its time bucket (which names its day).

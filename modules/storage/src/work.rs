@@ -40,8 +40,8 @@ impl StorageWork {
         let dispatcher = ctx.service::<SourceDispatcherRef>()?;
         let (records, writer) = RecordStream::start(storage.clone(), WriteMetrics::new(&*metrics, "record")?);
         dispatcher.subscribe(records.clone())?;
+        let buckets = ctx.service::<TimeBuckets>()?;
         let keeper = core.enable_data_keeper_executor.then(|| {
-            let buckets = ctx.service::<TimeBuckets>().unwrap_or_else(|_| TimeBuckets::system());
             DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets)
                 .start(core.data_keeper_execute_period)
         });

@@ -21,3 +21,10 @@ pub enum TelemetryError {
         source: prometheus::Error,
     },
 }
+
+impl From<TelemetryError> for oap_kernel::ModuleError {
+    /// A module that cannot create its metrics cannot start.
+    fn from(error: TelemetryError) -> Self {
+        oap_kernel::ModuleError::Other(error.to_string())
+    }
+}
