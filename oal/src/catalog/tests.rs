@@ -1,0 +1,255 @@
+//! The shipped `core.oal` against the reference's table, and sources turned into the values of
+//! OAL metrics and hard-coded streams.
+
+use std::collections::HashMap;
+
+use oap_model::Layer;
+use oap_model::source::{RequestFacts, RequestType, Service, ServiceRelation, SpanTags};
+use oap_proto::v3::KeyStringValuePair;
+
+use super::*;
+use crate::function::Function;
+
+/// The 63 metrics of oal.md §5 with their scope and function.
+const REFERENCE: &[(&str, Scope, &str)] = &[
+    ("service_resp_time", Scope::Service, "longAvg"),
+    ("service_sla", Scope::Service, "percent"),
+    ("service_cpm", Scope::Service, "cpm"),
+    ("service_percentile", Scope::Service, "percentile2"),
+    ("service_apdex", Scope::Service, "apdex"),
+    ("service_mq_consume_count", Scope::Service, "count"),
+    ("service_mq_consume_latency", Scope::Service, "longAvg"),
+    ("service_relation_client_cpm", Scope::ServiceRelation, "cpm"),
+    ("service_relation_server_cpm", Scope::ServiceRelation, "cpm"),
+    ("service_relation_client_call_sla", Scope::ServiceRelation, "percent"),
+    ("service_relation_server_call_sla", Scope::ServiceRelation, "percent"),
+    ("service_relation_client_resp_time", Scope::ServiceRelation, "longAvg"),
+    ("service_relation_server_resp_time", Scope::ServiceRelation, "longAvg"),
+    ("service_relation_client_percentile", Scope::ServiceRelation, "percentile2"),
+    ("service_relation_server_percentile", Scope::ServiceRelation, "percentile2"),
+    ("service_instance_relation_client_cpm", Scope::ServiceInstanceRelation, "cpm"),
+    ("service_instance_relation_server_cpm", Scope::ServiceInstanceRelation, "cpm"),
+    ("service_instance_relation_client_call_sla", Scope::ServiceInstanceRelation, "percent"),
+    ("service_instance_relation_server_call_sla", Scope::ServiceInstanceRelation, "percent"),
+    ("service_instance_relation_client_resp_time", Scope::ServiceInstanceRelation, "longAvg"),
+    ("service_instance_relation_server_resp_time", Scope::ServiceInstanceRelation, "longAvg"),
+    ("service_instance_relation_client_percentile", Scope::ServiceInstanceRelation, "percentile2"),
+    ("service_instance_relation_server_percentile", Scope::ServiceInstanceRelation, "percentile2"),
+    ("service_instance_sla", Scope::ServiceInstance, "percent"),
+    ("service_instance_resp_time", Scope::ServiceInstance, "longAvg"),
+    ("service_instance_cpm", Scope::ServiceInstance, "cpm"),
+    ("endpoint_cpm", Scope::Endpoint, "cpm"),
+    ("endpoint_resp_time", Scope::Endpoint, "longAvg"),
+    ("endpoint_sla", Scope::Endpoint, "percent"),
+    ("endpoint_percentile", Scope::Endpoint, "percentile2"),
+    ("endpoint_mq_consume_latency", Scope::Endpoint, "longAvg"),
+    ("endpoint_relation_cpm", Scope::EndpointRelation, "cpm"),
+    ("endpoint_relation_resp_time", Scope::EndpointRelation, "longAvg"),
+    ("endpoint_relation_sla", Scope::EndpointRelation, "percent"),
+    ("endpoint_relation_percentile", Scope::EndpointRelation, "percentile2"),
+    ("database_access_resp_time", Scope::DatabaseAccess, "longAvg"),
+    ("database_access_sla", Scope::DatabaseAccess, "percent"),
+    ("database_access_cpm", Scope::DatabaseAccess, "cpm"),
+    ("database_access_percentile", Scope::DatabaseAccess, "percentile2"),
+    ("cache_read_resp_time", Scope::CacheAccess, "longAvg"),
+    ("cache_read_sla", Scope::CacheAccess, "percent"),
+    ("cache_read_cpm", Scope::CacheAccess, "cpm"),
+    ("cache_read_percentile", Scope::CacheAccess, "percentile2"),
+    ("cache_write_resp_time", Scope::CacheAccess, "longAvg"),
+    ("cache_write_sla", Scope::CacheAccess, "percent"),
+    ("cache_write_cpm", Scope::CacheAccess, "cpm"),
+    ("cache_write_percentile", Scope::CacheAccess, "percentile2"),
+    ("cache_access_resp_time", Scope::CacheAccess, "longAvg"),
+    ("cache_access_sla", Scope::CacheAccess, "percent"),
+    ("cache_access_cpm", Scope::CacheAccess, "cpm"),
+    ("cache_access_percentile", Scope::CacheAccess, "percentile2"),
+    ("mq_service_consume_cpm", Scope::MqAccess, "cpm"),
+    ("mq_service_consume_sla", Scope::MqAccess, "percent"),
+    ("mq_service_consume_latency", Scope::MqAccess, "longAvg"),
+    ("mq_service_consume_percentile", Scope::MqAccess, "percentile2"),
+    ("mq_service_produce_cpm", Scope::MqAccess, "cpm"),
+    ("mq_service_produce_sla", Scope::MqAccess, "percent"),
+    ("mq_endpoint_consume_cpm", Scope::MqEndpointAccess, "cpm"),
+    ("mq_endpoint_consume_latency", Scope::MqEndpointAccess, "longAvg"),
+    ("mq_endpoint_consume_percentile", Scope::MqEndpointAccess, "percentile2"),
+    ("mq_endpoint_consume_sla", Scope::MqEndpointAccess, "percent"),
+    ("mq_endpoint_produce_cpm", Scope::MqEndpointAccess, "cpm"),
+    ("mq_endpoint_produce_sla", Scope::MqEndpointAccess, "percent"),
+];
+
+fn core() -> Catalog {
+    let definitions = crate::load("core.oal", crate::CORE_OAL).expect("core.oal compiles");
+    Catalog::new(definitions, ApdexThresholds::default()).expect("a catalog")
+}
+
+#[test]
+fn core_oal_defines_exactly_the_reference_metrics() {
+    let catalog = core();
+    assert_eq!(catalog.metrics().len(), 63);
+    for (metric, (name, scope, function)) in catalog.metrics().iter().zip(REFERENCE) {
+        assert_eq!((metric.name.as_str(), metric.scope), (*name, *scope));
+        let expected = match Function::of_name(function) {
+            Some(crate::function::FunctionName::Ready(function)) => function,
+            _ => Function::Percentile2 { precision: 10 },
+        };
+        assert_eq!(metric.function, expected, "{name}");
+    }
+    let decorated: Vec<&str> =
+        catalog.metrics().iter().filter(|metric| metric.decorated).map(|metric| metric.name.as_str()).collect();
+    assert_eq!(
+        decorated,
+        [
+            "service_resp_time",
+            "service_sla",
+            "service_cpm",
+            "service_apdex",
+            "endpoint_cpm",
+            "endpoint_resp_time",
+            "endpoint_sla"
+        ]
+    );
+    // 63 metrics and the 9 hard-coded metric streams.
+    assert_eq!(catalog.streams().len(), 72);
+    let model = &catalog.find("endpoint_cpm").expect("endpoint_cpm").1.model;
+    let columns: Vec<&str> = model.columns.iter().map(|column| column.name).collect();
+    assert_eq!(columns, ["service_id", "attr0", "attr1", "attr2", "attr3", "attr4", "attr5", "total", "value"]);
+}
+
+#[test]
+fn disabled_streams_are_left_out() {
+    let mut definitions = crate::load("core.oal", crate::CORE_OAL).expect("compiles");
+    definitions.merge(crate::load("disable.oal", "disable(endpoint_relation_server_side);").expect("ok")).expect("ok");
+    let catalog = Catalog::new(definitions, ApdexThresholds::default()).expect("a catalog");
+    assert!(catalog.find("endpoint_relation_server_side").is_none());
+    assert!(catalog.is_disabled("endpoint_relation_server_side"));
+    assert_eq!(catalog.streams().len(), 71);
+}
+
+#[derive(Default)]
+struct Rows(HashMap<(StreamId, String, i64), (Vec<Value>, MetricValue)>);
+
+impl MetricSink for Rows {
+    fn entry(
+        &mut self,
+        stream: StreamId,
+        entity_id: &str,
+        time_bucket: i64,
+        new: &mut dyn FnMut() -> (Vec<Value>, MetricValue),
+    ) -> &mut MetricValue {
+        &mut self.0.entry((stream, entity_id.to_owned(), time_bucket)).or_insert_with(new).1
+    }
+}
+
+impl Rows {
+    fn get(&self, catalog: &Catalog, name: &str, entity: &str) -> Option<&(Vec<Value>, MetricValue)> {
+        let (id, _) = catalog.find(name)?;
+        self.0.iter().find(|((stream, id_, _), _)| *stream == id && id_ == entity).map(|(_, row)| row)
+    }
+}
+
+fn facts(latency: i32, status: bool, tags: &[KeyStringValuePair]) -> RequestFacts<'_> {
+    RequestFacts {
+        latency,
+        status,
+        http_response_status_code: 0,
+        rpc_status_code: "",
+        request_type: Some(RequestType::Mq),
+        tags: SpanTags(tags),
+        time_bucket: 202_611_211_230,
+    }
+}
+
+#[test]
+fn service_sources_feed_their_metrics_and_the_traffic_stream() {
+    let catalog = core();
+    let mut rows = Rows::default();
+    let tags = [KeyStringValuePair { key: "transmission.latency".into(), value: "40".into() }];
+    for (latency, status, tags) in [(100, true, &tags[..]), (700, true, &[][..]), (50, false, &[][..])] {
+        let service = Service {
+            name: "py-backend",
+            layer: Layer::GENERAL,
+            service_instance_name: "i1",
+            endpoint_name: "/work",
+            request: facts(latency, status, tags),
+        };
+        catalog.aggregate(&Source::Service(service), &mut rows);
+    }
+    let entity = "cHktYmFja2VuZA==.1";
+    let value = |name| rows.get(&catalog, name, entity).map(|row| row.1.clone());
+    assert_eq!(value("service_cpm"), Some(MetricValue::Cpm { total: 3 }));
+    assert_eq!(value("service_resp_time"), Some(MetricValue::LongAvg { summation: 850, count: 3 }));
+    assert_eq!(value("service_sla"), Some(MetricValue::Percent { matched: 2, total: 3 }));
+    // 100 ms satisfies, 700 ms tolerates (T = 500), the error frustrates.
+    assert_eq!(value("service_apdex"), Some(MetricValue::Apdex { total: 3, satisfied: 1, tolerating: 1 }));
+    assert_eq!(value("service_mq_consume_count"), Some(MetricValue::Count(3)));
+    // Only the first source has the tag: the others pass no filter and touch nothing.
+    assert_eq!(value("service_mq_consume_latency"), Some(MetricValue::LongAvg { summation: 40, count: 1 }));
+    let (fixed, _) = rows.get(&catalog, "service_cpm", entity).expect("row");
+    assert_eq!(fixed[0], Value::Text("GENERAL".into()), "ServiceDecorator fills attr0");
+    assert_eq!(fixed[1..], [Value::Null, Value::Null, Value::Null, Value::Null, Value::Null]);
+    let (fixed, _) = rows.get(&catalog, "service_percentile", entity).expect("row");
+    assert_eq!(fixed[0], Value::Null, "no decorator, no attr0");
+    let (fixed, value) = rows.get(&catalog, "service_traffic", "cHktYmFja2VuZA==.2").expect("traffic");
+    assert_eq!(fixed[0], Value::Text("py-backend".into()));
+    assert_eq!(*value, MetricValue::Fixed);
+}
+
+#[test]
+fn relations_feed_their_side_with_component_ids() {
+    let catalog = core();
+    let mut rows = Rows::default();
+    for (detect_point, component_id) in
+        [(DetectPoint::Client, 7002), (DetectPoint::Client, 7001), (DetectPoint::Server, 7001)]
+    {
+        let relation = ServiceRelation {
+            source_service_name: "py-frontend",
+            source_service_instance_name: "f1",
+            source_layer: Layer::GENERAL,
+            dest_service_name: "py-backend",
+            dest_service_instance_name: "b1",
+            dest_layer: Layer::GENERAL,
+            endpoint: "/work",
+            component_id,
+            detect_point,
+            request: facts(20, true, &[]),
+        };
+        catalog.aggregate(&Source::ServiceRelation(relation), &mut rows);
+    }
+    let entity = "cHktZnJvbnRlbmQ=.1-cHktYmFja2VuZA==.1";
+    let client = rows.get(&catalog, "service_relation_client_side", entity).expect("client side");
+    assert_eq!(client.0, [Value::Text("cHktZnJvbnRlbmQ=.1".into()), Value::Text("cHktYmFja2VuZA==.1".into())]);
+    assert_eq!(client.1, MetricValue::Components(vec![7001, 7002]));
+    let server = rows.get(&catalog, "service_relation_server_side", entity).expect("server side");
+    assert_eq!(server.1, MetricValue::Components(vec![7001]));
+    assert_eq!(
+        rows.get(&catalog, "service_relation_client_cpm", entity).map(|row| &row.1),
+        Some(&MetricValue::Cpm { total: 2 })
+    );
+    assert_eq!(
+        rows.get(&catalog, "service_relation_server_cpm", entity).map(|row| &row.1),
+        Some(&MetricValue::Cpm { total: 1 })
+    );
+}
+
+#[test]
+fn stored_rows_read_back_into_the_same_metric() {
+    let catalog = core();
+    let (id, stream) = catalog.find("service_relation_client_side").expect("stream");
+    let metric = Metric {
+        stream: id,
+        entity_id: "a.1-b.1".into(),
+        time_bucket: 2_026_112_112,
+        fixed: vec![Value::Text("a.1".into()), Value::Text("b.1".into())],
+        value: MetricValue::Components(vec![142, 7001]),
+    };
+    assert_eq!(stream.read(id, stream.row(&metric)), metric);
+    let (id, stream) = catalog.find("instance_traffic").expect("stream");
+    let metric = Metric {
+        stream: id,
+        entity_id: "a.1_aQ==".into(),
+        time_bucket: 202_611_211_230,
+        fixed: vec![Value::Text("a.1".into()), Value::Text("i".into())],
+        value: MetricValue::Ping { last_ping: 202_611_211_231, properties: Some("{}".into()) },
+    };
+    assert_eq!(stream.read(id, stream.row(&metric)), metric);
+}
