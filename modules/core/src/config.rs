@@ -158,6 +158,14 @@ pub struct CoreConfig {
     /// `prepareThreads` (`SW_CORE_PREPARE_THREADS`): parallelism of a persistence round.
     #[serde(rename = "prepareThreads")]
     pub prepare_threads: usize,
+    /// `oalDir` (`SW_CORE_OAL_DIR`): the directory whose `*.oal` scripts define the metrics,
+    /// read at start; without it the built-in `core.oal` is used.
+    #[serde(rename = "oalDir")]
+    pub oal_dir: String,
+    /// `apdexThresholdFile` (`SW_CORE_APDEX_THRESHOLD_FILE`): apdex thresholds per service
+    /// (`service-apdex-threshold.yml`); without it every service's is 500 ms.
+    #[serde(rename = "apdexThresholdFile")]
+    pub apdex_threshold_file: String,
 }
 
 impl Default for CoreConfig {
@@ -198,6 +206,8 @@ impl Default for CoreConfig {
             autocomplete_tag_keys_query_max_size: 100,
             autocomplete_tag_values_query_max_size: 100,
             prepare_threads: 2,
+            oal_dir: "oal".to_owned(),
+            apdex_threshold_file: "service-apdex-threshold.yml".to_owned(),
         }
     }
 }

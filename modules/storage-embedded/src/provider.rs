@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
-use oap_storage::work::StorageWork;
 use oap_storage::{MODULE_NAME, StorageRef};
+use oap_stream::StreamWork;
 use serde::Deserialize;
 
 use crate::store::{Budget, EmbeddedStore};
@@ -64,7 +64,7 @@ impl TypedProviderFactory for EmbeddedProviderFactory {
 struct EmbeddedProvider {
     config: EmbeddedConfig,
     store: Option<StorageRef>,
-    work: Option<StorageWork>,
+    work: Option<StreamWork>,
 }
 
 #[async_trait]
@@ -83,7 +83,7 @@ impl ModuleProvider for EmbeddedProvider {
 
     async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
         let store = self.store.clone().ok_or_else(|| ModuleError::Other("the store was not opened".to_owned()))?;
-        self.work = Some(StorageWork::start(ctx, &store).await?);
+        self.work = Some(StreamWork::start(ctx, &store).await?);
         Ok(())
     }
 

@@ -10,9 +10,10 @@
 //! - [`builtin`]: the hard-coded models (segment, traffic, alias, relations) and their typed rows;
 //! - [`dao`]: the typed reads the query API makes, with defaults over `scan` and `multi_get`;
 //! - [`retry`]: writing until stored, counted; [`record_stream`]: records to storage, settled;
-//! - [`ttl`]: the data keeper that drops expired days; [`work`]: what every provider starts.
+//! - [`ttl`]: the data keeper that drops expired days.
 //!
-//! The providers (the embedded store, Elasticsearch) live in crates of their own.
+//! The providers (the embedded store, Elasticsearch) live in crates of their own; what they
+//! start on top of their store (metrics, records, keeper) is `oap-stream`'s `StreamWork`.
 
 pub mod builtin;
 pub mod dao;
@@ -26,7 +27,6 @@ pub mod storage;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 pub mod ttl;
-pub mod work;
 
 use std::sync::Arc;
 

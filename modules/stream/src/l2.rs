@@ -1,0 +1,414 @@
+//! L2: merge with storage and persist (pipeline-and-storage.md §5, §6). Metrics routed to this
+//! node are merged per (stream, entity, bucket) in one of `prepareThreads` partitions, each a
+//! task that owns its state — no locks. Every `persistentPeriod` (first after 5 s) a partition
+//! runs a round:
+//!
+//! 1. the round's minute increments are rolled up into the pending hour and day increments;
+//! 2. rows the session cache lacks are read with one multi-get per stream — except fresh
+//!    minutes (newer than the node's start and than the session timeout), which cannot be
+//!    stored yet;
+//! 3. each increment is merged into its stored total and written: an update of a cached row, an
+//!    insert of a new one; nothing is written for a row that did not change (a relation's
+//!    component set) or may not be updated (first write wins);
+//! 4. hour and day increments go through the same steps every 4th round;
+//! 5. cache entries untouched for `storageSessionTimeout` (×4 for hours and days) are evicted.
+//!
+//! Writes go through `write_until_stored`: a store that is down is retried until it is back,
+//! and the partition's queue fills meanwhile, so L1 and then the receivers wait. A write that
+//! fails for good evicts its rows from the cache, so the next round starts from what storage
+//! holds. A read that fails for good defers its increments to the next round rather than
+//! guessing that storage holds nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oap_model::{Granularity, TimeBuckets};
+use oap_oal::catalog::{Metric, Stream};
+use oap_oal::{Catalog, StreamId};
+use oap_storage::retry::{WriteMetrics, write_until_stored};
+use oap_storage::ttl::first_kept_day;
+use oap_storage::{Model, Row, RowKey, Storage, StorageError, Write, day_of};
+use oap_telemetry::Counter;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tracing::{error, warn};
+
+use crate::route::{Aggregator, remote_hash};
+
+/// Rows per multi-get and per write batch.
+const BATCH: usize = 2000;
+/// Batches a partition's queue holds before senders wait.
+const QUEUE: usize = 8;
+/// The delay before the first round.
+const FIRST_ROUND: Duration = Duration::from_secs(5);
+/// Hour and day rows are persisted every this many rounds.
+const COARSE_EVERY: u64 = 4;
+
+/// How L2 persists.
+#[derive(Debug, Clone)]
+pub struct L2Config {
+    /// `persistentPeriod`: between the end of one round and the start of the next.
+    pub persistent_period: Duration,
+    /// `storageSessionTimeout`: how long an untouched minute row stays cached.
+    pub session_timeout: Duration,
+    /// Roll minutes up into hours.
+    pub hour: bool,
+    /// Roll minutes up into days.
+    pub day: bool,
+    /// `metricsDataTTL`, days: older rows arriving late are dropped.
+    pub ttl_days: i64,
+    /// `prepareThreads`: partitions persisting in parallel.
+    pub partitions: usize,
+}
+
+/// The counters of L2.
+#[derive(Clone)]
+pub struct L2Metrics {
+    /// Metric writes.
+    pub writes: WriteMetrics,
+    /// Rows that arrived older than the TTL.
+    pub expired: Counter,
+    /// Reads of stored rows that failed for good (their increments wait a round).
+    pub read_errors: Counter,
+}
+
+enum Command {
+    Metrics(Vec<Metric>),
+    Flush(oneshot::Sender<()>),
+    Stop,
+}
+
+/// The L2 of a node: its partitions.
+pub struct L2 {
+    senders: Vec<mpsc::Sender<Command>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl L2 {
+    /// Starts the partitions over `storage`.
+    pub fn start(
+        catalog: Arc<Catalog>,
+        storage: Arc<dyn Storage>,
+        config: L2Config,
+        metrics: L2Metrics,
+        buckets: TimeBuckets,
+    ) -> Arc<Self> {
+        let boot_minute = buckets.minute(wall_ms()).unwrap_or(0);
+        let (mut senders, mut tasks) = (Vec::new(), Vec::new());
+        for _ in 0..config.partitions.max(1) {
+            let (sender, receiver) = mpsc::channel(QUEUE);
+            let partition = Partition {
+                catalog: catalog.clone(),
+                storage: storage.clone(),
+                config: config.clone(),
+                metrics: metrics.clone(),
+                buckets: buckets.clone(),
+                boot_minute,
+                pending: [HashMap::new(), HashMap::new(), HashMap::new()],
+                cache: HashMap::new(),
+                rounds: 0,
+            };
+            senders.push(sender);
+            tasks.push(tokio::spawn(partition.run(receiver)));
+        }
+        Arc::new(Self { senders, tasks: Mutex::new(tasks) })
+    }
+
+    /// Persists everything held, at every level, now; returns once it is stored.
+    pub async fn flush(&self) {
+        let mut waits = Vec::new();
+        for sender in &self.senders {
+            let (done, wait) = oneshot::channel();
+            if sender.send(Command::Flush(done)).await.is_ok() {
+                waits.push(wait);
+            }
+        }
+        for wait in waits {
+            let _ = wait.await;
+        }
+    }
+
+    /// Persists everything held and stops the partitions; metrics sent later are refused.
+    pub async fn stop(&self) {
+        for sender in &self.senders {
+            let _ = sender.send(Command::Stop).await;
+        }
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+
+    fn partition_of(&self, entity_id: &str) -> usize {
+        // Mix the routing hash so entities of one node spread over all of its partitions.
+        let mixed = (remote_hash(entity_id) as u32).wrapping_mul(0x9E37_79B9) >> 16;
+        mixed as usize % self.senders.len()
+    }
+}
+
+#[async_trait]
+impl Aggregator for L2 {
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+        let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
+        for metric in metrics {
+            batches[self.partition_of(&metric.entity_id)].push(metric);
+        }
+        for (sender, batch) in self.senders.iter().zip(batches) {
+            if !batch.is_empty() {
+                sender.send(Command::Metrics(batch)).await.map_err(|_| "L2 has stopped".to_owned())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A row's identity in L2: a metadata row (not time-relative) has one row whatever the bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    stream: StreamId,
+    bucket: i64,
+    entity: String,
+}
+
+impl Key {
+    fn of(metric: &Metric, stream: &Stream) -> Self {
+        let bucket = if stream.time_relative() { metric.time_bucket } else { 0 };
+        Self { stream: metric.stream, bucket, entity: metric.entity_id.clone() }
+    }
+}
+
+/// What storage holds (or will, once written) of a row.
+struct Cached {
+    metric: Metric,
+    touched: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Level {
+    Minute = 0,
+    Hour = 1,
+    Day = 2,
+}
+
+struct Partition {
+    catalog: Arc<Catalog>,
+    storage: Arc<dyn Storage>,
+    config: L2Config,
+    metrics: L2Metrics,
+    buckets: TimeBuckets,
+    boot_minute: i64,
+    /// Increments not persisted yet, per level.
+    pending: [HashMap<Key, Metric>; 3],
+    cache: HashMap<Key, Cached>,
+    rounds: u64,
+}
+
+impl Partition {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut next = Instant::now() + FIRST_ROUND.min(self.config.persistent_period);
+        loop {
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Metrics(batch)) => self.arrive(batch),
+                    Some(Command::Flush(done)) => {
+                        self.round(true).await;
+                        let _ = done.send(());
+                    }
+                    Some(Command::Stop) | None => {
+                        self.round(true).await;
+                        return;
+                    }
+                },
+                () = tokio::time::sleep_until(next) => {
+                    self.round(false).await;
+                    next = Instant::now() + self.config.persistent_period;
+                }
+            }
+        }
+    }
+
+    fn arrive(&mut self, batch: Vec<Metric>) {
+        let first_kept = first_kept_day(&self.buckets, self.config.ttl_days, wall_ms()).unwrap_or(0);
+        for metric in batch {
+            let Some(stream) = self.catalog.stream(metric.stream) else { continue };
+            if stream.time_relative() && day_of(metric.time_bucket) < first_kept {
+                self.metrics.expired.inc();
+                continue;
+            }
+            merge(&mut self.pending[Level::Minute as usize], Key::of(&metric, stream), metric);
+        }
+    }
+
+    async fn round(&mut self, everything: bool) {
+        self.rounds += 1;
+        let minutes = std::mem::take(&mut self.pending[Level::Minute as usize]);
+        for metric in minutes.values() {
+            let Some(stream) = self.catalog.stream(metric.stream) else { continue };
+            if !stream.downsampling() {
+                continue;
+            }
+            for (enabled, level, granularity) in
+                [(self.config.hour, Level::Hour, Granularity::Hour), (self.config.day, Level::Day, Granularity::Day)]
+            {
+                if enabled {
+                    let rolled = metric.rolled_up(granularity);
+                    merge(&mut self.pending[level as usize], Key::of(&rolled, stream), rolled);
+                }
+            }
+        }
+        self.persist(Level::Minute, minutes).await;
+        if everything || self.rounds.is_multiple_of(COARSE_EVERY) {
+            for level in [Level::Hour, Level::Day] {
+                let increments = std::mem::take(&mut self.pending[level as usize]);
+                self.persist(level, increments).await;
+            }
+        }
+        let now = Instant::now();
+        let timeout = self.config.session_timeout;
+        self.cache.retain(|key, cached| {
+            let coarse = matches!(Granularity::of(key.bucket), Some(Granularity::Hour | Granularity::Day));
+            now.duration_since(cached.touched) < if coarse { timeout * 4 } else { timeout }
+        });
+    }
+
+    /// Whether a minute row can have nothing stored: newer than this node's start and than the
+    /// session timeout, so no earlier write of it can exist that the cache would not hold.
+    fn is_fresh(&self, minute: i64, now_ms: i64) -> bool {
+        let timeout = i64::try_from(self.config.session_timeout.as_millis()).unwrap_or(i64::MAX);
+        minute > self.boot_minute
+            && self.buckets.start_millis(minute).is_some_and(|start| start > now_ms.saturating_sub(timeout))
+    }
+
+    async fn persist(&mut self, level: Level, increments: HashMap<Key, Metric>) {
+        if increments.is_empty() {
+            return;
+        }
+        let deferred = self.load(level, &increments).await;
+        let now = Instant::now();
+        let mut writes = Vec::new();
+        let mut written: Vec<(Key, Option<Metric>)> = Vec::new();
+        for (key, metric) in increments {
+            let Some(stream) = self.catalog.stream(key.stream) else { continue };
+            if deferred.contains(&key.stream) {
+                merge(&mut self.pending[level as usize], key, metric);
+                continue;
+            }
+            match self.cache.get_mut(&key) {
+                Some(cached) => {
+                    cached.touched = now;
+                    if !stream.updatable() || !cached.metric.value.combine(&metric.value) {
+                        continue;
+                    }
+                    if !stream.time_relative() {
+                        cached.metric.time_bucket = cached.metric.time_bucket.min(metric.time_bucket);
+                    }
+                    writes.push(Write::Update(stream.model.clone(), stream.row(&cached.metric)));
+                    written.push((key, None));
+                }
+                None => {
+                    writes.push(Write::Insert(stream.model.clone(), stream.row(&metric)));
+                    written.push((key, Some(metric)));
+                }
+            }
+        }
+        for (batch, keys) in writes.chunks(BATCH).zip(written.chunks_mut(BATCH)) {
+            match write_until_stored(&*self.storage, batch, &self.metrics.writes).await {
+                Ok(()) => {
+                    for (key, inserted) in keys {
+                        if let Some(metric) = inserted.take() {
+                            self.cache.insert(key.clone(), Cached { metric, touched: now });
+                        }
+                    }
+                }
+                Err(_) => {
+                    for (key, _) in keys.iter() {
+                        self.cache.remove(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads into the cache the stored rows of increments it lacks; returns the streams whose
+    /// read failed for good.
+    async fn load(&mut self, level: Level, increments: &HashMap<Key, Metric>) -> HashSet<StreamId> {
+        let now_ms = wall_ms();
+        let mut wanted: HashMap<StreamId, Vec<RowKey>> = HashMap::new();
+        for (key, metric) in increments {
+            let Some(stream) = self.catalog.stream(key.stream) else { continue };
+            if self.cache.contains_key(key)
+                || (level == Level::Minute && stream.time_relative() && self.is_fresh(metric.time_bucket, now_ms))
+            {
+                continue;
+            }
+            wanted
+                .entry(key.stream)
+                .or_default()
+                .push(RowKey { id: metric.entity_id.clone(), time_bucket: metric.time_bucket });
+        }
+        let mut failed = HashSet::new();
+        let now = Instant::now();
+        for (id, keys) in wanted {
+            let Some(stream) = self.catalog.stream(id) else { continue };
+            for chunk in keys.chunks(BATCH) {
+                match read_until_loaded(&*self.storage, &stream.model, chunk).await {
+                    Ok(rows) => {
+                        for row in rows {
+                            let metric = stream.read(id, row);
+                            self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now });
+                        }
+                    }
+                    Err(failure) => {
+                        self.metrics.read_errors.inc();
+                        error!(%failure, stream = %stream.model.name, "reading stored metrics failed; their increments wait for the next round");
+                        failed.insert(id);
+                        break;
+                    }
+                }
+            }
+        }
+        failed
+    }
+}
+
+/// Merges `metric` into `map` under `key`; a metadata row keeps its earliest bucket.
+fn merge(map: &mut HashMap<Key, Metric>, key: Key, metric: Metric) {
+    match map.entry(key) {
+        std::collections::hash_map::Entry::Occupied(mut occupied) => {
+            let held = occupied.get_mut();
+            held.value.combine(&metric.value);
+            held.time_bucket = held.time_bucket.min(metric.time_bucket);
+        }
+        std::collections::hash_map::Entry::Vacant(vacant) => {
+            vacant.insert(metric);
+        }
+    }
+}
+
+/// A multi-get, retried while the store is unavailable.
+async fn read_until_loaded(storage: &dyn Storage, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
+    let mut pause = Duration::from_millis(50);
+    loop {
+        match storage.multi_get(model, keys).await {
+            Err(failure) if failure.is_retryable() => {
+                warn!(%failure, retry_in = ?pause, "reading stored metrics failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Now, epoch milliseconds.
+fn wall_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! L2's cadence under a paused clock, its merge with what storage holds (across a restart, so
+//! nothing is lost or counted twice), the fresh-minute rule, and writes skipped when nothing
+//! changed.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use oap_model::TimeBuckets;
+use oap_oal::catalog::Metric;
+use oap_oal::{Catalog, MetricValue};
+use oap_storage::Value;
+use oap_storage::retry::WriteMetrics;
+use oap_telemetry::Counter;
+use tokio::time::Instant;
+
+use super::*;
+use crate::testing::{MemoryStore, core_catalog};
+
+const PERIOD: Duration = Duration::from_secs(25);
+
+fn counter() -> Counter {
+    Counter::new("test", "counts nowhere").expect("a counter")
+}
+
+fn start(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>) -> Arc<L2> {
+    let config = L2Config {
+        persistent_period: PERIOD,
+        session_timeout: Duration::from_secs(70),
+        hour: true,
+        day: true,
+        ttl_days: 7,
+        partitions: 2,
+    };
+    let metrics = L2Metrics { writes: WriteMetrics::detached(), expired: counter(), read_errors: counter() };
+    let store: Arc<dyn Storage> = store.clone();
+    L2::start(catalog.clone(), store, config, metrics, TimeBuckets::utc())
+}
+
+fn cpm(catalog: &Catalog, minute: i64, total: i64) -> Metric {
+    Metric {
+        stream: catalog.find("service_cpm").expect("stream").0,
+        entity_id: "YQ==.1".to_owned(),
+        time_bucket: minute,
+        fixed: vec![Value::Text("GENERAL".into()), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null],
+        value: MetricValue::Cpm { total },
+    }
+}
+
+/// `total` and `value` of the stored `service_cpm` row at `bucket`.
+fn stored_cpm(store: &MemoryStore, bucket: i64) -> Option<(i64, i64)> {
+    let row = store.row("service_cpm", "YQ==.1", bucket)?;
+    Some((row.long(6), row.long(7)))
+}
+
+/// A minute two hours ago: within the TTL, and not fresh.
+fn old_minute() -> i64 {
+    let buckets = TimeBuckets::utc();
+    buckets.minute(wall_ms() - 2 * 3_600_000).expect("a minute")
+}
+
+#[tokio::test(start_paused = true)]
+async fn minutes_persist_every_round_and_hours_and_days_every_fourth() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let begin = Instant::now();
+    let l2 = start(&catalog, &store);
+    let minute = old_minute();
+    l2.take(vec![cpm(&catalog, minute, 3)]).await.expect("taken");
+    tokio::time::sleep(Duration::from_millis(4_900)).await;
+    assert!(store.write_times("service_cpm").is_empty(), "nothing before the first round at 5 s");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(store.write_times("service_cpm"), [begin + Duration::from_secs(5)], "the minute row");
+    assert_eq!(stored_cpm(&store, minute), Some((3, 3)));
+    l2.take(vec![cpm(&catalog, minute, 2)]).await.expect("taken");
+    // Rounds at 5 s, 30 s, 55 s, 80 s: the hour and day rows wait for the 4th.
+    tokio::time::sleep(Duration::from_secs(70)).await;
+    assert_eq!(stored_cpm(&store, minute), Some((5, 5)));
+    assert_eq!(stored_cpm(&store, minute / 100), None, "no hour row before the 4th round");
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let at_80 = begin + Duration::from_secs(80);
+    let times = store.write_times("service_cpm");
+    assert_eq!(times, [begin + Duration::from_secs(5), begin + Duration::from_secs(30), at_80, at_80]);
+    // 5 calls in the hour: 5 / 60 = 0 per minute; in the day 5 / 1440 = 0.
+    assert_eq!(stored_cpm(&store, minute / 100), Some((5, 0)));
+    assert_eq!(stored_cpm(&store, minute / 10_000), Some((5, 0)));
+    l2.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restarted_l2_merges_with_what_is_stored_and_counts_nothing_twice() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let minute = old_minute();
+    let first = start(&catalog, &store);
+    first.take(vec![cpm(&catalog, minute, 3)]).await.expect("taken");
+    first.stop().await;
+    assert_eq!(stored_cpm(&store, minute), Some((3, 3)));
+    assert_eq!(stored_cpm(&store, minute / 100), Some((3, 0)));
+
+    let second = start(&catalog, &store);
+    let next = if minute % 100 == 59 { minute - 1 } else { minute + 1 };
+    second.take(vec![cpm(&catalog, minute, 2), cpm(&catalog, next, 4)]).await.expect("taken");
+    second.stop().await;
+    assert_eq!(stored_cpm(&store, minute), Some((5, 5)), "3 before the restart and 2 after");
+    assert_eq!(stored_cpm(&store, next), Some((4, 4)));
+    assert_eq!(stored_cpm(&store, minute / 100), Some((9, 0)), "the hour holds every call once");
+    assert_eq!(stored_cpm(&store, minute / 10_000), Some((9, 0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn fresh_minutes_are_not_read_but_hours_and_days_are() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let l2 = start(&catalog, &store);
+    // A minute after this L2 started cannot be stored yet.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let now = TimeBuckets::utc().minute(wall_ms() + 60_000).expect("a minute");
+    l2.take(vec![cpm(&catalog, now, 1)]).await.expect("taken");
+    l2.flush().await;
+    assert_eq!(store.multi_gets.load(Ordering::Relaxed), 2, "the hour and the day row, not the minute");
+    assert_eq!(stored_cpm(&store, now), Some((1, 1)));
+    l2.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_relation_whose_components_did_not_grow_is_not_rewritten() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let l2 = start(&catalog, &store);
+    let minute = old_minute();
+    let edge = |components: Vec<i32>| Metric {
+        stream: catalog.find("service_relation_client_side").expect("stream").0,
+        entity_id: "YQ==.1-Yg==.1".to_owned(),
+        time_bucket: minute,
+        fixed: vec![Value::Text("YQ==.1".into()), Value::Text("Yg==.1".into())],
+        value: MetricValue::Components(components),
+    };
+    for components in [vec![7001], vec![7001], vec![142]] {
+        l2.take(vec![edge(components)]).await.expect("taken");
+        l2.flush().await;
+    }
+    let minute_writes: Vec<String> = store
+        .writes
+        .lock()
+        .expect("lock")
+        .iter()
+        .filter(|(_, model, row)| model == "service_relation_client_side" && row.time_bucket == minute)
+        .map(|(_, _, row)| row.value(2).as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(minute_writes, ["7001", "142|7001"], "the repeated 7001 wrote nothing");
+    l2.stop().await;
+}

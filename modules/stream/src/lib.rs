@@ -1,0 +1,24 @@
+//! The streams from sources to storage, as every storage provider runs them once its store is
+//! open (pipeline-and-storage.md §1–7):
+//!
+//! - [`definitions`]: the OAL scripts and apdex thresholds read at start into a catalog;
+//! - [`l1`]: per-thread pre-aggregation of sources into metrics, bounded, flushed every
+//!   `l1FlushPeriod`;
+//! - [`route`]: each metric to its aggregator by the hash of its entity id;
+//! - [`l2`]: merge with storage, persist every `persistentPeriod`, roll minutes up into hours
+//!   and days;
+//! - [`metrics_stream`]: the three wired together;
+//! - [`work`]: what a provider starts — the models installed, the metrics and record streams
+//!   subscribed, the TTL keeper on its timer.
+
+pub mod definitions;
+pub mod l1;
+pub mod l2;
+pub mod metrics_stream;
+pub mod route;
+pub mod work;
+
+#[cfg(test)]
+mod testing;
+
+pub use self::work::StreamWork;

@@ -1,0 +1,128 @@
+//! The metrics stream of a node: L1 subscribed to the source dispatcher, a flusher that every
+//! `l1FlushPeriod` drains L1 into the router, and the local L2 the router sends to on a Mixed
+//! node.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oap_core::SourceConsumer;
+use oap_oal::Catalog;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+use crate::l1::{L1, L1Handle};
+use crate::l2::L2;
+use crate::route::Router;
+
+/// A running metrics stream.
+pub struct MetricsStream {
+    l1: Arc<L1>,
+    router: Arc<Router>,
+    l2: Option<Arc<L2>>,
+    stop: CancellationToken,
+    flusher: JoinHandle<()>,
+}
+
+impl MetricsStream {
+    /// Starts flushing `l1` into `router` every `flush_period`; `l2` is this node's own L2, if it
+    /// aggregates.
+    pub fn start(l1: Arc<L1>, router: Arc<Router>, l2: Option<Arc<L2>>, flush_period: Duration) -> Self {
+        let stop = CancellationToken::new();
+        let flusher = tokio::spawn(flush_every(l1.clone(), router.clone(), flush_period, stop.clone()));
+        Self { l1, router, l2, stop, flusher }
+    }
+
+    /// What the dispatcher feeds.
+    pub fn consumer(&self) -> Arc<dyn SourceConsumer> {
+        Arc::new(L1Handle(self.l1.clone()))
+    }
+
+    /// The catalog of streams.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        self.l1.catalog()
+    }
+
+    /// Drains L1 to the aggregators and persists what the local L2 holds, at every level.
+    pub async fn flush(&self) {
+        self.router.route(self.l1.drain()).await;
+        if let Some(l2) = &self.l2 {
+            l2.flush().await;
+        }
+    }
+
+    /// Stops the flusher, hands L1's last metrics on, and stops L2 once it persisted them.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        let _ = self.flusher.await;
+        self.router.route(self.l1.drain()).await;
+        if let Some(l2) = &self.l2 {
+            l2.stop().await;
+        }
+    }
+}
+
+async fn flush_every(l1: Arc<L1>, router: Arc<Router>, period: Duration, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = ticks.tick() => {
+                let metrics = l1.drain();
+                if !metrics.is_empty() {
+                    router.route(metrics).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use oap_model::source::Source;
+    use oap_oal::catalog::Metric;
+    use oap_telemetry::Counter;
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::route::{Aggregator, Target};
+    use crate::testing::{core_catalog, service};
+
+    /// When batches arrived, and how large they were.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(Instant, usize)>>);
+
+    #[async_trait]
+    impl Aggregator for Recorder {
+        async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+            self.0.lock().expect("lock").push((Instant::now(), metrics.len()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn l1_is_flushed_every_period_and_never_sooner() {
+        let l1 = Arc::new(L1::new(core_catalog(), 1000));
+        let recorder = Arc::new(Recorder::default());
+        let target = Target { address: "self".to_owned(), aggregator: recorder.clone() };
+        let router = Arc::new(Router::new(vec![target], Counter::new("dropped", "test").expect("counter")));
+        let begin = Instant::now();
+        let stream = MetricsStream::start(l1.clone(), router, None, Duration::from_millis(500));
+        l1.accept(&Source::Service(service("a", 10, true, 202_611_211_230)));
+        tokio::time::sleep(Duration::from_millis(499)).await;
+        assert!(recorder.0.lock().expect("lock").is_empty(), "not before 500 ms");
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        l1.accept(&Source::Service(service("b", 10, true, 202_611_211_230)));
+        tokio::time::sleep(Duration::from_millis(2_000)).await;
+        let batches = recorder.0.lock().expect("lock").clone();
+        // 6 rows per service and minute; the second service's at the next tick; then nothing.
+        assert_eq!(batches, [(begin + Duration::from_millis(500), 6), (begin + Duration::from_millis(1_000), 6)]);
+        l1.accept(&Source::Service(service("c", 10, true, 202_611_211_230)));
+        stream.stop().await;
+        assert_eq!(recorder.0.lock().expect("lock").len(), 3, "stopping hands L1's last rows on");
+    }
+}

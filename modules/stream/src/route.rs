@@ -1,0 +1,130 @@
+//! Routing L1's metrics to the aggregators (pipeline-and-storage.md §4): each metric goes to
+//! the aggregator at `abs(hash % n)` over the aggregators sorted by address, where the hash is
+//! SkyWalking's `31 * 17 + javaStringHash(entity_id)` — the time bucket is left out, so every
+//! minute, hour and day row of an entity lands on one node and its hour and day merging stays
+//! local.
+//!
+//! An aggregator is anything that takes a batch of metrics: the local L2 on a Mixed node; a
+//! remote node's client once the cluster exists. The target list can be replaced while running
+//! (a cluster change).
+
+use std::sync::{Arc, RwLock};
+
+use async_trait::async_trait;
+use oap_oal::catalog::Metric;
+use oap_telemetry::Counter;
+use tracing::warn;
+
+/// Something metrics can be routed to.
+#[async_trait]
+pub trait Aggregator: Send + Sync {
+    /// Takes a batch; waits while the aggregator is full. The error says why it could not.
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String>;
+}
+
+/// One aggregator and the address it is sorted by.
+#[derive(Clone)]
+pub struct Target {
+    /// `host_port` (the local node's own address on a Mixed node).
+    pub address: String,
+    /// Where its metrics go.
+    pub aggregator: Arc<dyn Aggregator>,
+}
+
+/// Routes batches to the aggregators.
+pub struct Router {
+    targets: RwLock<Arc<[Target]>>,
+    dropped: Counter,
+}
+
+impl Router {
+    /// A router over `targets`; `dropped` counts metrics that had nowhere to go.
+    pub fn new(targets: Vec<Target>, dropped: Counter) -> Self {
+        let router = Self { targets: RwLock::new(Arc::from(Vec::new())), dropped };
+        router.set_targets(targets);
+        router
+    }
+
+    /// Replaces the aggregators (sorted by address, duplicates removed).
+    pub fn set_targets(&self, mut targets: Vec<Target>) {
+        targets.sort_by(|a, b| a.address.cmp(&b.address));
+        targets.dedup_by(|a, b| a.address == b.address);
+        *self.targets.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::from(targets);
+    }
+
+    /// Sends every metric to its aggregator; returns how many could not be delivered (they are
+    /// counted and logged).
+    pub async fn route(&self, metrics: Vec<Metric>) -> usize {
+        let targets = self.targets.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        if targets.is_empty() {
+            if !metrics.is_empty() {
+                self.dropped.inc_by(metrics.len() as u64);
+                warn!(metrics = metrics.len(), "no aggregator to route metrics to; they are dropped");
+            }
+            return metrics.len();
+        }
+        let mut batches: Vec<Vec<Metric>> = targets.iter().map(|_| Vec::new()).collect();
+        for metric in metrics {
+            batches[target_index(&metric.entity_id, targets.len())].push(metric);
+        }
+        let mut lost = 0;
+        for (target, batch) in targets.iter().zip(batches) {
+            if batch.is_empty() {
+                continue;
+            }
+            let count = batch.len();
+            if let Err(reason) = target.aggregator.take(batch).await {
+                lost += count;
+                self.dropped.inc_by(count as u64);
+                warn!(aggregator = %target.address, metrics = count, %reason, "metrics could not be routed");
+            }
+        }
+        lost
+    }
+}
+
+/// Java's `String.hashCode`: `h = 31 * h + c` over UTF-16 units, wrapping.
+pub fn java_string_hash(text: &str) -> i32 {
+    text.encode_utf16().fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
+}
+
+/// The routing hash of an entity: `31 * 17 + javaStringHash(entity_id)`.
+pub fn remote_hash(entity_id: &str) -> i32 {
+    (31i32 * 17).wrapping_add(java_string_hash(entity_id))
+}
+
+/// The aggregator an entity goes to among `count`: `abs(hash % count)`.
+pub fn target_index(entity_id: &str, count: usize) -> usize {
+    let count = i64::try_from(count.max(1)).unwrap_or(i64::MAX);
+    usize::try_from((i64::from(remote_hash(entity_id)) % count).unsigned_abs()).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_javas() {
+        // "abc".hashCode() = 96354; "" = 0; a 32-bit wrap happens by 7 characters.
+        assert_eq!(java_string_hash("abc"), 96_354);
+        assert_eq!(java_string_hash(""), 0);
+        // "cHktYmFja2VuZA==.1": computed by hand with wrapping i32 arithmetic below.
+        let by_hand = "cHktYmFja2VuZA==.1".bytes().fold(0i32, |h, b| h.wrapping_mul(31).wrapping_add(i32::from(b)));
+        assert_eq!(java_string_hash("cHktYmFja2VuZA==.1"), by_hand);
+        assert_eq!(remote_hash("abc"), 527 + 96_354);
+    }
+
+    #[test]
+    fn the_index_ignores_nothing_but_the_bucket_and_stays_in_range() {
+        // 96881 % 3 = 2 (96881 = 3 * 32293 + 2).
+        assert_eq!(target_index("abc", 3), 2);
+        for entity in ["a", "zz", "cHktYmFja2VuZA==.1", "ü-ß"] {
+            for count in 1..6 {
+                assert!(target_index(entity, count) < count);
+            }
+        }
+        // A negative hash: "polygenelubricants".hashCode() is i32::MIN; + 527 stays negative.
+        let index = target_index("polygenelubricants", 7);
+        assert_eq!(index, usize::try_from((i64::from(i32::MIN + 527) % 7).unsigned_abs()).expect("small"));
+    }
+}

@@ -1,0 +1,99 @@
+//! Test helpers: a store in memory that records what was written and when (unit tests of the
+//! pipeline's logic only; the real stores are tested through the storage suite and the server),
+//! and sources to feed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use oap_model::Layer;
+use oap_model::source::{RequestFacts, Service, SpanTags};
+use oap_storage::{Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Write};
+use tokio::time::Instant;
+
+/// Rows by (model, id, bucket); metadata rows by (model, id).
+#[derive(Default)]
+pub struct MemoryStore {
+    pub rows: Mutex<HashMap<(String, String, i64), Row>>,
+    pub writes: Mutex<Vec<(Instant, String, Row)>>,
+    pub multi_gets: AtomicUsize,
+}
+
+fn bucket_key(model: &Model, bucket: i64) -> i64 {
+    if matches!(model.kind, oap_storage::ModelKind::Metrics { time_relative: false, .. }) { 0 } else { bucket }
+}
+
+impl MemoryStore {
+    /// The stored row of `model` for `id` at `bucket`.
+    pub fn row(&self, model: &str, id: &str, bucket: i64) -> Option<Row> {
+        self.rows.lock().expect("lock").get(&(model.to_owned(), id.to_owned(), bucket)).cloned()
+    }
+
+    /// When rows of `model` were written, in order.
+    pub fn write_times(&self, model: &str) -> Vec<Instant> {
+        self.writes.lock().expect("lock").iter().filter(|(_, name, _)| name == model).map(|(at, _, _)| *at).collect()
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStore {
+    async fn install(&self, _models: &[ModelRef]) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
+        let now = Instant::now();
+        for write in batch {
+            let (model, row) = (write.model(), write.row());
+            let key = (model.name.to_string(), row.id.clone(), bucket_key(model, row.time_bucket));
+            self.rows.lock().expect("lock").insert(key, row.clone());
+            self.writes.lock().expect("lock").push((now, model.name.to_string(), row.clone()));
+        }
+        Ok(())
+    }
+
+    async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
+        self.multi_gets.fetch_add(1, Ordering::Relaxed);
+        let rows = self.rows.lock().expect("lock");
+        Ok(keys
+            .iter()
+            .filter_map(|key| {
+                rows.get(&(model.name.to_string(), key.id.clone(), bucket_key(model, key.time_bucket))).cloned()
+            })
+            .collect())
+    }
+
+    async fn scan(&self, _model: &Model, _query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
+        Ok(Vec::new())
+    }
+
+    async fn delete_before(&self, _model: &Model, _day: i64) -> Result<usize, StorageError> {
+        Ok(0)
+    }
+}
+
+/// A request served by `service` in minute `time_bucket`.
+pub fn service(name: &'static str, latency: i32, status: bool, time_bucket: i64) -> Service<'static> {
+    Service {
+        name,
+        layer: Layer::GENERAL,
+        service_instance_name: "instance",
+        endpoint_name: "/work",
+        request: RequestFacts {
+            latency,
+            status,
+            http_response_status_code: 200,
+            rpc_status_code: "",
+            request_type: None,
+            tags: SpanTags(&[]),
+            time_bucket,
+        },
+    }
+}
+
+/// The catalog of the shipped `core.oal`.
+pub fn core_catalog() -> std::sync::Arc<oap_oal::Catalog> {
+    let definitions = oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal compiles");
+    std::sync::Arc::new(oap_oal::Catalog::new(definitions, oap_oal::ApdexThresholds::default()).expect("catalog"))
+}

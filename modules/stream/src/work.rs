@@ -1,0 +1,132 @@
+//! What every storage provider runs once its store is open: the metric definitions read, every
+//! model installed, the metrics stream (L1 → route → L2) and the record stream subscribed to the
+//! dispatcher, and the data keeper on its timer.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oap_core::{CoreConfig, CoreConfigRef, Downsampling, Role, SourceDispatcherRef, TimeBuckets};
+use oap_kernel::{ModuleContext, ModuleError};
+use oap_storage::record_stream::RecordStream;
+use oap_storage::retry::WriteMetrics;
+use oap_storage::ttl::DataKeeper;
+use oap_storage::{StorageRef, builtin};
+use oap_telemetry::MetricsCreatorRef;
+use tokio::task::JoinHandle;
+use tracing::warn;
+
+use crate::definitions::load_catalog;
+use crate::l1::{DEFAULT_CAPACITY, L1};
+use crate::l2::{L2, L2Config, L2Metrics};
+use crate::metrics_stream::MetricsStream;
+use crate::route::{Router, Target};
+
+/// How long shutdown waits for queued records to be stored.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The address the local aggregator is known by until the cluster gives it one.
+const SELF_ADDRESS: &str = "self";
+
+/// The running streams of a node.
+pub struct StreamWork {
+    metrics: MetricsStream,
+    records: Arc<RecordStream>,
+    writer: JoinHandle<()>,
+    keeper: Option<JoinHandle<()>>,
+}
+
+impl StreamWork {
+    /// Reads the metric definitions, installs every model in `storage` and starts the streams and
+    /// the keeper; the provider must require `core` and `telemetry`.
+    pub async fn start(ctx: &mut ModuleContext<'_>, storage: &StorageRef) -> Result<Self, ModuleError> {
+        let core = ctx.service::<CoreConfigRef>()?;
+        let telemetry = ctx.service::<MetricsCreatorRef>()?;
+        let dispatcher = ctx.service::<SourceDispatcherRef>()?;
+        let buckets = ctx.service::<TimeBuckets>()?;
+        let catalog = Arc::new(load_catalog(&core.oal_dir, &core.apdex_threshold_file).map_err(ModuleError::Config)?);
+
+        let mut models = builtin::models();
+        for model in catalog.models() {
+            if !models.iter().any(|known| known.name == model.name) {
+                models.push(model);
+            }
+        }
+        storage
+            .install(&models)
+            .await
+            .map_err(|error| ModuleError::Other(format!("cannot install the models: {error}")))?;
+
+        let l2 = core.role.is_aggregation_target().then(|| {
+            let metrics = L2Metrics {
+                writes: WriteMetrics::new(&*telemetry, "metrics")?,
+                expired: telemetry.counter(
+                    "metrics_l2_expired_count",
+                    "Metrics that reached L2 older than metricsDataTTL and were dropped",
+                    &[],
+                )?,
+                read_errors: telemetry.counter(
+                    "metrics_l2_read_error_count",
+                    "Reads of stored metrics that failed for good (their increments waited a round)",
+                    &[],
+                )?,
+            };
+            let storage: Arc<dyn oap_storage::Storage> = storage.clone();
+            Ok::<_, ModuleError>(L2::start(catalog.clone(), storage, l2_config(&core), metrics, buckets.clone()))
+        });
+        let l2 = l2.transpose()?;
+        let targets = l2.iter().map(|l2| Target { address: SELF_ADDRESS.to_owned(), aggregator: l2.clone() }).collect();
+        let dropped =
+            telemetry.counter("metrics_route_dropped_count", "Metrics L1 could not hand to any aggregator", &[])?;
+        let router = Arc::new(Router::new(targets, dropped));
+        let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
+        let metrics = MetricsStream::start(l1, router, l2, core.l1_flush_period);
+        if core.role != Role::Aggregator {
+            dispatcher.subscribe(metrics.consumer())?;
+        }
+
+        let (records, writer) = RecordStream::start(storage.clone(), WriteMetrics::new(&*telemetry, "record")?);
+        if !catalog.is_disabled("segment") {
+            dispatcher.subscribe(records.clone())?;
+        }
+        let keeper = core.enable_data_keeper_executor.then(|| {
+            DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets.clone())
+                .start(core.data_keeper_execute_period)
+        });
+        Ok(Self { metrics, records, writer, keeper })
+    }
+
+    /// Persists what the metrics stream holds now, at every level (tools and tests).
+    pub async fn flush_metrics(&self) {
+        self.metrics.flush().await;
+    }
+
+    /// Stops the keeper, persists the metrics held, and waits (a bounded time) until queued
+    /// records are stored.
+    pub async fn stop(self) {
+        if let Some(keeper) = self.keeper {
+            keeper.abort();
+        }
+        self.metrics.stop().await;
+        if let Some(settle) = oap_core::SourceConsumer::settle(&*self.records) {
+            match tokio::time::timeout(DRAIN_TIMEOUT, settle).await {
+                Ok(Ok(())) => {}
+                Ok(Err(reason)) => warn!(%reason, "queued records were not stored"),
+                Err(_) => warn!("queued records were not stored within {DRAIN_TIMEOUT:?}"),
+            }
+        }
+        drop(self.records);
+        self.writer.abort();
+    }
+}
+
+/// L2's settings from `core.default`.
+pub fn l2_config(core: &CoreConfig) -> L2Config {
+    let days = i64::try_from(core.metrics_data_ttl.as_secs() / 86_400).unwrap_or(i64::MAX).max(1);
+    L2Config {
+        persistent_period: core.persistent_period,
+        session_timeout: core.storage_session_timeout,
+        hour: core.downsampling.contains(&Downsampling::Hour),
+        day: core.downsampling.contains(&Downsampling::Day),
+        ttl_days: days,
+        partitions: core.prepare_threads.max(1),
+    }
+}
