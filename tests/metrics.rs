@@ -1,0 +1,236 @@
+//! Metrics end to end, through the real binary: generated segments with known latencies, errors
+//! and topology become the OAL metrics and topology rows the reference says, at minute, hour and
+//! day — persisted by the persistence cycle itself (the server is then killed with `kill -9`),
+//! and merged, not counted twice, when the restarted server receives more of the same minute.
+//!
+//! Expected values are worked out by hand below from the traffic and oal.md §3; the server's
+//! store is opened and read once the server has stopped.
+
+mod common;
+
+use std::time::Duration;
+
+use common::agent::{RawSegmentCollection, raw_unary};
+use common::{OapProcess, Ports, scratch_dir};
+use oap_model::ids;
+use oap_oal::{ApdexThresholds, Catalog};
+use oap_proto::v3::{RefType, SegmentObject, SegmentReference, SpanLayer, SpanObject, SpanType};
+use oap_storage::{RowKey, Storage, Value};
+use oap_storage_embedded::{Budget, EmbeddedStore};
+use prost::Message;
+use tonic::transport::Channel;
+
+const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectInSync";
+
+/// The frontend's requests: latency (ms) and whether it failed.
+const FRONTEND: [(i64, bool); 6] = [(100, false), (200, false), (300, false), (600, false), (900, true), (2500, false)];
+/// Its database calls, one per request (ms).
+const DATABASE: [i64; 6] = [10, 20, 30, 40, 50, 60];
+/// The backend's requests, each called by a frontend request (ms).
+const BACKEND: [i64; 4] = [50, 70, 90, 110];
+
+fn span(id: i32, kind: SpanType, layer: SpanLayer, operation: &str, start: i64, latency: i64) -> SpanObject {
+    SpanObject {
+        span_id: id,
+        parent_span_id: id - 1,
+        start_time: start,
+        end_time: start + latency,
+        operation_name: operation.to_owned(),
+        span_type: kind as i32,
+        span_layer: layer as i32,
+        component_id: 7001,
+        ..SpanObject::default()
+    }
+}
+
+/// One round of traffic starting at `start` ms: 6 frontend requests with a database call each,
+/// and 4 of them calling the backend.
+fn traffic(round: &str, start: i64) -> Vec<Vec<u8>> {
+    let mut segments = Vec::new();
+    for (k, ((latency, failed), db)) in FRONTEND.iter().zip(DATABASE).enumerate() {
+        let mut entry = span(0, SpanType::Entry, SpanLayer::Http, "/api", start, *latency);
+        entry.is_error = *failed;
+        let mut exit = span(1, SpanType::Exit, SpanLayer::Database, "SELECT", start + 1, db);
+        exit.peer = "mysql:3306".to_owned();
+        exit.component_id = 5;
+        segments.push(SegmentObject {
+            trace_id: format!("{round}-trace-{k}"),
+            trace_segment_id: format!("{round}-front-{k}"),
+            spans: vec![entry, exit],
+            service: "shop-frontend".to_owned(),
+            service_instance: "f1".to_owned(),
+            ..SegmentObject::default()
+        });
+    }
+    for (k, latency) in BACKEND.iter().enumerate() {
+        let mut entry = span(0, SpanType::Entry, SpanLayer::Http, "/work", start + 2, *latency);
+        entry.parent_span_id = -1;
+        entry.refs = vec![SegmentReference {
+            ref_type: RefType::CrossProcess as i32,
+            trace_id: format!("{round}-trace-{k}"),
+            parent_trace_segment_id: format!("{round}-front-{k}"),
+            parent_span_id: 1,
+            parent_service: "shop-frontend".to_owned(),
+            parent_service_instance: "f1".to_owned(),
+            parent_endpoint: "/api".to_owned(),
+            network_address_used_at_peer: "backend:8080".to_owned(),
+        }];
+        segments.push(SegmentObject {
+            trace_id: format!("{round}-trace-{k}"),
+            trace_segment_id: format!("{round}-back-{k}"),
+            spans: vec![entry],
+            service: "shop-backend".to_owned(),
+            service_instance: "b1".to_owned(),
+            ..SegmentObject::default()
+        });
+    }
+    segments.into_iter().map(|segment| segment.encode_to_vec()).collect()
+}
+
+fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
+    let mut env = ports.env();
+    env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()));
+    env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
+    env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
+    let mut server = OapProcess::spawn(dir.to_path_buf(), &env, &[]);
+    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    server
+}
+
+async fn send(ports: &Ports, segments: Vec<Vec<u8>>) {
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    raw_unary(&channel, COLLECT_IN_SYNC, RawSegmentCollection { segments }.encode_to_vec()).await.expect("accepted");
+}
+
+/// Reads stored metric rows by name, column and entity.
+struct Stored {
+    store: EmbeddedStore,
+    catalog: Catalog,
+}
+
+impl Stored {
+    fn open(dir: &std::path::Path) -> Self {
+        let store = EmbeddedStore::open(dir.join("data"), Budget::default()).expect("open the store");
+        let definitions = oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal");
+        Self { store, catalog: Catalog::new(definitions, ApdexThresholds::default()).expect("catalog") }
+    }
+
+    async fn value(&self, metric: &str, column: &str, entity: &str, bucket: i64) -> Value {
+        let model = &self.catalog.find(metric).unwrap_or_else(|| panic!("no stream {metric}")).1.model;
+        let at = model.column(column).unwrap_or_else(|| panic!("{metric} has no column {column}"));
+        let key = RowKey { id: entity.to_owned(), time_bucket: bucket };
+        let rows = self.store.multi_get(model, &[key]).await.expect("multi-get");
+        let row = rows.into_iter().next().unwrap_or_else(|| panic!("no {metric} row for {entity} at {bucket}"));
+        row.value(at).clone()
+    }
+
+    async fn long(&self, metric: &str, column: &str, entity: &str, bucket: i64) -> i64 {
+        let value = self.value(metric, column, entity, bucket).await;
+        value.as_i64().unwrap_or_else(|| panic!("{metric}.{column} is {value:?}"))
+    }
+
+    async fn text(&self, metric: &str, column: &str, entity: &str, bucket: i64) -> String {
+        self.value(metric, column, entity, bucket).await.as_str().expect("text").to_owned()
+    }
+}
+
+fn now_ms() -> i64 {
+    let elapsed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    i64::try_from(elapsed.as_millis()).expect("ms")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_a_restart() {
+    let dir = scratch_dir("metrics");
+    let ports = Ports::free();
+    let buckets = oap_model::TimeBuckets::system();
+
+    // Round 1: persisted by the cycle alone — the server is killed without a chance to flush.
+    let mut server = start_server(&dir, &ports);
+    // A second early in its minute, so every span of the round starts in the same minute.
+    let start = {
+        let second_ago = now_ms() - 1_000;
+        second_ago - (second_ago % 60_000 - 50_000).max(0)
+    };
+    let minute = buckets.minute(start).expect("a minute");
+    let (hour, day) = (minute / 100, minute / 10_000);
+    send(&ports, traffic("one", start)).await;
+    // Rounds every second after the first at 1 s; hours and days at every 4th round.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    server.signal("KILL");
+    server.wait_exit(Duration::from_secs(10)).expect("killed");
+    drop(server);
+
+    let frontend = ids::service_id("shop-frontend", true);
+    {
+        let stored = Stored::open(&dir);
+        for bucket in [minute, hour, day] {
+            assert_eq!(stored.long("service_cpm", "total", &frontend, bucket).await, 6, "at {bucket}");
+            assert_eq!(stored.long("service_resp_time", "summation", &frontend, bucket).await, 4600);
+        }
+    }
+
+    // Round 2: the same traffic again, in the same minute, after a restart; then a clean stop.
+    let mut server = start_server(&dir, &ports);
+    send(&ports, traffic("two", start)).await;
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).expect("stopped").success(), "{}", server.log());
+    drop(server);
+
+    let stored = Stored::open(&dir);
+    let backend = ids::service_id("shop-backend", true);
+    let mysql = ids::service_id("mysql:3306", false);
+    let api = ids::endpoint_id(&frontend, "/api");
+    let work = ids::endpoint_id(&backend, "/work");
+    let f1 = ids::instance_id(&frontend, "f1");
+    let front_to_back = ids::relation_id(&frontend, &backend);
+    let front_to_db = ids::relation_id(&frontend, &mysql);
+    let api_to_work = ids::endpoint_relation_id(&frontend, "/api", &backend, "/work");
+
+    // Twice the 6 frontend requests: 12 calls; 12 / 60 = 0 per minute over the hour, and over the day.
+    for (bucket, cpm) in [(minute, 12), (hour, 0), (day, 0)] {
+        assert_eq!(stored.long("service_cpm", "total", &frontend, bucket).await, 12);
+        assert_eq!(stored.long("service_cpm", "value", &frontend, bucket).await, cpm);
+        // Latencies sum to 4600 per round: 9200 / 12 = 766 (integer division).
+        assert_eq!(stored.long("service_resp_time", "value", &frontend, bucket).await, 766);
+        // 10 of 12 succeeded: 100000 / 12 = 8333 basis points.
+        assert_eq!(stored.long("service_sla", "percentage", &frontend, bucket).await, 8333);
+        // T = 500: per round 100, 200, 300 satisfy, 600 tolerates, the 900 error and 2500 (> 2000)
+        // frustrate: (6 × 10000 + 2 × 10000 / 2) / 12 = 5833.
+        assert_eq!(stored.long("service_apdex", "int_value", &frontend, bucket).await, 5833);
+        // Buckets of 10 ms, two each at 10, 20, 30, 60, 90, 250. Roofs of 12: p50 6 → 30;
+        // p75 9 → 90; p90 round(10.8) = 11, p95 round(11.4) = 11, p99 round(11.88) = 12 → 250.
+        assert_eq!(
+            stored.text("service_percentile", "datatable_value", &frontend, bucket).await,
+            "{p=50},300|{p=75},900|{p=90},2500|{p=95},2500|{p=99},2500"
+        );
+        assert_eq!(stored.long("service_instance_cpm", "total", &f1, bucket).await, 12);
+        assert_eq!(stored.long("endpoint_cpm", "total", &api, bucket).await, 12);
+        assert_eq!(stored.long("endpoint_cpm", "total", &work, bucket).await, 8);
+        // Database calls: 210 ms per round over 6 calls: 35.
+        assert_eq!(stored.long("database_access_cpm", "total", &mysql, bucket).await, 12);
+        assert_eq!(stored.long("database_access_resp_time", "value", &mysql, bucket).await, 35);
+        assert_eq!(stored.long("database_access_sla", "percentage", &mysql, bucket).await, 10_000);
+        assert_eq!(stored.long("service_relation_client_cpm", "total", &front_to_db, bucket).await, 12);
+        // The backend's 4 requests per round came from the frontend: 320 ms / 4 = 80.
+        assert_eq!(stored.long("service_relation_server_cpm", "total", &front_to_back, bucket).await, 8);
+        assert_eq!(stored.long("service_relation_server_resp_time", "value", &front_to_back, bucket).await, 80);
+        assert_eq!(stored.long("endpoint_relation_cpm", "total", &api_to_work, bucket).await, 8);
+        assert_eq!(stored.long("endpoint_relation_resp_time", "value", &api_to_work, bucket).await, 80);
+        // Topology rows: the backend's entry spans carry component 7001; the database call 5.
+        assert_eq!(stored.text("service_relation_server_side", "component_ids", &front_to_back, bucket).await, "7001");
+        assert_eq!(stored.text("service_relation_client_side", "component_ids", &front_to_db, bucket).await, "5");
+    }
+    // The service's decorator stores its layer in attr0.
+    assert_eq!(stored.text("service_cpm", "attr0", &frontend, minute).await, "GENERAL");
+    // Metadata: one row per entity, not per bucket.
+    let traffic = ids::service_traffic_id("shop-frontend", oap_model::Layer::GENERAL.number());
+    assert_eq!(stored.text("service_traffic", "service_traffic_name", &traffic, 0).await, "shop-frontend");
+    assert_eq!(stored.long("endpoint_traffic", "last_ping", &api, 0).await, minute);
+    let alias = ids::network_address_alias_id("backend:8080");
+    assert_eq!(stored.text("network_address_alias", "represent_service_id", &alias, 0).await, backend);
+}
