@@ -43,8 +43,10 @@ fn span(id: i32, kind: SpanType, layer: SpanLayer, operation: &str, start: i64, 
     }
 }
 
-/// One round of traffic starting at `start` ms: 6 frontend requests with a database call each,
-/// and 4 of them calling the backend.
+/// One round of traffic starting at `start` ms: 6 frontend requests, each calling the database
+/// and `backend:8080`, and 4 backend requests that name a frontend request as their caller
+/// (which teaches the server that `backend:8080` is `shop-backend`, after the frontend's calls
+/// of the round were analysed).
 fn traffic(round: &str, start: i64) -> Vec<Vec<u8>> {
     let mut segments = Vec::new();
     for (k, ((latency, failed), db)) in FRONTEND.iter().zip(DATABASE).enumerate() {
@@ -53,10 +55,13 @@ fn traffic(round: &str, start: i64) -> Vec<Vec<u8>> {
         let mut exit = span(1, SpanType::Exit, SpanLayer::Database, "SELECT", start + 1, db);
         exit.peer = "mysql:3306".to_owned();
         exit.component_id = 5;
+        let mut call = span(2, SpanType::Exit, SpanLayer::Http, "/work", start + 2, 3);
+        call.parent_span_id = 0;
+        call.peer = "backend:8080".to_owned();
         segments.push(SegmentObject {
             trace_id: format!("{round}-trace-{k}"),
             trace_segment_id: format!("{round}-front-{k}"),
-            spans: vec![entry, exit],
+            spans: vec![entry, exit, call],
             service: "shop-frontend".to_owned(),
             service_instance: "f1".to_owned(),
             ..SegmentObject::default()
@@ -176,6 +181,8 @@ async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_
 
     // Round 2: the same traffic again, in the same minute, after a restart; then a clean stop.
     let mut server = start_server(&dir, &ports);
+    // The stored alias of backend:8080 is reloaded 1 s after the start.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
     send(&ports, traffic("two", start)).await;
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(30)).expect("stopped").success(), "{}", server.log());
@@ -216,6 +223,11 @@ async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_
         assert_eq!(stored.long("database_access_resp_time", "value", &mysql, bucket).await, 35);
         assert_eq!(stored.long("database_access_sla", "percentage", &mysql, bucket).await, 10_000);
         assert_eq!(stored.long("service_relation_client_cpm", "total", &front_to_db, bucket).await, 12);
+        // Round one's calls to backend:8080 went to a conjectural service of that name; round
+        // two's, after the restart, to shop-backend, through the alias reloaded from storage.
+        let conjectural = ids::relation_id(&frontend, &ids::service_id("backend:8080", true));
+        assert_eq!(stored.long("service_relation_client_cpm", "total", &conjectural, bucket).await, 6);
+        assert_eq!(stored.long("service_relation_client_cpm", "total", &front_to_back, bucket).await, 6);
         // The backend's 4 requests per round came from the frontend: 320 ms / 4 = 80.
         assert_eq!(stored.long("service_relation_server_cpm", "total", &front_to_back, bucket).await, 8);
         assert_eq!(stored.long("service_relation_server_resp_time", "value", &front_to_back, bucket).await, 80);

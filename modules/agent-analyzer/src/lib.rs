@@ -9,6 +9,7 @@
 //!   settings and the core module's name limits, searchable tags and time zone.
 
 pub mod alias;
+pub mod alias_reload;
 mod analysis;
 mod provider;
 pub mod settings;

@@ -16,7 +16,7 @@ pub struct AnalyzerProviderFactory;
 impl TypedProviderFactory for AnalyzerProviderFactory {
     const MODULE: &'static str = MODULE_NAME;
     const NAME: &'static str = "default";
-    const REQUIRES: &'static [&'static str] = &[oap_core::MODULE_NAME];
+    const REQUIRES: &'static [&'static str] = &[oap_core::MODULE_NAME, oap_storage::MODULE_NAME];
     type Config = AnalyzerConfig;
 
     fn build(&self, config: AnalyzerConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
@@ -33,7 +33,7 @@ impl TypedProviderFactory for AnalyzerProviderFactory {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Box::new(AnalyzerProvider { config, sampling }))
+        Ok(Box::new(AnalyzerProvider { config, sampling, aliases: None, reload: None }))
     }
 }
 
@@ -53,6 +53,8 @@ fn load_sampling_policy(path: &str) -> Result<SamplingPolicy, String> {
 struct AnalyzerProvider {
     config: AnalyzerConfig,
     sampling: SamplingPolicy,
+    aliases: Option<Arc<NetworkAddressAliasCache>>,
+    reload: Option<tokio::task::JoinHandle<()>>,
 }
 
 #[async_trait]
@@ -63,7 +65,27 @@ impl ModuleProvider for AnalyzerProvider {
         let rules = AnalysisRules::new(&self.config, &core, self.sampling.clone()).map_err(|errors| {
             ModuleError::Config(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
         })?;
-        ctx.register(SegmentAnalyzer::new(rules, buckets, Arc::new(NetworkAddressAliasCache::new())))
+        let aliases = Arc::new(NetworkAddressAliasCache::new());
+        self.aliases = Some(aliases.clone());
+        ctx.register(SegmentAnalyzer::new(rules, buckets, aliases))
+    }
+
+    async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        let storage = ctx.service::<oap_storage::StorageRef>()?;
+        let core = ctx.service::<CoreConfigRef>()?;
+        let buckets = ctx.service::<TimeBuckets>()?;
+        if let Some(aliases) = &self.aliases {
+            let reload = crate::alias_reload::start(storage, aliases.clone(), buckets, core.metrics_data_ttl);
+            self.reload = Some(reload);
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> Result<(), ModuleError> {
+        if let Some(reload) = self.reload.take() {
+            reload.abort();
+        }
+        Ok(())
     }
 }
 
