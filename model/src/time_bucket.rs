@@ -141,6 +141,11 @@ impl TimeBuckets {
     }
 }
 
+/// Now, epoch milliseconds (the wall clock every bucket and TTL decision starts from).
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
 /// A minute bucket rolled up: minute → hour is `/ 100`, minute → day is `/ 10000`.
 pub fn minute_to(bucket: i64, granularity: Granularity) -> i64 {
     match granularity {

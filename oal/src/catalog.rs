@@ -248,48 +248,51 @@ impl Catalog {
         self.aggregate_builtin(source, entity.as_deref(), sink);
     }
 
+    /// The hard-coded streams' share of `source`; `entity` is the source's scope entity id,
+    /// which is also the row id of its instance and endpoint traffic and of its relations.
     fn aggregate_builtin(&self, source: &Source<'_>, entity: Option<&str>, sink: &mut dyn MetricSink) {
         let b = &self.builtins;
-        let merge = |sink: &mut dyn MetricSink,
-                     stream: Option<StreamId>,
-                     id: &str,
-                     bucket: i64,
-                     fixed: &dyn Fn() -> Vec<Value>,
-                     value: MetricValue| {
-            let Some(stream) = stream else { return };
-            let mut first = Some(value.clone());
-            let mut new = || (fixed(), first.take().unwrap_or(MetricValue::Fixed));
-            let entry = sink.entry(stream, id, bucket, &mut new);
-            if first.is_some() {
-                entry.combine(&value);
-            }
-        };
         match source {
-            Source::Service(s) => {
-                service_traffic(sink, b.service_traffic, s.name, s.layer, s.request.time_bucket, &merge)
+            Source::Service(s) if b.service_traffic.is_some() => {
+                let (bucket, id) = (s.request.time_bucket, ids::service_traffic_id(s.name, s.layer.number()));
+                let fixed = || service_traffic_values(s.name, s.layer, bucket);
+                merge_into(sink, b.service_traffic, &id, bucket, fixed, MetricValue::Fixed);
             }
-            Source::ServiceMeta(m) => service_traffic(sink, b.service_traffic, &m.name, m.layer, m.time_bucket, &merge),
+            Source::ServiceMeta(m) if b.service_traffic.is_some() => {
+                let id = ids::service_traffic_id(&m.name, m.layer.number());
+                let fixed = || service_traffic_values(&m.name, m.layer, m.time_bucket);
+                merge_into(sink, b.service_traffic, &id, m.time_bucket, fixed, MetricValue::Fixed);
+            }
             Source::ServiceInstance(s) => {
-                let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
-                let id = ids::instance_id(&service_id, s.name);
-                let fixed = || vec![Value::Text(service_id.clone()), Value::Text(s.name.to_owned())];
+                let Some(id) = entity else { return };
+                let fixed = || {
+                    let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
+                    vec![Value::Text(service_id), Value::Text(s.name.to_owned())]
+                };
                 let ping = MetricValue::Ping { last_ping: s.request.time_bucket, properties: None };
-                merge(sink, b.instance_traffic, &id, s.request.time_bucket, &fixed, ping);
+                merge_into(sink, b.instance_traffic, id, s.request.time_bucket, fixed, ping);
             }
             Source::ServiceInstanceUpdate(u) => {
                 let service_id = ids::service_id(&u.service_name, true);
                 let id = ids::instance_id(&service_id, &u.name);
                 let fixed = || vec![Value::Text(service_id.clone()), Value::Text(u.name.to_string())];
                 let ping = MetricValue::Ping { last_ping: u.time_bucket, properties: u.properties.clone() };
-                merge(sink, b.instance_traffic, &id, u.time_bucket, &fixed, ping);
+                merge_into(sink, b.instance_traffic, &id, u.time_bucket, fixed, ping);
             }
             Source::Endpoint(s) => {
-                let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
-                endpoint_traffic(sink, b.endpoint_traffic, service_id, &s.name, s.request.time_bucket, &merge);
+                let Some(id) = entity else { return };
+                let fixed = || {
+                    let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
+                    vec![Value::Text(service_id), Value::Text(s.name.to_string())]
+                };
+                let ping = MetricValue::LastPing(s.request.time_bucket);
+                merge_into(sink, b.endpoint_traffic, id, s.request.time_bucket, fixed, ping);
             }
             Source::EndpointMeta(m) => {
                 let service_id = ids::service_id(&m.service_name, m.service_normal);
-                endpoint_traffic(sink, b.endpoint_traffic, service_id, &m.endpoint, m.time_bucket, &merge);
+                let id = ids::endpoint_id(&service_id, &m.endpoint);
+                let fixed = || vec![Value::Text(service_id.clone()), Value::Text(m.endpoint.to_string())];
+                merge_into(sink, b.endpoint_traffic, &id, m.time_bucket, fixed, MetricValue::LastPing(m.time_bucket));
             }
             Source::ServiceRelation(r) => {
                 let stream = match r.detect_point {
@@ -297,11 +300,13 @@ impl Catalog {
                     DetectPoint::Client => b.service_relation_client,
                     DetectPoint::Proxy => None,
                 };
-                let (Some(entity), Some(_)) = (entity, stream) else { return };
-                let (source_id, dest_id) = relation_service_ids(r);
-                let fixed = || vec![Value::Text(source_id.clone()), Value::Text(dest_id.clone())];
+                let Some(entity) = entity else { return };
+                let fixed = || {
+                    let (source_id, dest_id) = relation_service_ids(r);
+                    vec![Value::Text(source_id), Value::Text(dest_id)]
+                };
                 let components = MetricValue::Components(vec![r.component_id]);
-                merge(sink, stream, entity, r.request.time_bucket, &fixed, components);
+                merge_into(sink, stream, entity, r.request.time_bucket, fixed, components);
             }
             Source::ServiceInstanceRelation(r) => {
                 let stream = match r.detect_point {
@@ -309,13 +314,13 @@ impl Catalog {
                     DetectPoint::Client => b.instance_relation_client,
                     DetectPoint::Proxy => None,
                 };
-                let (Some(entity), Some(_)) = (entity, stream) else { return };
+                let Some(entity) = entity else { return };
                 let fixed = || {
                     let (source_service, dest_service) = relation_service_ids(r);
                     let (source, dest) = relation_instance_ids(r);
                     [source_service, source, dest_service, dest].map(Value::Text).into()
                 };
-                merge(sink, stream, entity, r.request.time_bucket, &fixed, MetricValue::Fixed);
+                merge_into(sink, stream, entity, r.request.time_bucket, fixed, MetricValue::Fixed);
             }
             Source::EndpointRelation(r) if r.detect_point == DetectPoint::Server => {
                 let Some(entity) = entity else { return };
@@ -326,7 +331,7 @@ impl Catalog {
                     let dest = ids::endpoint_id(&child_service, r.child_endpoint);
                     vec![Value::Text(source), Value::Text(dest), Value::Int(r.component_id)]
                 };
-                merge(sink, b.endpoint_relation_server, entity, r.request.time_bucket, &fixed, MetricValue::Fixed);
+                merge_into(sink, b.endpoint_relation_server, entity, r.request.time_bucket, fixed, MetricValue::Fixed);
             }
             Source::NetworkAddressAliasSetup(a) => {
                 let service_id = ids::service_id(a.represent_service_name, true);
@@ -334,42 +339,35 @@ impl Catalog {
                 let id = ids::network_address_alias_id(a.address);
                 let fixed = || vec![Value::Text(a.address.to_owned())];
                 let alias = MetricValue::Alias { service_id, instance_id, last_update: a.time_bucket };
-                merge(sink, b.alias, &id, a.time_bucket, &fixed, alias);
+                merge_into(sink, b.alias, &id, a.time_bucket, fixed, alias);
             }
             _ => {}
         }
     }
 }
 
-type Merge<'f> = dyn Fn(&mut dyn MetricSink, Option<StreamId>, &str, i64, &dyn Fn() -> Vec<Value>, MetricValue) + 'f;
-
-fn service_traffic(
+/// Merges `value` into `stream`'s row for `id`; a new row gets `fixed()` and takes `value` as
+/// it is. A disabled stream (`None`) takes nothing.
+fn merge_into(
     sink: &mut dyn MetricSink,
     stream: Option<StreamId>,
-    name: &str,
-    layer: oap_model::Layer,
+    id: &str,
     bucket: i64,
-    merge: &Merge<'_>,
+    fixed: impl Fn() -> Vec<Value>,
+    value: MetricValue,
 ) {
-    if stream.is_none() {
-        return;
+    let Some(stream) = stream else { return };
+    let mut first = Some(value);
+    let mut new = || (fixed(), first.take().unwrap_or(MetricValue::Fixed));
+    let entry = sink.entry(stream, id, bucket, &mut new);
+    if let Some(value) = first {
+        entry.combine(&value);
     }
-    let id = ids::service_traffic_id(name, layer.number());
-    let fixed = || traffic::ServiceTraffic { name: name.to_owned(), layer, time_bucket: bucket }.into_row().values;
-    merge(sink, stream, &id, bucket, &fixed, MetricValue::Fixed);
 }
 
-fn endpoint_traffic(
-    sink: &mut dyn MetricSink,
-    stream: Option<StreamId>,
-    service_id: String,
-    name: &str,
-    bucket: i64,
-    merge: &Merge<'_>,
-) {
-    let id = ids::endpoint_id(&service_id, name);
-    let fixed = || vec![Value::Text(service_id.clone()), Value::Text(name.to_owned())];
-    merge(sink, stream, &id, bucket, &fixed, MetricValue::LastPing(bucket));
+/// The fixed columns of a `service_traffic` row.
+fn service_traffic_values(name: &str, layer: oap_model::Layer, bucket: i64) -> Vec<Value> {
+    traffic::ServiceTraffic { name: name.to_owned(), layer, time_bucket: bucket }.into_row().values
 }
 
 /// The minute bucket of a trace-derived source.

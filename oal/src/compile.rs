@@ -209,7 +209,7 @@ impl Compiler<'_> {
         let at = statement.function_at;
         let name = &statement.function;
         let args = &statement.args;
-        let numeric_source = |_: &MetricDefinition| -> Result<(), OalError> {
+        let numeric_source = || -> Result<(), OalError> {
             match source_type {
                 Some(FieldType::Long) => Ok(()),
                 Some(_) => Err(self.error(
@@ -236,7 +236,7 @@ impl Compiler<'_> {
             }
             Function::Apdex => {
                 self.arity(args, 2, at, name)?;
-                numeric_source(definition)?;
+                numeric_source()?;
                 let attribute = |arg: &Argument, wanted: FieldType, what: &str| match arg {
                     Argument::Attribute(operand) => {
                         let (compiled, ty) = self.typed_operand(definition.scope, operand)?;
@@ -253,10 +253,10 @@ impl Compiler<'_> {
                 definition.apdex = Some((name, status));
                 Ok(())
             }
-            Function::Percentile2 { .. } | Function::Histogram { .. } => numeric_source(definition),
+            Function::Percentile2 { .. } | Function::Histogram { .. } => numeric_source(),
             _ => {
                 self.arity(args, 0, at, name)?;
-                numeric_source(definition)
+                numeric_source()
             }
         }
     }

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oap_model::{TimeBuckets, ids};
+use oap_model::{TimeBuckets, ids, now_ms};
 use oap_storage::StorageRef;
 use oap_storage::builtin::alias::NetworkAddressAlias;
 use tokio::task::JoinHandle;
@@ -38,7 +38,7 @@ pub fn start(
     tokio::spawn(async move {
         tokio::time::sleep(FIRST).await;
         loop {
-            let now = wall_ms();
+            let now = now_ms();
             let back = if cache.is_empty() { i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX) } else { RECENT_MS };
             if let Some(since) = buckets.minute(now.saturating_sub(back)) {
                 match storage.aliases_since(since).await {
@@ -55,12 +55,6 @@ pub fn start(
             tokio::time::sleep(PERIOD).await;
         }
     })
-}
-
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

@@ -12,7 +12,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use axum::Router;
@@ -199,9 +198,7 @@ impl ManagementReceiver {
     }
 
     fn current_minute(&self) -> i64 {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let millis = i64::try_from(now.as_millis()).unwrap_or(i64::MAX);
-        self.buckets.minute(millis).unwrap_or_default()
+        self.buckets.minute(oap_model::now_ms()).unwrap_or_default()
     }
 }
 

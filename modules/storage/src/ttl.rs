@@ -68,7 +68,7 @@ impl DataKeeper {
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                let now_ms = jiff::Timestamp::now().as_millisecond();
+                let now_ms = oap_model::now_ms();
                 match self.run_once(now_ms).await {
                     Ok(0) => {}
                     Ok(days) => info!(days, "expired data deleted"),

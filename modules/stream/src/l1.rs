@@ -65,11 +65,6 @@ impl L1 {
         }
     }
 
-    /// The catalog sources are aggregated by.
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        &self.catalog
-    }
-
     /// Distinct rows held now.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Relaxed)

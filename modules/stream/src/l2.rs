@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use oap_model::{Granularity, TimeBuckets};
+use oap_model::{Granularity, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream};
 use oap_oal::{Catalog, StreamId};
 use oap_storage::retry::{WriteMetrics, write_until_stored};
@@ -96,7 +96,7 @@ impl L2 {
         metrics: L2Metrics,
         buckets: TimeBuckets,
     ) -> Arc<Self> {
-        let boot_minute = buckets.minute(wall_ms()).unwrap_or(0);
+        let boot_minute = buckets.minute(now_ms()).unwrap_or(0);
         let (mut senders, mut tasks) = (Vec::new(), Vec::new());
         for _ in 0..config.partitions.max(1) {
             let (sender, receiver) = mpsc::channel(QUEUE);
@@ -231,7 +231,7 @@ impl Partition {
     }
 
     fn arrive(&mut self, batch: Vec<Metric>) {
-        let first_kept = first_kept_day(&self.buckets, self.config.ttl_days, wall_ms()).unwrap_or(0);
+        let first_kept = first_kept_day(&self.buckets, self.config.ttl_days, now_ms()).unwrap_or(0);
         for metric in batch {
             let Some(stream) = self.catalog.stream(metric.stream) else { continue };
             if stream.time_relative() && day_of(metric.time_bucket) < first_kept {
@@ -335,7 +335,7 @@ impl Partition {
     /// Reads into the cache the stored rows of increments it lacks; returns the streams whose
     /// read failed for good.
     async fn load(&mut self, level: Level, increments: &HashMap<Key, Metric>) -> HashSet<StreamId> {
-        let now_ms = wall_ms();
+        let now_ms = now_ms();
         let mut wanted: HashMap<StreamId, Vec<RowKey>> = HashMap::new();
         for (key, metric) in increments {
             let Some(stream) = self.catalog.stream(key.stream) else { continue };
@@ -401,13 +401,6 @@ async fn read_until_loaded(storage: &dyn Storage, model: &Model, keys: &[RowKey]
             other => return other,
         }
     }
-}
-
-/// Now, epoch milliseconds.
-fn wall_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX))
 }
 
 #[cfg(test)]

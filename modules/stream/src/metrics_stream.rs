@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oap_core::SourceConsumer;
-use oap_oal::Catalog;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -36,19 +35,6 @@ impl MetricsStream {
     /// What the dispatcher feeds.
     pub fn consumer(&self) -> Arc<dyn SourceConsumer> {
         Arc::new(L1Handle(self.l1.clone()))
-    }
-
-    /// The catalog of streams.
-    pub fn catalog(&self) -> &Arc<Catalog> {
-        self.l1.catalog()
-    }
-
-    /// Drains L1 to the aggregators and persists what the local L2 holds, at every level.
-    pub async fn flush(&self) {
-        self.router.route(self.l1.drain()).await;
-        if let Some(l2) = &self.l2 {
-            l2.flush().await;
-        }
     }
 
     /// Stops the flusher, hands L1's last metrics on, and stops L2 once it persisted them.

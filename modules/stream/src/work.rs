@@ -94,11 +94,6 @@ impl StreamWork {
         Ok(Self { metrics, records, writer, keeper })
     }
 
-    /// Persists what the metrics stream holds now, at every level (tools and tests).
-    pub async fn flush_metrics(&self) {
-        self.metrics.flush().await;
-    }
-
     /// Stops the keeper, persists the metrics held, and waits (a bounded time) until queued
     /// records are stored.
     pub async fn stop(self) {

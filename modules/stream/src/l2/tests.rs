@@ -56,7 +56,7 @@ fn stored_cpm(store: &MemoryStore, bucket: i64) -> Option<(i64, i64)> {
 /// A minute two hours ago: within the TTL, and not fresh.
 fn old_minute() -> i64 {
     let buckets = TimeBuckets::utc();
-    buckets.minute(wall_ms() - 2 * 3_600_000).expect("a minute")
+    buckets.minute(oap_model::now_ms() - 2 * 3_600_000).expect("a minute")
 }
 
 #[tokio::test(start_paused = true)]
@@ -112,7 +112,7 @@ async fn fresh_minutes_are_not_read_but_hours_and_days_are() {
     let l2 = start(&catalog, &store);
     // A minute after this L2 started cannot be stored yet.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let now = TimeBuckets::utc().minute(wall_ms() + 60_000).expect("a minute");
+    let now = TimeBuckets::utc().minute(oap_model::now_ms() + 60_000).expect("a minute");
     l2.take(vec![cpm(&catalog, now, 1)]).await.expect("taken");
     l2.flush().await;
     assert_eq!(store.multi_gets.load(Ordering::Relaxed), 2, "the hour and the day row, not the minute");
