@@ -1,21 +1,25 @@
 //! Metrics end to end, through the real binary: generated segments with known latencies, errors
-//! and topology become the OAL metrics and topology rows the reference says, at minute, hour and
+//! and topology, and the real Python agent's 100 segments (their times moved to now), become the
+//! OAL metrics, topology rows and top-N slow statements the reference says, at minute, hour and
 //! day — persisted by the persistence cycle itself (the server is then killed with `kill -9`),
 //! and merged, not counted twice, when the restarted server receives more of the same minute.
 //!
-//! Expected values are worked out by hand below from the traffic and oal.md §3; the server's
+//! Expected values of the generated traffic are worked out by hand below from oal.md §3; those of
+//! the Python agent's segments are computed here from its capture by the same rules. The server's
 //! store is opened and read once the server has stopped.
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::agent::{RawSegmentCollection, raw_unary};
 use common::{OapProcess, Ports, scratch_dir};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
-use oap_proto::v3::{RefType, SegmentObject, SegmentReference, SpanLayer, SpanObject, SpanType};
-use oap_storage::{RowKey, Storage, Value};
+use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanObject, SpanType};
+use oap_storage::builtin::top_n::{self, TopNRecord};
+use oap_storage::{ModelRef, RowKey, ScanQuery, Storage, Value};
 use oap_storage_embedded::{Budget, EmbeddedStore};
 use prost::Message;
 use tonic::transport::Channel;
@@ -43,10 +47,14 @@ fn span(id: i32, kind: SpanType, layer: SpanLayer, operation: &str, start: i64, 
     }
 }
 
+fn tags(pairs: &[(&str, &str)]) -> Vec<KeyStringValuePair> {
+    pairs.iter().map(|(key, value)| KeyStringValuePair { key: (*key).to_owned(), value: (*value).to_owned() }).collect()
+}
+
 /// One round of traffic starting at `start` ms: 6 frontend requests, each calling the database
-/// and `backend:8080`, and 4 backend requests that name a frontend request as their caller
-/// (which teaches the server that `backend:8080` is `shop-backend`, after the frontend's calls
-/// of the round were analysed).
+/// and `backend:8080`, the first also reading `cart` from Redis for 15 ms, and 4 backend requests
+/// that name a frontend request as their caller (which teaches the server that `backend:8080` is
+/// `shop-backend`, after the frontend's calls of the round were analysed).
 fn traffic(round: &str, start: i64) -> Vec<Vec<u8>> {
     let mut segments = Vec::new();
     for (k, ((latency, failed), db)) in FRONTEND.iter().zip(DATABASE).enumerate() {
@@ -55,13 +63,24 @@ fn traffic(round: &str, start: i64) -> Vec<Vec<u8>> {
         let mut exit = span(1, SpanType::Exit, SpanLayer::Database, "SELECT", start + 1, db);
         exit.peer = "mysql:3306".to_owned();
         exit.component_id = 5;
+        exit.tags = tags(&[("db.type", "mysql"), ("db.statement", &format!("SELECT * FROM orders WHERE id = {k}"))]);
         let mut call = span(2, SpanType::Exit, SpanLayer::Http, "/work", start + 2, 3);
         call.parent_span_id = 0;
         call.peer = "backend:8080".to_owned();
+        let mut spans = vec![entry, exit, call];
+        if k == 0 {
+            let mut read = span(3, SpanType::Exit, SpanLayer::Cache, "Redis/GET", start + 3, 15);
+            read.parent_span_id = 0;
+            read.peer = "redis:6379".to_owned();
+            read.component_id = 7;
+            read.tags =
+                tags(&[("cache.type", "Redis"), ("cache.op", "read"), ("cache.cmd", "GET"), ("cache.key", "cart")]);
+            spans.push(read);
+        }
         segments.push(SegmentObject {
             trace_id: format!("{round}-trace-{k}"),
             trace_segment_id: format!("{round}-front-{k}"),
-            spans: vec![entry, exit, call],
+            spans,
             service: "shop-frontend".to_owned(),
             service_instance: "f1".to_owned(),
             ..SegmentObject::default()
@@ -92,8 +111,77 @@ fn traffic(round: &str, start: i64) -> Vec<Vec<u8>> {
     segments.into_iter().map(|segment| segment.encode_to_vec()).collect()
 }
 
+/// The Python agent's 100 segments, every time moved by the same amount so that its first span
+/// starts at `start`; as sent, and as read.
+fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<SegmentObject>) {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/python-agent/python.jsonl");
+    let text = std::fs::read_to_string(path).expect("read python.jsonl");
+    let mut segments: Vec<SegmentObject> =
+        text.lines().map(|line| serde_json::from_str(line).expect("a segment")).collect();
+    let first = segments.iter().flat_map(|segment| &segment.spans).map(|span| span.start_time).min().expect("spans");
+    let shift = start - first;
+    for span in segments.iter_mut().flat_map(|segment| &mut segment.spans) {
+        span.start_time += shift;
+        span.end_time += shift;
+        for log in &mut span.logs {
+            log.time += shift;
+        }
+    }
+    (segments.iter().map(Message::encode_to_vec).collect(), segments)
+}
+
+/// A service's entry spans: (latency, succeeded).
+fn entries(segments: &[SegmentObject], service: &str) -> Vec<(i64, bool)> {
+    segments
+        .iter()
+        .filter(|segment| segment.service == service)
+        .flat_map(|segment| &segment.spans)
+        .filter(|span| span.span_type() == SpanType::Entry)
+        .map(|span| (span.end_time - span.start_time, !span.is_error))
+        .collect()
+}
+
+/// What oal.md §3 makes of a service's requests in one minute: resp_time, sla (basis points),
+/// apdex with T = 500 and the percentile2(10) text.
+fn expected(requests: &[(i64, bool)]) -> (i64, i64, i64, String) {
+    let total = i64::try_from(requests.len()).expect("count");
+    let resp_time = requests.iter().map(|(latency, _)| latency).sum::<i64>() / total;
+    let sla = requests.iter().filter(|(_, ok)| *ok).count() as i64 * 10_000 / total;
+    let (mut satisfied, mut tolerating) = (0, 0);
+    for &(latency, ok) in requests {
+        if ok && latency <= 500 {
+            satisfied += 1;
+        } else if ok && latency <= 2_000 {
+            tolerating += 1;
+        }
+    }
+    let apdex = (satisfied * 10_000 + tolerating * 10_000 / 2) / total;
+    let mut buckets = BTreeMap::<i64, i64>::new();
+    for (latency, _) in requests {
+        *buckets.entry(latency / 10).or_default() += 1;
+    }
+    let labels: Vec<String> = [50, 75, 90, 95, 99]
+        .into_iter()
+        .map(|rank| {
+            let roof = (total as f64 * f64::from(rank) / 100.0).round() as i64;
+            let mut seen = 0;
+            let (key, _) = buckets
+                .iter()
+                .find(|(_, count)| {
+                    seen += **count;
+                    seen >= roof
+                })
+                .expect("the last bucket reaches every roof");
+            format!("{{p={rank}}},{}", key * 10)
+        })
+        .collect();
+    (resp_time, sla, apdex, labels.join("|"))
+}
+
 fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
     let mut env = ports.env();
+    // Database calls slower than 25 ms are slow statements.
+    env.push(("SW_SLOW_DB_THRESHOLD", "default:25".to_owned()));
     env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()));
     env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
     env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
@@ -141,6 +229,12 @@ impl Stored {
     async fn text(&self, metric: &str, column: &str, entity: &str, bucket: i64) -> String {
         self.value(metric, column, entity, bucket).await.as_str().expect("text").to_owned()
     }
+
+    /// Every stored record of a top-N model, by id.
+    async fn top_n(&self, model: &ModelRef) -> Vec<TopNRecord> {
+        let rows = self.store.scan(model, &ScanQuery::default()).await.expect("scan");
+        rows.into_iter().map(TopNRecord::from_row).collect()
+    }
 }
 
 fn now_ms() -> i64 {
@@ -164,6 +258,8 @@ async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_
     let minute = buckets.minute(start).expect("a minute");
     let (hour, day) = (minute / 100, minute / 10_000);
     send(&ports, traffic("one", start)).await;
+    let (python, python_segments) = python_agent(start);
+    send(&ports, python).await;
     // Rounds every second after the first at 1 s; hours and days at every 4th round.
     tokio::time::sleep(Duration::from_secs(7)).await;
     server.signal("KILL");
@@ -245,4 +341,74 @@ async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_
     assert_eq!(stored.long("endpoint_traffic", "last_ping", &api, 0).await, minute);
     let alias = ids::network_address_alias_id("backend:8080");
     assert_eq!(stored.text("network_address_alias", "represent_service_id", &alias, 0).await, backend);
+
+    // The slow statements of round two (round one's lists were held when the server was
+    // killed): the 30, 40, 50 and 60 ms calls, under the database and the calling service.
+    let slow: Vec<(String, i64, String, String)> = [2, 3, 4, 5]
+        .into_iter()
+        .map(|k| {
+            (
+                format!("two-front-{k}-1"),
+                DATABASE[k],
+                format!("SELECT * FROM orders WHERE id = {k}"),
+                format!("two-trace-{k}"),
+            )
+        })
+        .collect();
+    for (model, entity) in [(&*top_n::DATABASE_STATEMENT, &mysql), (&*top_n::SERVICE_DATABASE_STATEMENT, &frontend)] {
+        let records = stored.top_n(model).await;
+        let seen: Vec<_> = records
+            .iter()
+            .filter(|record| record.id.starts_with("two-"))
+            .map(|record| (record.id.clone(), record.latency, record.statement.clone(), record.trace_id.clone()))
+            .collect();
+        assert_eq!(seen, slow, "{}", model.name);
+        assert!(records.iter().all(|record| record.entity_id == *entity && record.time_bucket / 100 == minute));
+    }
+    // The Redis read took 15 ms, over Redis's 10 ms read threshold.
+    let reads: Vec<_> = stored
+        .top_n(&top_n::CACHE_READ_COMMAND)
+        .await
+        .into_iter()
+        .filter(|record| record.id.starts_with("two-"))
+        .map(|record| (record.id, record.statement, record.latency, record.entity_id))
+        .collect();
+    let redis = ids::service_id("redis:6379", false);
+    assert_eq!(reads, [("two-front-0-3".to_owned(), "GET cart".to_owned(), 15, redis)]);
+    assert!(stored.top_n(&top_n::CACHE_WRITE_COMMAND).await.is_empty());
+
+    // The Python agent's segments, sent once before the crash, counted once at every level.
+    let py_frontend = ids::service_id("py-frontend", true);
+    let py_backend = ids::service_id("py-backend", true);
+    for (service, id) in [("py-frontend", &py_frontend), ("py-backend", &py_backend)] {
+        let requests = entries(&python_segments, service);
+        assert_eq!(requests.len(), 50, "{service}: one entry span per segment");
+        let (resp_time, sla, apdex, percentile) = expected(&requests);
+        // 10 of 50 failed, whatever their latencies: 8000 basis points.
+        assert_eq!(sla, 8_000);
+        for bucket in [minute, hour, day] {
+            assert_eq!(stored.long("service_cpm", "total", id, bucket).await, 50, "{service} at {bucket}");
+            assert_eq!(stored.long("service_resp_time", "value", id, bucket).await, resp_time, "{service}");
+            assert_eq!(stored.long("service_sla", "percentage", id, bucket).await, sla, "{service}");
+            assert_eq!(stored.long("service_apdex", "int_value", id, bucket).await, apdex, "{service}");
+            assert_eq!(stored.text("service_percentile", "datatable_value", id, bucket).await, percentile, "{service}");
+        }
+    }
+    let py_relation = ids::relation_id(&py_frontend, &py_backend);
+    let py_api = ids::endpoint_id(&py_frontend, "/api");
+    let py_work = ids::endpoint_id(&py_backend, "/work");
+    let py_instance = ids::instance_id(&py_frontend, "py-frontend-24907@127.0.0.1");
+    for bucket in [minute, hour, day] {
+        assert_eq!(stored.long("endpoint_cpm", "total", &py_api, bucket).await, 50);
+        assert_eq!(stored.long("endpoint_cpm", "total", &py_work, bucket).await, 50);
+        assert_eq!(stored.long("service_instance_cpm", "total", &py_instance, bucket).await, 50);
+        // Every backend entry names its caller: 50 calls seen from the server side. The first
+        // segment the agent sent was a backend's, whose ref taught the alias of 127.0.0.1:18082,
+        // so every frontend exit span resolves to py-backend too.
+        assert_eq!(stored.long("service_relation_server_cpm", "total", &py_relation, bucket).await, 50);
+        assert_eq!(stored.long("service_relation_client_cpm", "total", &py_relation, bucket).await, 50);
+        assert_eq!(stored.long("service_relation_server_call_sla", "percentage", &py_relation, bucket).await, 8_000);
+    }
+    assert_eq!(stored.text("service_relation_server_side", "component_ids", &py_relation, minute).await, "7001");
+    assert_eq!(stored.text("service_relation_client_side", "component_ids", &py_relation, minute).await, "7002");
 }

@@ -7,7 +7,8 @@
 //! - [`storage`]: the trait itself, with its durability promise;
 //! - [`error`]: failures, split into retryable and not.
 //!
-//! - [`builtin`]: the hard-coded models (segment, traffic, alias, relations) and their typed rows;
+//! - [`builtin`]: the hard-coded models (segment, traffic, alias, relations, top-N) and their
+//!   typed rows;
 //! - [`dao`]: the typed reads the query API makes, with defaults over `scan` and `multi_get`;
 //! - [`retry`]: writing until stored, counted; [`record_stream`]: records to storage, settled;
 //! - [`ttl`]: the data keeper that drops expired days.

@@ -39,6 +39,12 @@ impl RecordStream {
         (Arc::new(Self { queue }), writer)
     }
 
+    /// Queues writes made elsewhere (the top-N reports) behind the records already queued; a
+    /// settle that follows covers them. False once the writer has stopped.
+    pub fn enqueue(&self, writes: Vec<Write>) -> bool {
+        writes.into_iter().all(|write| self.send(Message::Write(write)))
+    }
+
     fn send(&self, message: Message) -> bool {
         self.queue.send(message).is_ok()
     }

@@ -3,16 +3,15 @@
 //! table of the thread that analysed it; every `l1FlushPeriod` the tables are drained and their
 //! merged metrics routed to L2.
 //!
-//! Each analysing thread owns a shard (a table behind a mutex only the flusher also takes,
+//! Each analysing thread owns a shard (a [`Sharded`] table that only the flusher also takes,
 //! twice a second), so producers on different cores never contend. The tables are bounded:
 //! once they hold more than their capacity of distinct rows, a receiver's settle waits until
 //! the next flush has drained them — backpressure reaches the agent (its stream or request
 //! waits) instead of memory growing or data being dropped.
 
-use std::cell::RefCell;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use hashbrown::DefaultHashBuilder;
 use hashbrown::hash_table::{Entry, HashTable};
@@ -23,15 +22,10 @@ use oap_oal::{Catalog, MetricValue, StreamId};
 use oap_storage::Value;
 use tokio::sync::Notify;
 
+use crate::sharded::Sharded;
+
 /// Distinct rows L1 holds, over all shards, before producers wait for a flush.
 pub const DEFAULT_CAPACITY: usize = 200_000;
-
-static NEXT_L1: AtomicU64 = AtomicU64::new(1);
-
-thread_local! {
-    /// This thread's shard of every live L1, by the L1's number.
-    static SHARDS: RefCell<Vec<(u64, Arc<Mutex<Shard>>)>> = const { RefCell::new(Vec::new()) };
-}
 
 /// One thread's table of merged metrics.
 #[derive(Default)]
@@ -41,10 +35,9 @@ struct Shard {
 
 /// The L1 aggregation of one node.
 pub struct L1 {
-    number: u64,
     catalog: Arc<Catalog>,
     hasher: DefaultHashBuilder,
-    shards: Mutex<Vec<Arc<Mutex<Shard>>>>,
+    shards: Sharded<Shard>,
     /// Distinct rows held now, over all shards.
     held: AtomicUsize,
     capacity: usize,
@@ -55,10 +48,9 @@ impl L1 {
     /// An L1 over `catalog` that makes producers wait above `capacity` distinct rows.
     pub fn new(catalog: Arc<Catalog>, capacity: usize) -> Self {
         Self {
-            number: NEXT_L1.fetch_add(1, Ordering::Relaxed),
             catalog,
             hasher: DefaultHashBuilder::default(),
-            shards: Mutex::new(Vec::new()),
+            shards: Sharded::new(),
             held: AtomicUsize::new(0),
             capacity: capacity.max(1),
             drained: Notify::new(),
@@ -72,7 +64,7 @@ impl L1 {
 
     /// Merges what `source` contributes into this thread's shard.
     pub fn accept(&self, source: &Source<'_>) {
-        let added = self.with_shard(|shard| {
+        let added = self.shards.with(|shard| {
             let mut sink = ShardSink { shard, hasher: &self.hasher, added: 0 };
             self.catalog.aggregate(source, &mut sink);
             sink.added
@@ -84,37 +76,15 @@ impl L1 {
 
     /// Takes every merged metric out of every shard.
     pub fn drain(&self) -> Vec<Metric> {
-        let shards: Vec<Arc<Mutex<Shard>>> = lock(&self.shards).clone();
         let mut metrics = Vec::new();
-        for shard in shards {
-            let table = std::mem::take(&mut lock(&shard).table);
+        self.shards.each(|shard| {
+            let table = std::mem::take(&mut shard.table);
             self.held.fetch_sub(table.len(), Ordering::Relaxed);
             metrics.extend(table);
-        }
+        });
         self.drained.notify_waiters();
         metrics
     }
-
-    fn with_shard<R>(&self, work: impl FnOnce(&mut Shard) -> R) -> R {
-        SHARDS.with_borrow_mut(|shards| {
-            let at = match shards.iter().position(|(number, _)| *number == self.number) {
-                Some(at) => at,
-                None => {
-                    // Shards of L1s that are gone are held only here: let them go.
-                    shards.retain(|(_, shard)| Arc::strong_count(shard) > 1);
-                    let shard = Arc::new(Mutex::new(Shard::default()));
-                    lock(&self.shards).push(shard.clone());
-                    shards.push((self.number, shard));
-                    shards.len() - 1
-                }
-            };
-            work(&mut lock(&shards[at].1))
-        })
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn key_hash(hasher: &DefaultHashBuilder, stream: StreamId, time_bucket: i64, entity_id: &str) -> u64 {

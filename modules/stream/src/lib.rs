@@ -8,6 +8,9 @@
 //! - [`l2`]: merge with storage, persist every `persistentPeriod`, roll minutes up into hours
 //!   and days;
 //! - [`metrics_stream`]: the three wired together;
+//! - [`top_n`]: the slowest statements and cache commands per entity and minute, reported every
+//!   `topNReportPeriod`;
+//! - [`sharded`]: per-thread state, which L1 and the top-N buffers are built on;
 //! - [`work`]: what a provider starts — the models installed, the metrics and record streams
 //!   subscribed, the TTL keeper on its timer.
 
@@ -16,6 +19,8 @@ pub mod l1;
 pub mod l2;
 pub mod metrics_stream;
 pub mod route;
+pub mod sharded;
+pub mod top_n;
 pub mod work;
 
 #[cfg(test)]

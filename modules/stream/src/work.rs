@@ -1,6 +1,6 @@
 //! What every storage provider runs once its store is open: the metric definitions read, every
-//! model installed, the metrics stream (L1 → route → L2) and the record stream subscribed to the
-//! dispatcher, and the data keeper on its timer.
+//! model installed, the metrics stream (L1 → route → L2), the record stream and the top-N
+//! buffers subscribed to the dispatcher, and the data keeper on its timer.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +20,7 @@ use crate::l1::{DEFAULT_CAPACITY, L1};
 use crate::l2::{L2, L2Config, L2Metrics};
 use crate::metrics_stream::MetricsStream;
 use crate::route::{Router, Target};
+use crate::top_n::{TopN, TopNReport};
 
 /// How long shutdown waits for queued records to be stored.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,6 +31,7 @@ const SELF_ADDRESS: &str = "self";
 pub struct StreamWork {
     metrics: MetricsStream,
     records: Arc<RecordStream>,
+    top_n: Option<TopNReport>,
     writer: JoinHandle<()>,
     keeper: Option<JoinHandle<()>>,
 }
@@ -87,20 +89,30 @@ impl StreamWork {
         if !catalog.is_disabled("segment") {
             dispatcher.subscribe(records.clone())?;
         }
+        let top_n = Arc::new(TopN::new(&catalog));
+        let top_n = (top_n.is_enabled() && core.role != Role::Aggregator)
+            .then(|| {
+                dispatcher.subscribe(top_n.clone())?;
+                Ok::<_, ModuleError>(TopNReport::start(top_n, records.clone(), core.top_n_report_period))
+            })
+            .transpose()?;
         let keeper = core.enable_data_keeper_executor.then(|| {
             DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets.clone())
                 .start(core.data_keeper_execute_period)
         });
-        Ok(Self { metrics, records, writer, keeper })
+        Ok(Self { metrics, records, top_n, writer, keeper })
     }
 
-    /// Stops the keeper, persists the metrics held, and waits (a bounded time) until queued
-    /// records are stored.
+    /// Stops the keeper, persists the metrics held, reports the top-N lists, and waits (a
+    /// bounded time) until queued records are stored.
     pub async fn stop(self) {
         if let Some(keeper) = self.keeper {
             keeper.abort();
         }
         self.metrics.stop().await;
+        if let Some(top_n) = self.top_n {
+            top_n.stop().await;
+        }
         if let Some(settle) = oap_core::SourceConsumer::settle(&*self.records) {
             match tokio::time::timeout(DRAIN_TIMEOUT, settle).await {
                 Ok(Ok(())) => {}

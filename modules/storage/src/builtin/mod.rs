@@ -1,11 +1,12 @@
 //! The models SkyWalking hard-codes rather than generating from OAL: the `segment` record, the
-//! traffic (metadata) streams, the network address alias and the relation (topology) streams
-//! (analysis.md §5.2, §6.1, §9.1, §9.2) — each with a typed row that converts to and from a
+//! traffic (metadata) streams, the network address alias, the relation (topology) streams and
+//! the top-N slow statements (analysis.md §5.2, §6.1, §7, §9.1, §9.2) — each with a typed row that converts to and from a
 //! storage [`Row`](crate::Row).
 
 pub mod alias;
 pub mod relation;
 pub mod segment;
+pub mod top_n;
 pub mod traffic;
 
 use std::sync::LazyLock;
@@ -22,6 +23,7 @@ pub fn models() -> Vec<ModelRef> {
         alias::MODEL.clone(),
     ];
     models.extend(relation::models());
+    models.extend(top_n::models());
     models
 }
 
@@ -51,6 +53,6 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), models.len());
-        assert_eq!(models.len(), 10);
+        assert_eq!(models.len(), 14);
     }
 }
