@@ -15,6 +15,7 @@ pub fn catalog() -> ModuleCatalog {
         oap_agent_analyzer::module_definition(),
         oap_receiver::trace::module_definition(),
         oap_receiver::register::module_definition(),
+        oap_query::module_definition(),
     ];
     let mut providers: Vec<Box<dyn ProviderFactory>> = vec![
         Box::new(oap_telemetry::PrometheusProviderFactory),
@@ -24,6 +25,7 @@ pub fn catalog() -> ModuleCatalog {
         Box::new(oap_agent_analyzer::AnalyzerProviderFactory),
         Box::new(oap_receiver::TraceReceiverProviderFactory),
         Box::new(oap_receiver::RegisterReceiverProviderFactory),
+        Box::new(oap_query::GraphqlProviderFactory),
     ];
     for receiver in oap_receiver::QUIET_RECEIVERS {
         modules.push(receiver.module_definition());
@@ -57,6 +59,7 @@ mod tests {
                 ("agent-analyzer", "default"),
                 ("receiver-trace", "default"),
                 ("receiver-register", "default"),
+                ("query", "graphql"),
                 ("receiver-meter", "default"),
                 ("receiver-log", "default"),
                 ("receiver-profile", "default"),

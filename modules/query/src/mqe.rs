@@ -1,0 +1,1 @@
+//! MQE, the metrics query expressions of `execExpression` (query-api.md §5).
