@@ -95,11 +95,7 @@ impl QueryDuration {
     pub fn points(&self, buckets: &TimeBuckets) -> Result<Vec<Point>, DurationError> {
         let mut points = Vec::new();
         let mut millis = buckets.start_millis(self.start).ok_or(DurationError::TooLong)?;
-        loop {
-            let Some(bucket) = buckets.bucket(millis, self.step) else { break };
-            if bucket > self.end {
-                break;
-            }
+        while let Some(bucket) = buckets.bucket(millis, self.step).filter(|bucket| *bucket <= self.end) {
             if points.len() == MAX_POINTS {
                 return Err(DurationError::TooLong);
             }

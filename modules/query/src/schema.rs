@@ -6,6 +6,7 @@
 pub mod common;
 pub mod metadata;
 pub mod status;
+pub mod trace;
 
 use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
 
@@ -13,7 +14,7 @@ use crate::context::QueryContext;
 
 /// Every query of the root type.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(status::StatusQuery, metadata::MetadataQuery);
+pub struct QueryRoot(status::StatusQuery, metadata::MetadataQuery, trace::TraceQuery);
 
 /// The schema the server runs.
 pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
