@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::agent::{RawSegmentCollection, raw_unary};
+use common::agent::{RawSegmentCollection, python_agent, raw_unary};
 use common::{OapProcess, Ports, scratch_dir};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
@@ -109,25 +109,6 @@ fn traffic(round: &str, start: i64) -> Vec<Vec<u8>> {
         });
     }
     segments.into_iter().map(|segment| segment.encode_to_vec()).collect()
-}
-
-/// The Python agent's 100 segments, every time moved by the same amount so that its first span
-/// starts at `start`; as sent, and as read.
-fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<SegmentObject>) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/python-agent/python.jsonl");
-    let text = std::fs::read_to_string(path).expect("read python.jsonl");
-    let mut segments: Vec<SegmentObject> =
-        text.lines().map(|line| serde_json::from_str(line).expect("a segment")).collect();
-    let first = segments.iter().flat_map(|segment| &segment.spans).map(|span| span.start_time).min().expect("spans");
-    let shift = start - first;
-    for span in segments.iter_mut().flat_map(|segment| &mut segment.spans) {
-        span.start_time += shift;
-        span.end_time += shift;
-        for log in &mut span.logs {
-            log.time += shift;
-        }
-    }
-    (segments.iter().map(Message::encode_to_vec).collect(), segments)
 }
 
 /// A service's entry spans: (latency, succeeded).

@@ -27,6 +27,24 @@ pub fn segment_json(n: usize) -> String {
     text.lines().nth(n - 1).expect("line").to_owned()
 }
 
+/// The Python agent's 100 segments, every time moved by the same amount so that its first span
+/// starts at `start`; as sent, and as read.
+pub fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<oap_proto::v3::SegmentObject>) {
+    let text = std::fs::read_to_string(fixtures().join("python.jsonl")).expect("read python.jsonl");
+    let mut segments: Vec<oap_proto::v3::SegmentObject> =
+        text.lines().map(|line| serde_json::from_str(line).expect("a segment")).collect();
+    let first = segments.iter().flat_map(|segment| &segment.spans).map(|span| span.start_time).min().expect("spans");
+    let shift = start - first;
+    for span in segments.iter_mut().flat_map(|segment| &mut segment.spans) {
+        span.start_time += shift;
+        span.end_time += shift;
+        for log in &mut span.logs {
+            log.time += shift;
+        }
+    }
+    (segments.iter().map(Message::encode_to_vec).collect(), segments)
+}
+
 /// Sends request messages as they are given, and reads `Commands` back.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BytesCodec;

@@ -321,8 +321,12 @@ impl TraceQuery {
         let query = query_context(ctx);
         let Some(condition) = condition else { return Ok(TraceBrief { traces: Vec::new() }) };
         let (offset, limit) = condition.paging.offset_limit()?;
-        let time_range =
-            condition.query_duration.as_ref().map(|duration| duration.resolve(query)).transpose()?.map(|d| d.second_range());
+        let time_range = condition
+            .query_duration
+            .as_ref()
+            .map(|duration| duration.resolve(query))
+            .transpose()?
+            .map(|d| d.second_range());
         let positive = |bound: Option<i32>| bound.filter(|bound| *bound > 0);
         let id = |id: Option<ID>| id.map(|id| id.0).filter(|id| !id.is_empty());
         let search = TraceSearch {
