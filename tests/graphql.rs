@@ -155,6 +155,23 @@ async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
               "normal": true, "shortName": "py-frontend" },
         ])
     );
+    // The menu booster-ui loads first: the general services are there, no virtual database.
+    let menu = client
+        .data(
+            "query menuItems { getMenuItems { title icon layer activate description documentLink i18nKey \
+               subItems { title icon layer activate description documentLink i18nKey } } }",
+            json!({}),
+        )
+        .await;
+    let group = &menu["getMenuItems"][0];
+    assert_eq!((group["layer"].clone(), group["activate"].clone()), (json!(""), json!(true)));
+    let leaves: Vec<(Value, Value)> = group["subItems"]
+        .as_array()
+        .expect("leaves")
+        .iter()
+        .map(|leaf| (leaf["layer"].clone(), leaf["activate"].clone()))
+        .collect();
+    assert_eq!(leaves[..2], [(json!("GENERAL"), json!(true)), (json!("VIRTUAL_DATABASE"), json!(false))]);
     let none = client.data("{ listServices(layer: \"VIRTUAL_MQ\") { id } }", json!({})).await;
     assert_eq!(none["listServices"], json!([]));
 

@@ -7,6 +7,7 @@ pub mod common;
 pub mod metadata;
 pub mod status;
 pub mod trace;
+pub mod ui;
 
 use async_graphql::{EmptyMutation, EmptySubscription, MergedObject, Schema};
 
@@ -14,7 +15,7 @@ use crate::context::QueryContext;
 
 /// Every query of the root type.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(status::StatusQuery, metadata::MetadataQuery, trace::TraceQuery);
+pub struct QueryRoot(status::StatusQuery, metadata::MetadataQuery, trace::TraceQuery, ui::UiQuery);
 
 /// The schema the server runs.
 pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
