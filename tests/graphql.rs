@@ -9,14 +9,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::agent::{RawSegmentCollection, python_agent, raw_unary};
+use common::agent::{python_agent, send_segments};
 use common::{OapProcess, Ports, scratch_dir};
 use oap_model::ids;
-use prost::Message;
 use serde_json::{Value, json};
-use tonic::transport::Channel;
-
-const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectInSync";
 
 struct Client {
     http: reqwest::Client,
@@ -110,12 +106,7 @@ async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
 
     let start = oap_model::now_ms() - 5_000;
     let (segments, decoded) = python_agent(start);
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    raw_unary(&channel, COLLECT_IN_SYNC, RawSegmentCollection { segments }.encode_to_vec()).await.expect("accepted");
+    send_segments(ports.grpc, segments).await;
     // Segments are stored before the agent is answered; the service list waits for L2's first
     // round (1 s).
     tokio::time::sleep(Duration::from_secs(3)).await;

@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::agent::{RawSegmentCollection, python_agent, raw_unary};
+use common::agent::{python_agent, send_segments};
 use common::{OapProcess, Ports, scratch_dir};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
@@ -22,9 +22,6 @@ use oap_storage::builtin::top_n::{self, TopNRecord};
 use oap_storage::{ModelRef, RowKey, ScanQuery, Storage, Value};
 use oap_storage_embedded::{Budget, EmbeddedStore};
 use prost::Message;
-use tonic::transport::Channel;
-
-const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectInSync";
 
 /// The frontend's requests: latency (ms) and whether it failed.
 const FRONTEND: [(i64, bool); 6] = [(100, false), (200, false), (300, false), (600, false), (900, true), (2500, false)];
@@ -172,12 +169,7 @@ fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
 }
 
 async fn send(ports: &Ports, segments: Vec<Vec<u8>>) {
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    raw_unary(&channel, COLLECT_IN_SYNC, RawSegmentCollection { segments }.encode_to_vec()).await.expect("accepted");
+    send_segments(ports.grpc, segments).await;
 }
 
 /// Reads stored metric rows by name, column and entity.

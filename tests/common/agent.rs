@@ -45,6 +45,15 @@ pub fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<oap_proto::v3::SegmentObje
     (segments.iter().map(Message::encode_to_vec).collect(), segments)
 }
 
+/// Sends segments to a server's gRPC port in one `collectInSync` call, as an agent does, and
+/// waits for the answer (given once they are stored).
+pub async fn send_segments(grpc_port: u16, segments: Vec<Vec<u8>>) {
+    let channel =
+        Channel::from_shared(format!("http://127.0.0.1:{grpc_port}")).expect("uri").connect().await.expect("connect");
+    let path = "/skywalking.v3.TraceSegmentReportService/collectInSync";
+    raw_unary(&channel, path, RawSegmentCollection { segments }.encode_to_vec()).await.expect("accepted");
+}
+
 /// Sends request messages as they are given, and reads `Commands` back.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BytesCodec;
