@@ -207,6 +207,37 @@ async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
         json!({ "id": api, "value": "/api", "label": "/api", "serviceId": frontend, "serviceName": "py-frontend" })
     );
 
+    // The topology of py-frontend, as the service dashboard asks for it.
+    let topology = client
+        .data(
+            "query queryData($serviceIds: [ID!]!, $duration: Duration!) {\
+               topology: getServicesTopology(serviceIds: $serviceIds, duration: $duration) {\
+                 nodes { id name type isReal layers }\
+                 calls { id source detectPoints target sourceComponents targetComponents } } }",
+            json!({ "serviceIds": [frontend], "duration": duration }),
+        )
+        .await;
+    // Entry spans without a ref come from `User`; the frontend's exit span names the backend
+    // through the alias its refs taught. Ids sort `VXNl…` (User) before `cHkt…`.
+    let user = ids::service_id("User", false);
+    assert_eq!(
+        topology["topology"]["nodes"],
+        json!([
+            { "id": user, "name": "User", "type": "USER", "isReal": false, "layers": ["UNDEFINED"] },
+            { "id": backend, "name": "py-backend", "type": "Flask", "isReal": true, "layers": ["GENERAL"] },
+            { "id": frontend, "name": "py-frontend", "type": "Flask", "isReal": true, "layers": ["GENERAL"] },
+        ])
+    );
+    assert_eq!(
+        topology["topology"]["calls"],
+        json!([
+            { "id": format!("{user}-{frontend}"), "source": user, "target": frontend, "detectPoints": ["SERVER"],
+              "sourceComponents": [], "targetComponents": ["Flask"] },
+            { "id": format!("{frontend}-{backend}"), "source": frontend, "target": backend,
+              "detectPoints": ["CLIENT", "SERVER"], "sourceComponents": ["Requests"], "targetComponents": ["Flask"] },
+        ])
+    );
+
     // The segment list: 100 segments, 20 in error; newest first; pages of 15.
     let page = |number: i64, size: i64, extra: Value| {
         let mut extra = extra;

@@ -6,6 +6,7 @@
 pub mod common;
 pub mod metadata;
 pub mod status;
+pub mod topology;
 pub mod trace;
 pub mod ui;
 
@@ -15,7 +16,13 @@ use crate::context::QueryContext;
 
 /// Every query of the root type.
 #[derive(MergedObject, Default)]
-pub struct QueryRoot(status::StatusQuery, metadata::MetadataQuery, trace::TraceQuery, ui::UiQuery);
+pub struct QueryRoot(
+    status::StatusQuery,
+    metadata::MetadataQuery,
+    trace::TraceQuery,
+    topology::TopologyQuery,
+    ui::UiQuery,
+);
 
 /// The schema the server runs.
 pub type QuerySchema = Schema<QueryRoot, EmptyMutation, EmptySubscription>;
