@@ -238,6 +238,55 @@ async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
         ])
     );
 
+    // Instance calls between the two, and the endpoints around the backend's /work. The
+    // agent names the caller's endpoint after the exit span (`parentEndpoint` = /work).
+    let instances = client
+        .data(
+            "query queryData($clientServiceId: ID!, $serverServiceId: ID!, $duration: Duration!) {\
+               topology: getServiceInstanceTopology(clientServiceId: $clientServiceId,\
+                 serverServiceId: $serverServiceId, duration: $duration) {\
+                 nodes { id name type isReal serviceName serviceId } calls { id source detectPoints target } } }",
+            json!({ "clientServiceId": frontend, "serverServiceId": backend, "duration": duration }),
+        )
+        .await;
+    let backend_instance = ids::instance_id(&backend, "py-backend-24906@127.0.0.1");
+    assert_eq!(
+        instances["topology"],
+        json!({
+            "nodes": [
+                { "id": backend_instance, "name": "py-backend-24906@127.0.0.1", "type": null, "isReal": true,
+                  "serviceName": "py-backend", "serviceId": backend },
+                { "id": instance, "name": "py-frontend-24907@127.0.0.1", "type": null, "isReal": true,
+                  "serviceName": "py-frontend", "serviceId": frontend },
+            ],
+            "calls": [{ "id": format!("{instance}-{backend_instance}"), "source": instance,
+                        "detectPoints": ["CLIENT", "SERVER"], "target": backend_instance }],
+        })
+    );
+    let work = ids::endpoint_id(&backend, "/work");
+    let caller = ids::endpoint_id(&frontend, "/work");
+    let dependencies = client
+        .data(
+            "query queryData($endpointId: ID!, $duration: Duration!) {\
+               topology: getEndpointDependencies(endpointId: $endpointId, duration: $duration) {\
+                 nodes { id name serviceId serviceName type isReal } calls { id source target detectPoints } } }",
+            json!({ "endpointId": work, "duration": duration }),
+        )
+        .await;
+    assert_eq!(
+        dependencies["topology"],
+        json!({
+            "nodes": [
+                { "id": work, "name": "/work", "serviceId": backend, "serviceName": "py-backend", "type": null,
+                  "isReal": true },
+                { "id": caller, "name": "/work", "serviceId": frontend, "serviceName": "py-frontend", "type": null,
+                  "isReal": true },
+            ],
+            "calls": [{ "id": ids::endpoint_relation_id(&frontend, "/work", &backend, "/work"), "source": caller,
+                        "target": work, "detectPoints": ["SERVER"] }],
+        })
+    );
+
     // The segment list: 100 segments, 20 in error; newest first; pages of 15.
     let page = |number: i64, size: i64, extra: Value| {
         let mut extra = extra;

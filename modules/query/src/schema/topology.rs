@@ -5,11 +5,11 @@ use std::collections::{BTreeMap, HashMap};
 
 use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use oap_model::ids;
-use oap_storage::builtin::relation::ServiceRelation;
+use oap_storage::builtin::relation::{EndpointRelation, InstanceRelation, ServiceRelation};
 use oap_storage::dao::Side;
 
 use super::common::{DurationInput, query_context, storage_error};
-use super::metadata::merge_services;
+use super::metadata::{merge_services, split_child_id};
 use crate::components::Components;
 
 /// The name of the node of requests no agent saw the caller of.
@@ -143,6 +143,124 @@ pub fn build(
     Topology { nodes, calls: calls.into_values().collect() }
 }
 
+/// The fields an instance node and an endpoint node share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildFields {
+    id: ID,
+    name: String,
+    service_id: ID,
+    service_name: String,
+    is_real: bool,
+}
+
+macro_rules! child_node {
+    ($name:ident, $what:literal) => {
+        #[doc = concat!("A", $what, " in a topology.")]
+        #[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+        pub struct $name {
+            /// Its id.
+            pub id: ID,
+            /// Its name.
+            pub name: String,
+            /// Its service's id.
+            pub service_id: ID,
+            /// Its service's name.
+            pub service_name: String,
+            /// What it is (no component is recorded per instance or endpoint).
+            #[graphql(name = "type")]
+            pub node_type: Option<String>,
+            /// Whether its service is real.
+            pub is_real: bool,
+        }
+
+        impl From<ChildFields> for $name {
+            fn from(fields: ChildFields) -> Self {
+                Self {
+                    id: fields.id,
+                    name: fields.name,
+                    service_id: fields.service_id,
+                    service_name: fields.service_name,
+                    node_type: None,
+                    is_real: fields.is_real,
+                }
+            }
+        }
+    };
+}
+
+child_node!(ServiceInstanceNode, "n instance");
+child_node!(EndpointNode, "n endpoint");
+
+/// The instance topology between two services.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInstanceTopology {
+    /// The instances of a call.
+    pub nodes: Vec<ServiceInstanceNode>,
+    /// The calls.
+    pub calls: Vec<Call>,
+}
+
+/// The endpoints an endpoint calls and is called by.
+#[derive(SimpleObject, Debug, Clone, PartialEq, Eq)]
+pub struct EndpointTopology {
+    /// The endpoints of a call.
+    pub nodes: Vec<EndpointNode>,
+    /// The calls.
+    pub calls: Vec<Call>,
+}
+
+/// Calls between children (instances or endpoints), each with its relation id and the sides
+/// that saw it, and their nodes.
+fn child_topology(edges: impl Iterator<Item = (String, String, DetectPoint, String)>) -> (Vec<ChildFields>, Vec<Call>) {
+    let mut calls: BTreeMap<(String, String), Call> = BTreeMap::new();
+    for (source, target, side, id) in edges {
+        let call = calls.entry((source.clone(), target.clone())).or_insert_with(|| Call {
+            id: ID(id),
+            source: ID(source),
+            source_components: Vec::new(),
+            target: ID(target),
+            target_components: Vec::new(),
+            detect_points: Vec::new(),
+        });
+        push_unique(&mut call.detect_points, side);
+    }
+    let mut ids: Vec<&String> = calls.keys().flat_map(|(source, target)| [source, target]).collect();
+    ids.sort();
+    ids.dedup();
+    let nodes = ids
+        .into_iter()
+        .map(|id| {
+            let (service_id, name) = split_child_id(id).map_or((String::new(), id.clone()), |(s, n)| (s.to_owned(), n));
+            let (service_name, is_real) = ids::parse_service_id(&service_id).unwrap_or_default();
+            ChildFields { id: ID(id.clone()), name, service_id: ID(service_id), service_name, is_real }
+        })
+        .collect();
+    (nodes, calls.into_values().collect())
+}
+
+/// The instance topology from client- and server-side rows.
+pub fn build_instances(client: &[InstanceRelation], server: &[InstanceRelation]) -> ServiceInstanceTopology {
+    let edges = client
+        .iter()
+        .map(|row| (row, DetectPoint::Client))
+        .chain(server.iter().map(|row| (row, DetectPoint::Server)))
+        .map(|(row, side)| {
+            let id = ids::relation_id(&row.source_instance_id, &row.dest_instance_id);
+            (row.source_instance_id.clone(), row.dest_instance_id.clone(), side, id)
+        });
+    let (nodes, calls) = child_topology(edges);
+    ServiceInstanceTopology { nodes: nodes.into_iter().map(Into::into).collect(), calls }
+}
+
+/// The endpoint dependencies from server-side rows.
+pub fn build_endpoints(rows: &[EndpointRelation]) -> EndpointTopology {
+    let edges = rows.iter().map(|row| {
+        (row.source_endpoint.clone(), row.dest_endpoint.clone(), DetectPoint::Server, row.entity_id.clone())
+    });
+    let (nodes, calls) = child_topology(edges);
+    EndpointTopology { nodes: nodes.into_iter().map(Into::into).collect(), calls }
+}
+
 /// The topology queries.
 #[derive(Default)]
 pub struct TopologyQuery;
@@ -203,6 +321,39 @@ impl TopologyQuery {
             return Ok(Topology { nodes: Vec::new(), calls: Vec::new() });
         }
         Self::topology(ctx, duration, service_ids.into_iter().map(|id| id.0).collect()).await
+    }
+
+    /// The instance calls between two services, either direction.
+    async fn get_service_instance_topology(
+        &self,
+        ctx: &Context<'_>,
+        client_service_id: ID,
+        server_service_id: ID,
+        duration: DurationInput,
+        #[graphql(desc = "Accepted; no debugging trace is recorded.")] debug: Option<bool>,
+    ) -> async_graphql::Result<ServiceInstanceTopology> {
+        let _ = debug;
+        let query = query_context(ctx);
+        let range = duration.resolve(query)?.bucket_range();
+        let (a, b) = (client_service_id.as_str(), server_service_id.as_str());
+        let client = query.storage.instance_relations(Side::Client, range, a, b).await.map_err(storage_error)?;
+        let server = query.storage.instance_relations(Side::Server, range, a, b).await.map_err(storage_error)?;
+        Ok(build_instances(&client, &server))
+    }
+
+    /// The endpoints an endpoint calls and is called by.
+    async fn get_endpoint_dependencies(
+        &self,
+        ctx: &Context<'_>,
+        endpoint_id: ID,
+        duration: DurationInput,
+        #[graphql(desc = "Accepted; no debugging trace is recorded.")] debug: Option<bool>,
+    ) -> async_graphql::Result<EndpointTopology> {
+        let _ = debug;
+        let query = query_context(ctx);
+        let range = duration.resolve(query)?.bucket_range();
+        let rows = query.storage.endpoint_relations(range, &endpoint_id).await.map_err(storage_error)?;
+        Ok(build_endpoints(&rows))
     }
 
     /// The calls touching one service.
