@@ -146,6 +146,11 @@ pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
 
+/// The whole days of a TTL setting, at least 1 (the unit of every TTL decision).
+pub fn whole_days(ttl: std::time::Duration) -> i64 {
+    i64::try_from(ttl.as_secs() / 86_400).unwrap_or(i64::MAX).max(1)
+}
+
 /// A minute bucket rolled up: minute → hour is `/ 100`, minute → day is `/ 10000`.
 pub fn minute_to(bucket: i64, granularity: Granularity) -> i64 {
     match granularity {

@@ -94,7 +94,8 @@ impl QueryDuration {
     /// Every point from the start to the end, inclusive; at most [`MAX_POINTS`].
     pub fn points(&self, buckets: &TimeBuckets) -> Result<Vec<Point>, DurationError> {
         let mut points = Vec::new();
-        let mut millis = buckets.start_millis(self.start).ok_or(DurationError::TooLong)?;
+        // `parse` proved the start a real time of the zone.
+        let Some(mut millis) = buckets.start_millis(self.start) else { return Ok(points) };
         while let Some(bucket) = buckets.bucket(millis, self.step).filter(|bucket| *bucket <= self.end) {
             if points.len() == MAX_POINTS {
                 return Err(DurationError::TooLong);

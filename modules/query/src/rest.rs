@@ -20,12 +20,7 @@ pub fn routes(context: QueryContext) -> Router {
 async fn ttl(State(context): State<QueryContext>, headers: HeaderMap) -> Response {
     let records = days(context.core.record_data_ttl);
     let metrics = days(context.core.metrics_data_ttl);
-    let wants_json = headers
-        .get(header::ACCEPT)
-        .and_then(|accept| accept.to_str().ok())
-        .is_some_and(|accept| accept.contains("application/json"));
-    if wants_json {
-        let body = json!({
+    let body = json!({
             "metrics": {
                 "minute": metrics, "hour": metrics, "day": metrics,
                 "coldMinute": -1, "coldHour": -1, "coldDay": -1,
@@ -35,21 +30,20 @@ async fn ttl(State(context): State<QueryContext>, headers: HeaderMap) -> Respons
                 "browserErrorLog": records, "coldNormal": -1, "coldTrace": -1, "coldZipkinTrace": -1,
                 "coldLog": -1, "coldBrowserErrorLog": -1,
             },
-        });
+    });
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("application/json"));
+    if wants_json {
         return axum::Json(body).into_response();
     }
+    // The same settings as `group.key=value` lines.
     let mut text = String::new();
-    for key in ["minute", "hour", "day"] {
-        text.push_str(&format!("metrics.{key}={metrics}\n"));
-    }
-    for key in ["coldMinute", "coldHour", "coldDay"] {
-        text.push_str(&format!("metrics.{key}=-1\n"));
-    }
-    for key in ["normal", "trace", "zipkinTrace", "log", "browserErrorLog"] {
-        text.push_str(&format!("records.{key}={records}\n"));
-    }
-    for key in ["coldNormal", "coldTrace", "coldZipkinTrace", "coldLog", "coldBrowserErrorLog"] {
-        text.push_str(&format!("records.{key}=-1\n"));
+    for (group, settings) in body.as_object().into_iter().flatten() {
+        for (key, value) in settings.as_object().into_iter().flatten() {
+            text.push_str(&format!("{group}.{key}={value}\n"));
+        }
     }
     text.into_response()
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use oap_model::{Granularity, TimeBuckets};
+use oap_model::{Granularity, TimeBuckets, whole_days};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -40,8 +40,13 @@ impl DataKeeper {
         metrics_ttl: Duration,
         buckets: TimeBuckets,
     ) -> Self {
-        let days = |ttl: Duration| i64::try_from(ttl.as_secs() / 86_400).unwrap_or(i64::MAX).max(1);
-        Self { storage, models, record_ttl_days: days(record_ttl), metrics_ttl_days: days(metrics_ttl), buckets }
+        Self {
+            storage,
+            models,
+            record_ttl_days: whole_days(record_ttl),
+            metrics_ttl_days: whole_days(metrics_ttl),
+            buckets,
+        }
     }
 
     /// The first day a model keeps at `now_ms`.

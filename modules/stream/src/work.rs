@@ -127,13 +127,12 @@ impl StreamWork {
 
 /// L2's settings from `core.default`.
 pub fn l2_config(core: &CoreConfig) -> L2Config {
-    let days = i64::try_from(core.metrics_data_ttl.as_secs() / 86_400).unwrap_or(i64::MAX).max(1);
     L2Config {
         persistent_period: core.persistent_period,
         session_timeout: core.storage_session_timeout,
         hour: core.downsampling.contains(&Downsampling::Hour),
         day: core.downsampling.contains(&Downsampling::Day),
-        ttl_days: days,
+        ttl_days: oap_model::whole_days(core.metrics_data_ttl),
         partitions: core.prepare_threads.max(1),
     }
 }

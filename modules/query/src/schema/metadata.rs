@@ -172,16 +172,15 @@ pub fn split_child_id(id: &str) -> Option<(&str, String)> {
     Some((service_id, ids::decode(encoded)?))
 }
 
+/// Every stored service, merged by name.
+pub async fn services(ctx: &Context<'_>) -> async_graphql::Result<Vec<Service>> {
+    let rows = query_context(ctx).storage.list_services().await.map_err(storage_error)?;
+    Ok(merge_services(rows))
+}
+
 /// The metadata queries.
 #[derive(Default)]
 pub struct MetadataQuery;
-
-impl MetadataQuery {
-    async fn services(ctx: &Context<'_>) -> async_graphql::Result<Vec<Service>> {
-        let rows = query_context(ctx).storage.list_services().await.map_err(storage_error)?;
-        Ok(merge_services(rows))
-    }
-}
 
 #[Object]
 impl MetadataQuery {
@@ -192,7 +191,7 @@ impl MetadataQuery {
 
     /// The services of a layer, or all of them.
     async fn list_services(&self, ctx: &Context<'_>, layer: Option<String>) -> async_graphql::Result<Vec<Service>> {
-        let services = Self::services(ctx).await?;
+        let services = services(ctx).await?;
         Ok(match layer.filter(|layer| !layer.is_empty()) {
             Some(layer) => services.into_iter().filter(|service| service.layers.contains(&layer)).collect(),
             None => services,
@@ -201,12 +200,12 @@ impl MetadataQuery {
 
     /// One service by id.
     async fn get_service(&self, ctx: &Context<'_>, service_id: String) -> async_graphql::Result<Option<Service>> {
-        Ok(Self::services(ctx).await?.into_iter().find(|service| *service.id == service_id))
+        Ok(services(ctx).await?.into_iter().find(|service| *service.id == service_id))
     }
 
     /// One service by name.
     async fn find_service(&self, ctx: &Context<'_>, service_name: String) -> async_graphql::Result<Option<Service>> {
-        Ok(Self::services(ctx).await?.into_iter().find(|service| service.name == service_name))
+        Ok(services(ctx).await?.into_iter().find(|service| service.name == service_name))
     }
 
     /// The instances of a service seen in the duration.

@@ -55,9 +55,9 @@ pub struct MetricsTtl {
     cold_day: i32,
 }
 
-/// Whole days of a TTL setting.
+/// Whole days of a TTL setting, as GraphQL's `Int`.
 pub fn days(ttl: std::time::Duration) -> i32 {
-    i32::try_from(ttl.as_secs() / 86_400).unwrap_or(i32::MAX)
+    i32::try_from(oap_model::whole_days(ttl)).unwrap_or(i32::MAX)
 }
 
 /// `+HHMM` / `-HHMM` of an offset in seconds.

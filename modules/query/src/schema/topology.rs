@@ -9,7 +9,7 @@ use oap_storage::builtin::relation::{EndpointRelation, InstanceRelation, Service
 use oap_storage::dao::Side;
 
 use super::common::{DurationInput, query_context, storage_error};
-use super::metadata::{merge_services, split_child_id};
+use super::metadata::{Service, services, split_child_id};
 use crate::components::Components;
 
 /// The name of the node of requests no agent saw the caller of.
@@ -266,17 +266,18 @@ pub fn build_endpoints(rows: &[EndpointRelation]) -> EndpointTopology {
 pub struct TopologyQuery;
 
 impl TopologyQuery {
+    /// The calls touching `service_ids` (all calls when empty); `services` gives the layers.
     async fn topology(
         ctx: &Context<'_>,
         duration: DurationInput,
         service_ids: Vec<String>,
+        services: Vec<Service>,
     ) -> async_graphql::Result<Topology> {
         let query = query_context(ctx);
         let range = duration.resolve(query)?.bucket_range();
         let storage = &query.storage;
         let client = storage.service_relations(Side::Client, range, &service_ids).await.map_err(storage_error)?;
         let server = storage.service_relations(Side::Server, range, &service_ids).await.map_err(storage_error)?;
-        let services = merge_services(storage.list_services().await.map_err(storage_error)?);
         let layers = services.into_iter().map(|service| (service.id.0, service.layers)).collect();
         Ok(build(&client, &server, &layers, Components::shipped()))
     }
@@ -293,19 +294,19 @@ impl TopologyQuery {
         #[graphql(desc = "Accepted; no debugging trace is recorded.")] debug: Option<bool>,
     ) -> async_graphql::Result<Topology> {
         let _ = debug;
+        let services = services(ctx).await?;
         let Some(layer) = layer.filter(|layer| !layer.is_empty()) else {
-            return Self::topology(ctx, duration, Vec::new()).await;
+            return Self::topology(ctx, duration, Vec::new(), services).await;
         };
-        let services = merge_services(query_context(ctx).storage.list_services().await.map_err(storage_error)?);
         let ids: Vec<String> = services
-            .into_iter()
+            .iter()
             .filter(|service| service.layers.contains(&layer))
-            .map(|service| service.id.0)
+            .map(|service| service.id.0.clone())
             .collect();
         if ids.is_empty() {
             return Ok(Topology { nodes: Vec::new(), calls: Vec::new() });
         }
-        Self::topology(ctx, duration, ids).await
+        Self::topology(ctx, duration, ids, services).await
     }
 
     /// The calls touching any of the services.
@@ -320,7 +321,8 @@ impl TopologyQuery {
         if service_ids.is_empty() {
             return Ok(Topology { nodes: Vec::new(), calls: Vec::new() });
         }
-        Self::topology(ctx, duration, service_ids.into_iter().map(|id| id.0).collect()).await
+        let ids = service_ids.into_iter().map(|id| id.0).collect();
+        Self::topology(ctx, duration, ids, services(ctx).await?).await
     }
 
     /// The instance calls between two services, either direction.
@@ -365,7 +367,7 @@ impl TopologyQuery {
         #[graphql(desc = "Accepted; no debugging trace is recorded.")] debug: Option<bool>,
     ) -> async_graphql::Result<Topology> {
         let _ = debug;
-        Self::topology(ctx, duration, vec![service_id.0]).await
+        Self::topology(ctx, duration, vec![service_id.0], services(ctx).await?).await
     }
 }
 

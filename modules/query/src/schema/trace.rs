@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use oap_proto::v3::{SegmentObject, SpanObject};
 use oap_storage::builtin::segment::SegmentRow;
-use oap_storage::dao::{TraceOrder, TraceSearch, TraceState as StoredState};
+use oap_storage::dao::{TraceOrder, TraceSearch};
 use prost::Message;
 
 use super::common::{DurationInput, KeyValue, Long, Pagination, query_context, storage_error};
@@ -17,8 +17,9 @@ use crate::components::Components;
 /// The most segments one trace is read with.
 const MAX_SEGMENTS_PER_TRACE: usize = 10_000;
 
-/// Which segments by error state.
+/// Which segments by error state; the DAO's own enum, as GraphQL names it.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "oap_storage::dao::TraceState")]
 pub enum TraceState {
     /// All.
     All,
@@ -337,11 +338,7 @@ impl TraceQuery {
             service_instance_id: id(condition.service_instance_id),
             endpoint_id: id(condition.endpoint_id),
             trace_id: condition.trace_id.filter(|id| !id.is_empty()),
-            state: match condition.trace_state {
-                TraceState::All => StoredState::All,
-                TraceState::Success => StoredState::Success,
-                TraceState::Error => StoredState::Error,
-            },
+            state: condition.trace_state.into(),
             order: match condition.query_order {
                 QueryOrder::ByStartTime => TraceOrder::StartTime,
                 QueryOrder::ByDuration => TraceOrder::Duration,
