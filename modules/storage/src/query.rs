@@ -68,6 +68,8 @@ pub enum Filter {
     All(Vec<Filter>),
     /// At least one of these holds (topology: the service is the source or the target).
     Any(Vec<Filter>),
+    /// This does not hold (`top_n(…, attr0!='GENERAL')`; a null column passes).
+    Not(Box<Filter>),
 }
 
 impl Filter {
@@ -87,6 +89,7 @@ impl Filter {
             },
             Filter::All(filters) => filters.iter().all(|filter| filter.matches(row)),
             Filter::Any(filters) => filters.iter().any(|filter| filter.matches(row)),
+            Filter::Not(filter) => !filter.matches(row),
         }
     }
 }
@@ -217,6 +220,9 @@ mod tests {
 
         let part = Filter::Contains { column: 0, text: "back".to_owned() };
         assert_eq!(ids(&run(&ScanQuery { filters: vec![part], ..ScanQuery::default() })), ["b"]);
+        let not_frontend =
+            Filter::Not(Box::new(Filter::Eq { column: 0, value: Value::Text("py-frontend".to_owned()) }));
+        assert_eq!(ids(&run(&ScanQuery { filters: vec![not_frontend], ..ScanQuery::default() })), ["b"]);
         let any = Filter::In { column: 1, values: vec![Value::Int(10), Value::Int(50)] };
         assert_eq!(ids(&run(&ScanQuery { filters: vec![any], ..ScanQuery::default() })), ["b", "c"]);
         let backend = Filter::Eq { column: 0, value: Value::Text("py-backend".to_owned()) };

@@ -17,7 +17,7 @@ use crate::builtin::traffic::{self, EndpointTraffic, InstanceTraffic, ServiceTra
 use crate::builtin::{alias, relation};
 use crate::dao::{Side, TraceOrder, TraceSearch, TraceState};
 use crate::model::{Column, ColumnType, Indexing, Model, ModelKind, ModelRef};
-use crate::query::TimeRange;
+use crate::query::{Filter, TimeRange};
 use crate::row::{Row, RowKey, Value};
 use crate::storage::Write;
 
@@ -41,6 +41,8 @@ macro_rules! storage_suite {
             metadata_reads,
             topology_reads,
             metric_points_in_bucket_order,
+            entities_ranked_by_average,
+            slowest_records_of_an_entity,
             ttl_drops_whole_days,
             concurrent_writers_lose_nothing,
             acknowledged_writes_survive_a_reopen,
@@ -450,6 +452,97 @@ pub async fn metric_points_in_bucket_order(target: &impl Target) {
     let buckets = [202_611_211_230, 202_611_211_231, 202_611_211_232];
     let points = store.read_points(&model, "X", &buckets).await.expect("points");
     assert_eq!(points.iter().map(|point| point.as_ref().map(value_of)).collect::<Vec<_>>(), [Some(30), None, Some(32)]);
+}
+
+/// An endpoint metric like OAL's `endpoint_cpm`: `service_id`, `attr0` and `value`.
+fn endpoint_cpm() -> ModelRef {
+    let columns = vec![
+        Column::new("service_id", ColumnType::Text, Indexing::Filter),
+        Column::new("attr0", ColumnType::Text, Indexing::Filter),
+        Column::new("value", ColumnType::Long, Indexing::Filter),
+    ];
+    let kind = ModelKind::Metrics { time_relative: true, downsampling: true, update: true };
+    Arc::new(Model::new("endpoint_cpm", kind, columns).expect("valid model"))
+}
+
+/// Top-N of a metric: entities by the average of their rows in the range, filtered by columns
+/// (equal, or not equal with nulls passing), ordered by the exact average with ties by id, and
+/// reported truncated.
+pub async fn entities_ranked_by_average(target: &impl Target) {
+    let store = fresh(target).await;
+    store.install(&[endpoint_cpm()]).await.expect("install");
+    let model = endpoint_cpm();
+    let row = |id: &str, bucket: i64, service: &str, layer: Option<&str>, value: i64| {
+        let layer = layer.map_or(Value::Null, |layer| Value::Text(layer.to_owned()));
+        insert(
+            &model,
+            Row {
+                id: id.to_owned(),
+                time_bucket: bucket,
+                values: vec![Value::Text(service.to_owned()), layer, Value::Long(value)],
+            },
+        )
+    };
+    let (m1, m2, m3) = (202_611_211_231, 202_611_211_232, 202_611_211_233);
+    write(
+        &store,
+        vec![
+            // a: (10 + 21) / 2 = 15.5 → 15; b: 15 (its 900 is outside the range); c: 40; d: 7 and null attr0.
+            row("a", m1, "s1", Some("GENERAL"), 10),
+            row("a", m2, "s1", Some("GENERAL"), 21),
+            row("b", m2, "s1", Some("GENERAL"), 15),
+            row("b", m3, "s1", Some("GENERAL"), 900),
+            row("c", m1, "s2", Some("GENERAL"), 40),
+            row("d", m1, "s1", None, 7),
+        ],
+    )
+    .await;
+    let range = TimeRange { start: m1, end: m2 };
+    let ranked = |filters: Vec<Filter>, limit: usize, descending: bool| {
+        let (store, model) = (store.clone(), model.clone());
+        async move {
+            let found = store.sort_metrics(&model, 2, range, filters, limit, descending).await.expect("sort");
+            found.into_iter().map(|entity| (entity.entity_id, entity.average)).collect::<Vec<_>>()
+        }
+    };
+    let pairs = |list: &[(&str, i64)]| list.iter().map(|(id, value)| ((*id).to_owned(), *value)).collect::<Vec<_>>();
+    assert_eq!(ranked(Vec::new(), 10, true).await, pairs(&[("c", 40), ("a", 15), ("b", 15), ("d", 7)]));
+    // The order is by the exact average: b's 15 is below a's 15.5.
+    assert_eq!(ranked(Vec::new(), 2, false).await, pairs(&[("d", 7), ("b", 15)]));
+    let s1 = Filter::Eq { column: 0, value: Value::Text("s1".to_owned()) };
+    let general = Filter::Eq { column: 1, value: Value::Text("GENERAL".to_owned()) };
+    assert_eq!(ranked(vec![s1.clone(), general.clone()], 10, true).await, pairs(&[("a", 15), ("b", 15)]));
+    assert_eq!(ranked(vec![s1, Filter::Not(Box::new(general))], 10, true).await, pairs(&[("d", 7)]));
+}
+
+/// Sampled records (top-N statements): one entity's, within the second range, by latency.
+pub async fn slowest_records_of_an_entity(target: &impl Target) {
+    use crate::builtin::top_n::{self, TopNRecord};
+    let store = fresh(target).await;
+    let model = top_n::SERVICE_DATABASE_STATEMENT.clone();
+    let record = |id: &str, second: i64, entity: &str, latency: i64| TopNRecord {
+        id: id.to_owned(),
+        statement: format!("select {latency}"),
+        latency,
+        trace_id: format!("trace-{id}"),
+        entity_id: entity.to_owned(),
+        time_bucket: 20_261_121_123_000 + second,
+        timestamp: 0,
+    };
+    let records = [
+        record("r1", 1, "svc", 30),
+        record("r2", 2, "svc", 50),
+        record("r3", 3, "svc", 40),
+        record("r4", 4, "other", 99),
+        record("r5", 70, "svc", 80),
+    ];
+    write(&store, records.into_iter().map(|record| insert(&model, record.into_row())).collect()).await;
+    let range = TimeRange { start: 20_261_121_123_000, end: 20_261_121_123_059 };
+    let ids = |rows: Vec<Row>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
+    let slowest = store.top_records(&model, top_n::col::ENTITY_ID, "svc", top_n::col::LATENCY, range, 2, true);
+    assert_eq!(ids(slowest.await.expect("records")), ["r2", "r3"]);
+    let fastest = store.top_records(&model, top_n::col::ENTITY_ID, "svc", top_n::col::LATENCY, range, 5, false);
+    assert_eq!(ids(fastest.await.expect("records")), ["r1", "r3", "r2"]);
 }
 
 /// TTL drops whole days of a model's group, and expired metadata rows.
