@@ -15,7 +15,7 @@ use crate::builtin::relation::{EndpointRelation, InstanceRelation, ServiceRelati
 use crate::builtin::segment::{self, SegmentRow};
 use crate::builtin::traffic::{self, EndpointTraffic, InstanceTraffic, ServiceTraffic};
 use crate::builtin::{alias, relation};
-use crate::dao::{Side, TraceOrder, TraceSearch, TraceState};
+use crate::dao::{Side, Top, TraceOrder, TraceSearch, TraceState};
 use crate::model::{Column, ColumnType, Indexing, Model, ModelKind, ModelRef};
 use crate::query::{Filter, TimeRange};
 use crate::row::{Row, RowKey, Value};
@@ -501,7 +501,7 @@ pub async fn entities_ranked_by_average(target: &impl Target) {
     let ranked = |filters: Vec<Filter>, limit: usize, descending: bool| {
         let (store, model) = (store.clone(), model.clone());
         async move {
-            let found = store.sort_metrics(&model, 2, range, filters, limit, descending).await.expect("sort");
+            let found = store.sort_metrics(&model, 2, filters, Top { range, limit, descending }).await.expect("sort");
             found.into_iter().map(|entity| (entity.entity_id, entity.average)).collect::<Vec<_>>()
         }
     };
@@ -517,6 +517,7 @@ pub async fn entities_ranked_by_average(target: &impl Target) {
 
 /// Sampled records (top-N statements): one entity's, within the second range, by latency.
 pub async fn slowest_records_of_an_entity(target: &impl Target) {
+    use crate::builtin::top_n::col::{ENTITY_ID, LATENCY};
     use crate::builtin::top_n::{self, TopNRecord};
     let store = fresh(target).await;
     let model = top_n::SERVICE_DATABASE_STATEMENT.clone();
@@ -539,9 +540,9 @@ pub async fn slowest_records_of_an_entity(target: &impl Target) {
     write(&store, records.into_iter().map(|record| insert(&model, record.into_row())).collect()).await;
     let range = TimeRange { start: 20_261_121_123_000, end: 20_261_121_123_059 };
     let ids = |rows: Vec<Row>| rows.into_iter().map(|row| row.id).collect::<Vec<_>>();
-    let slowest = store.top_records(&model, top_n::col::ENTITY_ID, "svc", top_n::col::LATENCY, range, 2, true);
+    let slowest = store.top_records(&model, ENTITY_ID, "svc", LATENCY, Top { range, limit: 2, descending: true });
     assert_eq!(ids(slowest.await.expect("records")), ["r2", "r3"]);
-    let fastest = store.top_records(&model, top_n::col::ENTITY_ID, "svc", top_n::col::LATENCY, range, 5, false);
+    let fastest = store.top_records(&model, ENTITY_ID, "svc", LATENCY, Top { range, limit: 5, descending: false });
     assert_eq!(ids(fastest.await.expect("records")), ["r1", "r3", "r2"]);
 }
 

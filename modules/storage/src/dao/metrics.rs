@@ -22,6 +22,17 @@ pub struct EntityAverage {
     pub average: i64,
 }
 
+/// The top of a ranking: how many, of which range, in which order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Top {
+    /// The buckets ranked.
+    pub range: TimeRange,
+    /// How many are returned at most.
+    pub limit: usize,
+    /// Largest first.
+    pub descending: bool,
+}
+
 /// Reads of metric rows by id, ranked entities and sampled records.
 #[async_trait]
 pub trait MetricsQueryDao: Storage {
@@ -40,18 +51,17 @@ pub trait MetricsQueryDao: Storage {
         Ok(buckets.iter().map(|bucket| by_bucket.remove(bucket)).collect())
     }
 
-    /// The `limit` entities of `model` whose average of column `value_column` over the buckets
-    /// of `range` is largest (`descending`) or smallest, among the rows passing `filters`; ties
-    /// go by entity id. Rows without a number in the column do not count.
+    /// The `top.limit` entities of `model` whose average of column `value_column` over the
+    /// buckets of `top.range` is largest (`top.descending`) or smallest, among the rows passing
+    /// `filters`; ties go by entity id. Rows without a number in the column do not count.
     async fn sort_metrics(
         &self,
         model: &Model,
         value_column: usize,
-        range: TimeRange,
         filters: Vec<Filter>,
-        limit: usize,
-        descending: bool,
+        top: Top,
     ) -> Result<Vec<EntityAverage>, StorageError> {
+        let Top { range, limit, descending } = top;
         let query = ScanQuery { time_range: Some(range), filters, ..ScanQuery::default() };
         let mut sums: HashMap<String, (f64, u32)> = HashMap::new();
         for row in self.scan(model, &query).await? {
@@ -81,24 +91,22 @@ pub trait MetricsQueryDao: Storage {
             .collect())
     }
 
-    /// The `limit` records of `model` within `range` (second buckets) whose `entity_column`
-    /// is `entity_id`, by `value_column`, largest first when `descending`.
+    /// The `top.limit` records of `model` within `top.range` (second buckets) whose
+    /// `entity_column` is `entity_id`, by `value_column`, largest first when `top.descending`.
     async fn top_records(
         &self,
         model: &Model,
         entity_column: usize,
         entity_id: &str,
         value_column: usize,
-        range: TimeRange,
-        limit: usize,
-        descending: bool,
+        top: Top,
     ) -> Result<Vec<Row>, StorageError> {
         let query = ScanQuery {
-            time_range: Some(range),
+            time_range: Some(top.range),
             filters: vec![Filter::Eq { column: entity_column, value: Value::Text(entity_id.to_owned()) }],
-            sort: Some(Sort { key: SortKey::Column(value_column), descending }),
+            sort: Some(Sort { key: SortKey::Column(value_column), descending: top.descending }),
             offset: 0,
-            limit: Some(limit),
+            limit: Some(top.limit),
         };
         self.scan(model, &query).await
     }

@@ -9,7 +9,7 @@ pub mod topology;
 pub mod trace;
 
 pub use self::metadata::MetadataQueryDao;
-pub use self::metrics::{EntityAverage, MetricsQueryDao};
+pub use self::metrics::{EntityAverage, MetricsQueryDao, Top};
 pub use self::topology::{Side, TopologyQueryDao};
 pub use self::trace::{TraceOrder, TraceQueryDao, TraceSearch, TraceState};
 
