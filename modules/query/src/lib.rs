@@ -5,6 +5,7 @@
 //!
 //! - [`duration`]: the UI's `Duration` strings as time buckets and chart points;
 //! - [`schema`]: the GraphQL types and resolvers, by query family;
+//! - [`metrics`]: which metric a name is, and the reads metric queries share;
 //! - [`mqe`]: the metrics query expressions `execExpression` evaluates;
 //! - [`components`]: component ids as the names traces and topology show;
 //! - [`rest`]: `/status/config/ttl` and `/status/cluster/nodes`;
@@ -13,6 +14,7 @@
 pub mod components;
 pub mod context;
 pub mod duration;
+pub mod metrics;
 pub mod mqe;
 pub mod provider;
 pub mod rest;

@@ -5,6 +5,7 @@
 
 pub mod common;
 pub mod metadata;
+pub mod metrics;
 pub mod status;
 pub mod topology;
 pub mod trace;
@@ -19,6 +20,7 @@ use crate::context::QueryContext;
 pub struct QueryRoot(
     status::StatusQuery,
     metadata::MetadataQuery,
+    metrics::MetricsQuery,
     trace::TraceQuery,
     topology::TopologyQuery,
     ui::UiQuery,
