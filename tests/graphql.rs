@@ -10,44 +10,10 @@ mod common;
 use std::time::Duration;
 
 use common::agent::{python_agent, send_segments};
+use common::graphql::Client;
 use common::{OapProcess, Ports, scratch_dir};
 use oap_model::ids;
 use serde_json::{Value, json};
-
-struct Client {
-    http: reqwest::Client,
-    port: u16,
-}
-
-impl Client {
-    /// Posts a document; returns the whole response body.
-    async fn post(&self, query: &str, variables: Value) -> Value {
-        let body = json!({ "query": query, "variables": variables }).to_string();
-        let response = self
-            .http
-            .post(format!("http://127.0.0.1:{}/graphql", self.port))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .expect("POST /graphql");
-        let text = response.text().await.expect("body");
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
-    }
-
-    /// Posts a document that must succeed; returns `data`.
-    async fn data(&self, query: &str, variables: Value) -> Value {
-        let response = self.post(query, variables).await;
-        assert!(response.get("errors").is_none(), "{response}");
-        response["data"].clone()
-    }
-
-    async fn get(&self, path: &str, accept: &str) -> String {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let response = self.http.get(url).header("accept", accept).send().await.expect("GET");
-        response.text().await.expect("body")
-    }
-}
 
 /// The UI's trace list document (booster-ui `queryTraces`).
 const QUERY_TRACES: &str = "query queryTraces($condition: TraceQueryCondition) {

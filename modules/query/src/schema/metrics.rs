@@ -309,7 +309,7 @@ impl MetricsQuery {
         MetricInfo::lookup(&query_context(ctx).catalog, &name).map_or(MetricsType::Unknown, |metric| metric.kind)
     }
 
-    /// The node's metrics, those whose whole name matches `regex` when it is given.
+    /// The node's metrics by name, those whose whole name matches `regex` when it is given.
     async fn list_metrics(
         &self,
         ctx: &Context<'_>,
@@ -322,7 +322,7 @@ impl MetricsQuery {
             ),
             None => None,
         };
-        Ok(MetricInfo::all(&query_context(ctx).catalog)
+        let mut metrics: Vec<MetricDefinition> = MetricInfo::all(&query_context(ctx).catalog)
             .into_iter()
             .filter(|metric| pattern.as_ref().is_none_or(|pattern| pattern.is_match(metric.name())))
             .map(|metric| MetricDefinition {
@@ -330,7 +330,9 @@ impl MetricsQuery {
                 ty: metric.kind,
                 catalog: Some(metric.catalog().to_owned()),
             })
-            .collect())
+            .collect();
+        metrics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(metrics)
     }
 
     /// Evaluates an MQE expression for `entity` over `duration`.

@@ -1,0 +1,44 @@
+//! A GraphQL client of the server's REST port, as the UI posts documents.
+
+use serde_json::{Value, json};
+
+/// Posts GraphQL documents to one server.
+pub struct Client {
+    pub http: reqwest::Client,
+    pub port: u16,
+}
+
+impl Client {
+    /// A client of the server on REST port `port`.
+    pub fn new(port: u16) -> Self {
+        Self { http: reqwest::Client::new(), port }
+    }
+
+    /// Posts a document; returns the whole response body.
+    pub async fn post(&self, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables }).to_string();
+        let response = self
+            .http
+            .post(format!("http://127.0.0.1:{}/graphql", self.port))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("POST /graphql");
+        let text = response.text().await.expect("body");
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+    }
+
+    /// Posts a document that must succeed; returns `data`.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.post(query, variables).await;
+        assert!(response.get("errors").is_none(), "{response}");
+        response["data"].clone()
+    }
+
+    pub async fn get(&self, path: &str, accept: &str) -> String {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let response = self.http.get(url).header("accept", accept).send().await.expect("GET");
+        response.text().await.expect("body")
+    }
+}
