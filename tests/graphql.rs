@@ -204,6 +204,41 @@ async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
         ])
     );
 
+    // The topology's node and call metrics, one entity per node or call as booster-ui asks.
+    // Each service served 50 requests in the minute, 80 % of them without error, and the
+    // frontend called the backend 50 times (tests/metrics.rs works these out from the capture).
+    let fields = "{ type results { metric { labels { key value } } values { name: id value refId: traceID } } error }";
+    let metrics = client
+        .data(
+            &format!(
+                "query queryData($duration: Duration!,$expression0: String!,$expression1: String!,\
+                   $entity0: Entity!,$entity1: Entity!,$entity2: Entity!) {{\
+                   expression00: execExpression(expression: $expression0, entity: $entity0, duration: $duration){fields}\
+                   expression10: execExpression(expression: $expression0, entity: $entity1, duration: $duration){fields}\
+                   expression01: execExpression(expression: $expression1, entity: $entity0, duration: $duration){fields}\
+                   expression20: execExpression(expression: \"avg(service_relation_server_cpm)\", entity: $entity2, \
+                     duration: $duration){fields} }}"
+            ),
+            json!({
+                "duration": duration,
+                "expression0": "avg(service_cpm)",
+                "expression1": "avg(service_sla/100)",
+                "entity0": { "serviceName": "py-frontend", "normal": true },
+                "entity1": { "serviceName": "py-backend", "normal": true },
+                "entity2": { "serviceName": "py-frontend", "normal": true, "destServiceName": "py-backend",
+                             "destNormal": true },
+            }),
+        )
+        .await;
+    let single = |value: &str| {
+        json!({ "type": "SINGLE_VALUE", "error": null,
+                "results": [{ "metric": { "labels": [] }, "values": [{ "name": null, "value": value, "refId": null }] }] })
+    };
+    assert_eq!(metrics["expression00"], single("50"));
+    assert_eq!(metrics["expression10"], single("50"));
+    assert_eq!(metrics["expression01"], single("80"));
+    assert_eq!(metrics["expression20"], single("50"));
+
     // Instance calls between the two, and the endpoints around the backend's /work. The
     // agent names the caller's endpoint after the exit span (`parentEndpoint` = /work).
     let instances = client
