@@ -93,6 +93,35 @@ async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
     assert_eq!(shell["getRecordsTTL"], json!({ "normal": 3, "trace": 3, "coldTrace": -1 }));
     assert_eq!(shell["getMetricsTTL"], json!({ "minute": 7, "hour": 7, "day": 7, "coldDay": -1 }));
 
+    // The dashboards, as booster-ui loads them: each configuration is JSON text of a GENERAL
+    // dashboard, one of them the layer's root.
+    let templates = client
+        .data("query templates {\n    getAllTemplates {\n      id,\n      configuration,\n    }\n  }", json!({}))
+        .await;
+    let dashboards: Vec<Value> = templates["getAllTemplates"]
+        .as_array()
+        .expect("templates")
+        .iter()
+        .map(|template| serde_json::from_str(template["configuration"].as_str().expect("text")).expect("JSON"))
+        .collect();
+    let names: Vec<(&str, &str)> = dashboards
+        .iter()
+        .map(|dashboard| (dashboard["name"].as_str().expect("name"), dashboard["entity"].as_str().expect("entity")))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("General-Root", "All"),
+            ("General-Service", "Service"),
+            ("General-Instance", "ServiceInstance"),
+            ("General-Endpoint", "Endpoint"),
+            ("General-Service-Relation", "ServiceRelation"),
+            ("General-Instance-Relation", "ServiceInstanceRelation"),
+            ("General-Endpoint-Relation", "EndpointRelation"),
+        ]
+    );
+    assert!(dashboards.iter().all(|dashboard| dashboard["layer"] == "GENERAL"));
+
     // The service list, as booster-ui asks for it.
     let services = client
         .data(

@@ -7,6 +7,7 @@ pub mod common;
 pub mod metadata;
 pub mod metrics;
 pub mod status;
+pub mod templates;
 pub mod topology;
 pub mod trace;
 pub mod ui;
@@ -24,6 +25,7 @@ pub struct QueryRoot(
     trace::TraceQuery,
     topology::TopologyQuery,
     ui::UiQuery,
+    templates::TemplateQuery,
 );
 
 /// The schema the server runs.
