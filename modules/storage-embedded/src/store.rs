@@ -326,6 +326,42 @@ impl Inner {
                 let days =
                     query.time_range.map_or(i64::MIN..=i64::MAX, |range| day_of(range.start)..=day_of(range.end));
                 let lookup = lookup_filter(model, query);
+                if lookup.is_none()
+                    && let Some(bound) = query.newest_first_bound()
+                {
+                    let mut days = self.days_of(group, days);
+                    days.sort_by_key(|(day, _)| std::cmp::Reverse(*day));
+                    for (_, partition) in days {
+                        let entries = match query.time_range {
+                            Some(range) => partition.range(
+                                layout::bucket_key(&model.name, range.start)
+                                    ..layout::bucket_key(&model.name, range.end.saturating_add(1)),
+                            ),
+                            None => partition.prefix(&prefix),
+                        };
+                        let mut current = None;
+                        for entry in entries.rev() {
+                            let (key, bytes) = entry.into_inner().map_err(read)?;
+                            let (time_bucket, id) =
+                                layout::split_daily_key(&key, prefix.len()).ok_or_else(|| corrupt_key(&model.name))?;
+                            // A page is full once the bucket it ended in is read whole.
+                            if current != Some(time_bucket) {
+                                if rows.len() >= bound {
+                                    return Ok(query.finish(rows));
+                                }
+                                current = Some(time_bucket);
+                            }
+                            let row = Row { id, time_bucket, values: codec::decode(&bytes)? };
+                            if query.matches(&row) {
+                                rows.push(row);
+                            }
+                        }
+                        if rows.len() >= bound {
+                            break;
+                        }
+                    }
+                    return Ok(query.finish(rows));
+                }
                 for (day, partition) in self.days_of(group, days) {
                     match &lookup {
                         Some((column, value)) => {

@@ -101,6 +101,10 @@ pub enum SortKey {
     TimeBucket,
     /// A numeric or text column.
     Column(usize),
+    /// The time bucket, then a column within a bucket: the order of a column that grows with
+    /// the bucket (a segment's start time), which lets a store read the newest buckets first
+    /// and stop once a page is full.
+    TimeBucketThen(usize),
 }
 
 /// A sort order.
@@ -135,6 +139,17 @@ impl ScanQuery {
             && self.filters.iter().all(|filter| filter.matches(row))
     }
 
+    /// How many rows a store reading buckets newest first may stop after, once it has finished
+    /// a bucket: the page's end, when the order is by time bucket, largest first.
+    pub fn newest_first_bound(&self) -> Option<usize> {
+        match self.sort {
+            Some(Sort { key: SortKey::TimeBucket | SortKey::TimeBucketThen(_), descending: true }) => {
+                self.limit.map(|limit| self.offset.saturating_add(limit))
+            }
+            _ => None,
+        }
+    }
+
     /// Sorts and pages the matching rows. Ties — and the order without a sort — go by id, so
     /// pages never overlap.
     pub fn finish(&self, mut rows: Vec<Row>) -> Vec<Row> {
@@ -156,11 +171,16 @@ impl ScanQuery {
 fn compare(key: SortKey, a: &Row, b: &Row) -> Ordering {
     match key {
         SortKey::TimeBucket => a.time_bucket.cmp(&b.time_bucket),
-        SortKey::Column(column) => match (a.value(column), b.value(column)) {
-            (Value::Text(a), Value::Text(b)) => a.cmp(b),
-            (Value::Double(a), Value::Double(b)) => a.total_cmp(b),
-            (a, b) => a.as_i64().cmp(&b.as_i64()),
-        },
+        SortKey::Column(column) => compare_column(column, a, b),
+        SortKey::TimeBucketThen(column) => a.time_bucket.cmp(&b.time_bucket).then_with(|| compare_column(column, a, b)),
+    }
+}
+
+fn compare_column(column: usize, a: &Row, b: &Row) -> Ordering {
+    match (a.value(column), b.value(column)) {
+        (Value::Text(a), Value::Text(b)) => a.cmp(b),
+        (Value::Double(a), Value::Double(b)) => a.total_cmp(b),
+        (a, b) => a.as_i64().cmp(&b.as_i64()),
     }
 }
 

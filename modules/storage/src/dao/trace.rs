@@ -92,7 +92,8 @@ impl TraceSearch {
             filters.push(Filter::HasAll { column: col::TAGS, texts: self.tags.clone() });
         }
         let key = match self.order {
-            TraceOrder::StartTime => SortKey::Column(col::START_TIME),
+            // A segment's bucket is the second it started in, so this is the start time's order.
+            TraceOrder::StartTime => SortKey::TimeBucketThen(col::START_TIME),
             TraceOrder::Duration => SortKey::Column(col::LATENCY),
         };
         ScanQuery {
