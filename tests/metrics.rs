@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::agent::{python_agent, send_segments};
-use common::{OapProcess, Ports, scratch_dir};
+use common::{Ports, scratch_dir, start_server};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
 use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanObject, SpanType};
@@ -154,18 +154,6 @@ fn expected(requests: &[(i64, bool)]) -> (i64, i64, i64, String) {
         })
         .collect();
     (resp_time, sla, apdex, labels.join("|"))
-}
-
-fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
-    let mut env = ports.env();
-    // Database calls slower than 25 ms are slow statements.
-    env.push(("SW_SLOW_DB_THRESHOLD", "default:25".to_owned()));
-    env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()));
-    env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
-    env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
-    let mut server = OapProcess::spawn(dir.to_path_buf(), &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
-    server
 }
 
 async fn send(ports: &Ports, segments: Vec<Vec<u8>>) {

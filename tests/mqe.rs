@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::agent::send_segments;
 use common::graphql::Client;
-use common::{OapProcess, Ports, scratch_dir};
+use common::{Ports, scratch_dir, start_server};
 use oap_model::{TimeBuckets, ids};
 use oap_proto::v3::{KeyStringValuePair, SegmentObject, SpanLayer, SpanObject, SpanType};
 use prost::Message;
@@ -154,18 +154,6 @@ fn points(result: &Value, series: usize) -> Vec<(Value, Value)> {
 
 fn values(result: &Value, series: usize) -> Vec<Value> {
     points(result, series).into_iter().map(|(_, value)| value).collect()
-}
-
-fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
-    let mut env = ports.env();
-    // Database calls slower than 25 ms are slow statements.
-    env.push(("SW_SLOW_DB_THRESHOLD", "default:25".to_owned()));
-    env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()));
-    env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
-    env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
-    let mut server = OapProcess::spawn(dir.to_path_buf(), &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
-    server
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

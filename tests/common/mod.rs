@@ -128,3 +128,16 @@ impl Drop for OapProcess {
         let _ = self.child.wait();
     }
 }
+
+/// Starts the server on `ports` with its store in `dir`, storing every second, with the
+/// shipped OAL and database calls slower than 25 ms as slow statements; waits until it listens.
+pub fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
+    let mut env = ports.env();
+    env.push(("SW_SLOW_DB_THRESHOLD", "default:25".to_owned()));
+    env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()));
+    env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
+    env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
+    let mut server = OapProcess::spawn(dir.to_path_buf(), &env, &[]);
+    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    server
+}
