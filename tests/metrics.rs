@@ -13,11 +13,11 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::agent::{python_agent, send_segments};
+use common::agent::{python_agent, send_segments, span};
 use common::{Ports, scratch_dir, start_server};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
-use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanObject, SpanType};
+use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanType};
 use oap_storage::builtin::top_n::{self, TopNRecord};
 use oap_storage::{ModelRef, RowKey, ScanQuery, Storage, Value};
 use oap_storage_embedded::{Budget, EmbeddedStore};
@@ -29,20 +29,6 @@ const FRONTEND: [(i64, bool); 6] = [(100, false), (200, false), (300, false), (6
 const DATABASE: [i64; 6] = [10, 20, 30, 40, 50, 60];
 /// The backend's requests, each called by a frontend request (ms).
 const BACKEND: [i64; 4] = [50, 70, 90, 110];
-
-fn span(id: i32, kind: SpanType, layer: SpanLayer, operation: &str, start: i64, latency: i64) -> SpanObject {
-    SpanObject {
-        span_id: id,
-        parent_span_id: id - 1,
-        start_time: start,
-        end_time: start + latency,
-        operation_name: operation.to_owned(),
-        span_type: kind as i32,
-        span_layer: layer as i32,
-        component_id: 7001,
-        ..SpanObject::default()
-    }
-}
 
 fn tags(pairs: &[(&str, &str)]) -> Vec<KeyStringValuePair> {
     pairs.iter().map(|(key, value)| KeyStringValuePair { key: (*key).to_owned(), value: (*value).to_owned() }).collect()

@@ -10,7 +10,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::agent::send_segments;
+use common::agent::{send_segments, span};
 use common::graphql::Client;
 use common::{Ports, scratch_dir, start_server};
 use oap_model::{TimeBuckets, ids};
@@ -63,20 +63,6 @@ fn query_data(expressions: &[&str]) -> (String, Value) {
     (format!("query queryData({}) {{{fields}}}", variables.join(",")), Value::Object(values))
 }
 
-fn span(kind: SpanType, layer: SpanLayer, operation: &str, start: i64, latency: i64) -> SpanObject {
-    SpanObject {
-        span_id: 0,
-        parent_span_id: -1,
-        start_time: start,
-        end_time: start + latency,
-        operation_name: operation.to_owned(),
-        span_type: kind as i32,
-        span_layer: layer as i32,
-        component_id: 7001,
-        ..SpanObject::default()
-    }
-}
-
 fn segment(service: &str, instance: &str, id: String, spans: Vec<SpanObject>) -> Vec<u8> {
     SegmentObject {
         trace_id: format!("trace-{id}"),
@@ -99,7 +85,7 @@ fn request(
     latency: i64,
     failed: bool,
 ) -> Vec<u8> {
-    let mut entry = span(SpanType::Entry, SpanLayer::Http, endpoint, start, latency);
+    let mut entry = span(0, SpanType::Entry, SpanLayer::Http, endpoint, start, latency);
     entry.is_error = failed;
     segment(service, instance, id, vec![entry])
 }
@@ -113,11 +99,10 @@ fn request(
 fn traffic(minute_a: i64, minute_c: i64) -> Vec<Vec<u8>> {
     let mut segments = Vec::new();
     for (k, (latency, failed)) in [(100, false), (200, false), (300, true), (600, false)].into_iter().enumerate() {
-        let mut entry = span(SpanType::Entry, SpanLayer::Http, "/api", minute_a, latency);
+        let mut entry = span(0, SpanType::Entry, SpanLayer::Http, "/api", minute_a, latency);
         entry.is_error = failed;
         let db = 10 * (k as i64 + 1);
-        let mut exit = span(SpanType::Exit, SpanLayer::Database, "SELECT", minute_a + 1, db);
-        (exit.span_id, exit.parent_span_id) = (1, 0);
+        let mut exit = span(1, SpanType::Exit, SpanLayer::Database, "SELECT", minute_a + 1, db);
         exit.peer = "mysql:3306".to_owned();
         exit.component_id = 5;
         exit.tags = [("db.type", "mysql".to_owned()), ("db.statement", format!("SELECT {db}"))]

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use bytes::{Buf, BufMut};
-use oap_proto::v3::Commands;
+use oap_proto::v3::{Commands, SpanLayer, SpanObject, SpanType};
 use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -136,5 +136,20 @@ impl Scrape {
             .find_map(|line| line.strip_prefix(&prefix))
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or_else(|| panic!("no series `{series}` in:\n{}", self.0))
+    }
+}
+
+/// A span of component 7001 whose parent is the span before it (`id - 1`; -1 for the first).
+pub fn span(id: i32, kind: SpanType, layer: SpanLayer, operation: &str, start: i64, latency: i64) -> SpanObject {
+    SpanObject {
+        span_id: id,
+        parent_span_id: id - 1,
+        start_time: start,
+        end_time: start + latency,
+        operation_name: operation.to_owned(),
+        span_type: kind as i32,
+        span_layer: layer as i32,
+        component_id: 7001,
+        ..SpanObject::default()
     }
 }

@@ -86,6 +86,16 @@ pub async fn labeled(
         .collect())
 }
 
+/// The service a ranking is limited to: `Some(None)` for all services, `Some(Some(id))` for one,
+/// and `None` — rank nothing, as SkyWalking does — for a service named without `normal`.
+pub fn parent_service(name: Option<&str>, normal: Option<bool>) -> Option<Option<String>> {
+    match (name, normal) {
+        (Some(name), Some(normal)) => Some(Some(ids::service_id(name, normal))),
+        (Some(_), None) => None,
+        (None, _) => Some(None),
+    }
+}
+
 /// An entity of a ranking.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ranked {

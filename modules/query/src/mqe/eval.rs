@@ -6,13 +6,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use oap_model::ids;
-
 use super::outcome::{self, Outcome, ResultType, Series, Value};
 use super::parse::{AttrFilter, Expr, LabelSelector};
 use crate::context::QueryContext;
 use crate::duration::{DurationError, Point, QueryDuration};
-use crate::metrics::read::{self, ReadError};
+use crate::metrics::read;
 use crate::metrics::{Entity, MetricInfo, MetricsType};
 use crate::schema::common::Scope;
 
@@ -123,20 +121,11 @@ impl<'a> Evaluation<'a> {
         #[allow(clippy::cast_precision_loss)]
         let (ty, values) = match metric.kind {
             MetricsType::RegularValue => {
-                // A service named without `normal` ranks nothing, as in SkyWalking.
-                let parent = match (&self.entity.service_name, self.entity.normal) {
-                    (Some(service), Some(normal)) => Some(Some(ids::service_id(service, normal))),
-                    (Some(_), None) => None,
-                    (None, _) => Some(None),
-                };
-                let ranked = match parent {
+                let ranked = match read::parent_service(self.entity.service_name.as_deref(), self.entity.normal) {
                     Some(service_id) => {
                         read::rank(storage, &metric, &self.duration, service_id.as_deref(), attrs, n, descending)
                             .await
-                            .map_err(|error| match error {
-                                ReadError::Invalid(text) => text,
-                                ReadError::Storage(error) => storage_error(error),
-                            })?
+                            .map_err(|error| error.to_string())?
                     }
                     None => Vec::new(),
                 };

@@ -145,7 +145,7 @@ fn calculate(op: BinaryOp, a: f64, b: f64) -> f64 {
 }
 
 /// Every value of `many` with the one value `one`; empty stays empty, and an empty `one`
-/// leaves `many` as it is (as SkyWalking does).
+/// leaves `many` as it is (SkyWalking would compute with the empty value's 0 instead).
 fn with_one(many: Outcome, one: Option<f64>, apply: impl Fn(f64, f64) -> f64) -> Outcome {
     match one {
         Some(one) => many.map(|value| apply(value, one)),

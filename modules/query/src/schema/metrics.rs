@@ -7,12 +7,11 @@
 //! `error`, never a GraphQL error; a malformed duration is a GraphQL error, as in every query.
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
-use oap_model::ids;
 
 use super::common::{DurationInput, KeyValue, Long, Order, Scope, query_context, storage_error};
 use crate::context::QueryContext;
 use crate::duration::QueryDuration;
-use crate::metrics::read::{self, ReadError};
+use crate::metrics::read;
 use crate::metrics::{Entity, MetricInfo, MetricsType, Owner};
 use crate::mqe::{self, Evaluation, Outcome, ResultType};
 
@@ -270,12 +269,14 @@ async fn int_values(
         }
         _ => vec![None; points.len()],
     };
-    let owner = match (&metric, entity_id) {
-        (_, Some(entity_id)) => entity_id,
-        (Some(_), None) => "ILLEGAL_ENTITY".to_owned(),
-        (None, None) => "UNKNOWN_METRIC_NAME".to_owned(),
-    };
+    let owner = point_owner(metric.is_some(), entity_id);
     Ok(points.iter().zip(values).map(|(point, value)| (format!("{}_{owner}", point.bucket), value)).collect())
+}
+
+/// What a `KVInt` id names after its bucket: the entity, or why there is none, as SkyWalking
+/// writes it.
+fn point_owner(known_metric: bool, entity_id: Option<String>) -> String {
+    entity_id.unwrap_or_else(|| if known_metric { "ILLEGAL_ENTITY" } else { "UNKNOWN_METRIC_NAME" }.to_owned())
 }
 
 fn kv_ints(values: Vec<(String, Option<i64>)>) -> IntValues {
@@ -413,8 +414,7 @@ impl MetricsQuery {
             }
             _ => Vec::new(),
         };
-        let owner = entity_id
-            .unwrap_or_else(|| if metric.is_some() { "ILLEGAL_ENTITY" } else { "UNKNOWN_METRIC_NAME" }.to_owned());
+        let owner = point_owner(metric.is_some(), entity_id);
         Ok(labels
             .into_iter()
             .map(|label| {
@@ -445,10 +445,8 @@ impl MetricsQuery {
         if metric.kind != MetricsType::RegularValue {
             return Ok(Vec::new());
         }
-        let service_id = match (&condition.parent_service, condition.normal) {
-            (Some(service), Some(normal)) => Some(ids::service_id(service, normal)),
-            (Some(_), None) => return Ok(Vec::new()),
-            (None, _) => None,
+        let Some(service_id) = read::parent_service(condition.parent_service.as_deref(), condition.normal) else {
+            return Ok(Vec::new());
         };
         let descending = condition.order == Order::Des;
         let ranked = read::rank(
@@ -461,10 +459,7 @@ impl MetricsQuery {
             descending,
         )
         .await
-        .map_err(|error| match error {
-            ReadError::Storage(error) => storage_error(error),
-            ReadError::Invalid(text) => text.into(),
-        })?;
+        .map_err(|error| error.to_string())?;
         Ok(ranked
             .into_iter()
             .map(|entity| SelectedRecord {
