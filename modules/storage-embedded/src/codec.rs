@@ -2,7 +2,7 @@
 //! column types on the way in. Metadata values carry their time bucket; daily rows keep it in
 //! the key.
 
-use oap_storage::{ColumnType, Model, StorageError, Value};
+use oap_storage::{ColumnType, Model, StorageError, Value, ValueRef};
 
 /// Checks that `values` fit `model`: no more values than columns, each `Null` or of its
 /// column's type.
@@ -52,6 +52,11 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<Value>, StorageError> {
     postcard::from_bytes(bytes).map_err(|error| StorageError::Corrupt(format!("unreadable row: {error}")))
 }
 
+/// A daily row's values borrowed from its stored bytes, to test filters before copying.
+pub fn decode_borrowed(bytes: &[u8]) -> Result<Vec<ValueRef<'_>>, StorageError> {
+    postcard::from_bytes(bytes).map_err(|error| StorageError::Corrupt(format!("unreadable row: {error}")))
+}
+
 /// A metadata row's bucket and values read back.
 pub fn decode_meta(bytes: &[u8]) -> Result<(i64, Vec<Value>), StorageError> {
     postcard::from_bytes(bytes).map_err(|error| StorageError::Corrupt(format!("unreadable row: {error}")))
@@ -75,7 +80,16 @@ mod tests {
     fn values_round_trip_and_must_fit_the_columns() {
         let values = vec![Value::Int(-3), Value::Bytes(vec![0, 255])];
         check(&model(), &values).expect("fits");
-        assert_eq!(decode(&encode(&values).expect("encodes")).expect("decodes"), values);
+        let stored = encode(&values).expect("encodes");
+        assert_eq!(decode(&stored).expect("decodes"), values);
+        let borrowed = decode_borrowed(&stored).expect("decodes borrowed");
+        assert_eq!(borrowed.iter().map(ValueRef::to_value).collect::<Vec<_>>(), values);
+        let list = vec![Value::TextList(vec!["a=1".to_owned(), "b=2".to_owned()]), Value::Double(0.5), Value::Null];
+        let stored = encode(&list).expect("encodes");
+        assert_eq!(
+            decode_borrowed(&stored).expect("decodes borrowed"),
+            [ValueRef::TextList(vec!["a=1", "b=2"]), ValueRef::Double(0.5), ValueRef::Null]
+        );
         assert_eq!(decode_meta(&encode_meta(7, &values).expect("encodes")).expect("decodes"), (7, values));
         check(&model(), &[Value::Null]).expect("a missing value fits any column");
         let wrong = check(&model(), &[Value::Text("3".to_owned())]).expect_err("text in an int column");

@@ -131,11 +131,11 @@ pub fn bucket_key(model: &str, time_bucket: i64) -> Vec<u8> {
 }
 
 /// The bucket and id of a daily key, after its model prefix of `prefix_len` bytes.
-pub fn split_daily_key(key: &[u8], prefix_len: usize) -> Option<(i64, String)> {
+pub fn split_daily_key(key: &[u8], prefix_len: usize) -> Option<(i64, &str)> {
     let rest = key.get(prefix_len..)?;
     let bucket = bucket_from(rest.get(..8)?)?;
     let id = std::str::from_utf8(rest.get(8..)?).ok()?;
-    Some((bucket, id.to_owned()))
+    Some((bucket, id))
 }
 
 /// The id of a metadata key, after its model prefix of `prefix_len` bytes.
@@ -173,7 +173,7 @@ mod tests {
         let late = daily_key("service_cpm", 202_611_211_231, "aa");
         assert!(early < late);
         assert!(bucket_key("service_cpm", 202_611_211_231) <= late);
-        assert_eq!(split_daily_key(&late, prefix), Some((202_611_211_231, "aa".to_owned())));
+        assert_eq!(split_daily_key(&late, prefix), Some((202_611_211_231, "aa")));
         // A model whose name extends another's never shares its prefix.
         assert!(!daily_key("service_cpm2", 1, "a").starts_with(&model_prefix("service_cpm")));
     }

@@ -14,7 +14,7 @@ use fjall::config::{BlockSizePolicy, CompressionPolicy};
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 use oap_storage::dao::{MetadataQueryDao, MetricsQueryDao, TopologyQueryDao, TraceQueryDao};
 use oap_storage::{
-    Filter, Indexing, Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Value, Write, day_of,
+    Filter, Indexing, Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Value, ValueRef, Write, day_of,
 };
 use tokio::sync::oneshot;
 use tracing::{debug, info};
@@ -303,100 +303,73 @@ impl Inner {
     }
 
     fn scan(&self, model: &Model, query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
-        let mut rows = Vec::new();
-        let mut keep = |row: Row| {
-            if query.matches(&row) {
-                rows.push(row);
-            }
+        let Placement::Daily { group } = Placement::of(model) else {
+            return self.scan_meta(model, query);
         };
         let read = |error: fjall::Error| unavailable("cannot read", &error);
         let prefix = layout::model_prefix(&model.name);
-        match Placement::of(model) {
-            Placement::Meta => {
-                if let Some(meta) = self.existing(META) {
-                    for entry in meta.prefix(&prefix) {
+        let days = query.time_range.map_or(i64::MIN..=i64::MAX, |range| day_of(range.start)..=day_of(range.end));
+        let mut days = self.days_of(group, days);
+        let mut page = Page::new(query);
+        if page.newest_first() {
+            days.reverse();
+        }
+        let lookup = lookup_filter(model, query);
+        for (day, partition) in days {
+            match &lookup {
+                Some((column, value)) => {
+                    let Some(index) = self.existing(&layout::lookup(group, day)) else { continue };
+                    let Some(value_prefix) = layout::lookup_prefix(&model.name, *column, value) else {
+                        continue;
+                    };
+                    for entry in page.order(index.prefix(&value_prefix)) {
+                        let key = entry.key().map_err(read)?;
+                        let (time_bucket, id) = layout::split_daily_key(&key, value_prefix.len())
+                            .ok_or_else(|| corrupt_key(&model.name))?;
+                        if page.full_before(time_bucket) {
+                            return Ok(page.finish());
+                        }
+                        if let Some(bytes) =
+                            partition.get(layout::daily_key(&model.name, time_bucket, id)).map_err(read)?
+                        {
+                            page.offer(id, time_bucket, &bytes)?;
+                        }
+                    }
+                }
+                None => {
+                    let entries = match query.time_range {
+                        Some(range) => partition.range(
+                            layout::bucket_key(&model.name, range.start)
+                                ..layout::bucket_key(&model.name, range.end.saturating_add(1)),
+                        ),
+                        None => partition.prefix(&prefix),
+                    };
+                    for entry in page.order(entries) {
                         let (key, bytes) = entry.into_inner().map_err(read)?;
-                        let id = layout::split_meta_key(&key, prefix.len()).ok_or_else(|| corrupt_key(&model.name))?;
-                        let (time_bucket, values) = codec::decode_meta(&bytes)?;
-                        keep(Row { id, time_bucket, values });
+                        let (time_bucket, id) =
+                            layout::split_daily_key(&key, prefix.len()).ok_or_else(|| corrupt_key(&model.name))?;
+                        if page.full_before(time_bucket) {
+                            return Ok(page.finish());
+                        }
+                        page.offer(id, time_bucket, &bytes)?;
                     }
                 }
             }
-            Placement::Daily { group } => {
-                let days =
-                    query.time_range.map_or(i64::MIN..=i64::MAX, |range| day_of(range.start)..=day_of(range.end));
-                let lookup = lookup_filter(model, query);
-                if lookup.is_none()
-                    && let Some(bound) = query.newest_first_bound()
-                {
-                    let mut days = self.days_of(group, days);
-                    days.sort_by_key(|(day, _)| std::cmp::Reverse(*day));
-                    for (_, partition) in days {
-                        let entries = match query.time_range {
-                            Some(range) => partition.range(
-                                layout::bucket_key(&model.name, range.start)
-                                    ..layout::bucket_key(&model.name, range.end.saturating_add(1)),
-                            ),
-                            None => partition.prefix(&prefix),
-                        };
-                        let mut current = None;
-                        for entry in entries.rev() {
-                            let (key, bytes) = entry.into_inner().map_err(read)?;
-                            let (time_bucket, id) =
-                                layout::split_daily_key(&key, prefix.len()).ok_or_else(|| corrupt_key(&model.name))?;
-                            // A page is full once the bucket it ended in is read whole.
-                            if current != Some(time_bucket) {
-                                if rows.len() >= bound {
-                                    return Ok(query.finish(rows));
-                                }
-                                current = Some(time_bucket);
-                            }
-                            let row = Row { id, time_bucket, values: codec::decode(&bytes)? };
-                            if query.matches(&row) {
-                                rows.push(row);
-                            }
-                        }
-                        if rows.len() >= bound {
-                            break;
-                        }
-                    }
-                    return Ok(query.finish(rows));
-                }
-                for (day, partition) in self.days_of(group, days) {
-                    match &lookup {
-                        Some((column, value)) => {
-                            let Some(index) = self.existing(&layout::lookup(group, day)) else { continue };
-                            let Some(value_prefix) = layout::lookup_prefix(&model.name, *column, value) else {
-                                continue;
-                            };
-                            for entry in index.prefix(&value_prefix) {
-                                let key = entry.key().map_err(read)?;
-                                let (time_bucket, id) = layout::split_daily_key(&key, value_prefix.len())
-                                    .ok_or_else(|| corrupt_key(&model.name))?;
-                                if let Some(bytes) =
-                                    partition.get(layout::daily_key(&model.name, time_bucket, &id)).map_err(read)?
-                                {
-                                    keep(Row { id, time_bucket, values: codec::decode(&bytes)? });
-                                }
-                            }
-                        }
-                        None => {
-                            let entries = match query.time_range {
-                                Some(range) => partition.range(
-                                    layout::bucket_key(&model.name, range.start)
-                                        ..layout::bucket_key(&model.name, range.end.saturating_add(1)),
-                                ),
-                                None => partition.prefix(&prefix),
-                            };
-                            for entry in entries {
-                                let (key, bytes) = entry.into_inner().map_err(read)?;
-                                let (time_bucket, id) = layout::split_daily_key(&key, prefix.len())
-                                    .ok_or_else(|| corrupt_key(&model.name))?;
-                                keep(Row { id, time_bucket, values: codec::decode(&bytes)? });
-                            }
-                        }
-                    }
-                }
+        }
+        Ok(page.finish())
+    }
+
+    fn scan_meta(&self, model: &Model, query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
+        let mut rows = Vec::new();
+        let Some(meta) = self.existing(META) else { return Ok(rows) };
+        let prefix = layout::model_prefix(&model.name);
+        for entry in meta.prefix(&prefix) {
+            let (key, bytes) = entry.into_inner().map_err(|error| unavailable("cannot read", &error))?;
+            let id = layout::split_meta_key(&key, prefix.len()).ok_or_else(|| corrupt_key(&model.name))?;
+            let (time_bucket, values) = codec::decode_meta(&bytes)?;
+            let row = Row { id, time_bucket, values };
+            if query.matches(&row) {
+                rows.push(row);
             }
         }
         Ok(query.finish(rows))
@@ -444,6 +417,55 @@ impl Inner {
                 Ok(dropped)
             }
         }
+    }
+}
+
+/// The rows of a daily scan as they are read: filtered before they are copied out of the store
+/// and, when the query wants the newest buckets first, complete once the bucket the page ends in
+/// has been read whole (the days and keys are then read in reverse).
+struct Page<'q> {
+    query: &'q ScanQuery,
+    rows: Vec<Row>,
+    bound: Option<usize>,
+    bucket: Option<i64>,
+}
+
+impl<'q> Page<'q> {
+    fn new(query: &'q ScanQuery) -> Self {
+        Self { query, rows: Vec::new(), bound: query.newest_first_bound(), bucket: None }
+    }
+
+    fn newest_first(&self) -> bool {
+        self.bound.is_some()
+    }
+
+    /// `entries` in the order this page reads them.
+    fn order<I: DoubleEndedIterator + 'static>(&self, entries: I) -> Box<dyn Iterator<Item = I::Item>> {
+        if self.newest_first() { Box::new(entries.rev()) } else { Box::new(entries) }
+    }
+
+    /// Whether the page is complete before a row of `time_bucket` is read.
+    fn full_before(&mut self, time_bucket: i64) -> bool {
+        let Some(bound) = self.bound else { return false };
+        if self.bucket == Some(time_bucket) {
+            return false;
+        }
+        self.bucket = Some(time_bucket);
+        self.rows.len() >= bound
+    }
+
+    /// Keeps the stored row if it belongs in the result.
+    fn offer(&mut self, id: &str, time_bucket: i64, bytes: &[u8]) -> Result<(), StorageError> {
+        let values = codec::decode_borrowed(bytes)?;
+        if self.query.matches_values(time_bucket, &values) {
+            let values = values.iter().map(ValueRef::to_value).collect();
+            self.rows.push(Row { id: id.to_owned(), time_bucket, values });
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Vec<Row> {
+        self.query.finish(self.rows)
     }
 }
 

@@ -37,7 +37,7 @@ pub use self::dao::StorageDao;
 pub use self::error::StorageError;
 pub use self::model::{Column, ColumnType, Indexing, Model, ModelKind, ModelRef};
 pub use self::query::{Filter, ScanQuery, Sort, SortKey, TimeRange};
-pub use self::row::{Row, RowKey, Value, day_of};
+pub use self::row::{Row, RowKey, Value, ValueRef, day_of};
 pub use self::storage::{Storage, Write};
 
 /// The module's name in `application.yml`.

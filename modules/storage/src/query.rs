@@ -5,7 +5,7 @@
 
 use std::cmp::Ordering;
 
-use crate::row::{Row, Value};
+use crate::row::{Row, Value, ValueRef};
 
 /// Time buckets from `start` to `end`, both included, in the granularity of the rows sought
 /// (a minute range never matches hour rows: their buckets have fewer digits).
@@ -75,23 +75,37 @@ pub enum Filter {
 impl Filter {
     /// Whether `row` passes.
     pub fn matches(&self, row: &Row) -> bool {
+        self.passes(&borrow(row))
+    }
+
+    /// Whether a row whose values are borrowed as `values` passes (a missing column is null).
+    pub fn passes(&self, values: &[ValueRef<'_>]) -> bool {
+        let value_of = |column: usize| values.get(column).unwrap_or(&ValueRef::Null);
         match self {
-            Filter::Eq { column, value } => row.value(*column) == value,
-            Filter::In { column, values } => values.contains(row.value(*column)),
-            Filter::Range { column, min, max } => row
-                .value(*column)
+            Filter::Eq { column, value } => value_of(*column) == value,
+            Filter::In { column, values } => {
+                let found = value_of(*column);
+                values.iter().any(|value| found == value)
+            }
+            Filter::Range { column, min, max } => value_of(*column)
                 .as_i64()
                 .is_some_and(|value| min.is_none_or(|min| value >= min) && max.is_none_or(|max| value <= max)),
-            Filter::Contains { column, text } => row.value(*column).as_str().is_some_and(|value| value.contains(text)),
-            Filter::HasAll { column, texts } => match row.value(*column) {
-                Value::TextList(list) => texts.iter().all(|text| list.contains(text)),
+            Filter::Contains { column, text } => {
+                matches!(value_of(*column), ValueRef::Text(value) if value.contains(text.as_str()))
+            }
+            Filter::HasAll { column, texts } => match value_of(*column) {
+                ValueRef::TextList(list) => texts.iter().all(|text| list.contains(&text.as_str())),
                 _ => texts.is_empty(),
             },
-            Filter::All(filters) => filters.iter().all(|filter| filter.matches(row)),
-            Filter::Any(filters) => filters.iter().any(|filter| filter.matches(row)),
-            Filter::Not(filter) => !filter.matches(row),
+            Filter::All(filters) => filters.iter().all(|filter| filter.passes(values)),
+            Filter::Any(filters) => filters.iter().any(|filter| filter.passes(values)),
+            Filter::Not(filter) => !filter.passes(values),
         }
     }
+}
+
+fn borrow(row: &Row) -> Vec<ValueRef<'_>> {
+    row.values.iter().map(Value::as_value_ref).collect()
 }
 
 /// What rows are sorted by.
@@ -135,8 +149,17 @@ pub struct ScanQuery {
 impl ScanQuery {
     /// Whether `row` belongs in the result (before sorting and paging).
     pub fn matches(&self, row: &Row) -> bool {
-        self.time_range.is_none_or(|range| range.contains(row.time_bucket))
-            && self.filters.iter().all(|filter| filter.matches(row))
+        self.matches_values(row.time_bucket, &borrow(row))
+    }
+
+    /// Whether a row of `time_bucket` whose values are borrowed as `values` belongs in the
+    /// result: [`ScanQuery::matches`] before the row is copied out of the store.
+    pub fn matches_values(&self, time_bucket: i64, values: &[ValueRef<'_>]) -> bool {
+        self.in_range(time_bucket) && self.filters.iter().all(|filter| filter.passes(values))
+    }
+
+    fn in_range(&self, time_bucket: i64) -> bool {
+        self.time_range.is_none_or(|range| range.contains(time_bucket))
     }
 
     /// How many rows a store reading buckets newest first may stop after, once it has finished

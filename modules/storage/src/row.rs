@@ -44,6 +44,85 @@ impl Value {
     }
 }
 
+/// A column's value borrowed from where it is stored: what a store tests filters on before it
+/// copies a row out. It reads the same bytes as [`Value`] (same variants in the same order), so
+/// a store can decode a row without allocating its texts and bytes.
+#[derive(Debug, Clone, PartialEq, Default, serde::Deserialize)]
+pub enum ValueRef<'a> {
+    /// No value.
+    #[default]
+    Null,
+    /// A 32-bit integer.
+    Int(i32),
+    /// A 64-bit integer.
+    Long(i64),
+    /// A 64-bit float.
+    Double(f64),
+    /// Text.
+    Text(&'a str),
+    /// Raw bytes.
+    Bytes(&'a [u8]),
+    /// A list of texts.
+    TextList(#[serde(borrow)] Vec<&'a str>),
+}
+
+impl ValueRef<'_> {
+    /// The value copied out.
+    pub fn to_value(&self) -> Value {
+        match self {
+            ValueRef::Null => Value::Null,
+            ValueRef::Int(value) => Value::Int(*value),
+            ValueRef::Long(value) => Value::Long(*value),
+            ValueRef::Double(value) => Value::Double(*value),
+            ValueRef::Text(text) => Value::Text((*text).to_owned()),
+            ValueRef::Bytes(bytes) => Value::Bytes(bytes.to_vec()),
+            ValueRef::TextList(list) => Value::TextList(list.iter().map(|text| (*text).to_owned()).collect()),
+        }
+    }
+
+    /// The value as an integer, as [`Value::as_i64`].
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            ValueRef::Int(value) => Some(i64::from(*value)),
+            ValueRef::Long(value) => Some(*value),
+            // Truncation toward zero is the meaning wanted here.
+            #[allow(clippy::cast_possible_truncation)]
+            ValueRef::Double(value) => Some(*value as i64),
+            _ => None,
+        }
+    }
+}
+
+impl PartialEq<Value> for ValueRef<'_> {
+    fn eq(&self, other: &Value) -> bool {
+        match (self, other) {
+            (ValueRef::Null, Value::Null) => true,
+            (ValueRef::Int(a), Value::Int(b)) => a == b,
+            (ValueRef::Long(a), Value::Long(b)) => a == b,
+            (ValueRef::Double(a), Value::Double(b)) => a == b,
+            (ValueRef::Text(a), Value::Text(b)) => a == b,
+            (ValueRef::Bytes(a), Value::Bytes(b)) => a == b,
+            (ValueRef::TextList(a), Value::TextList(b)) => a.iter().eq(b.iter()),
+            _ => false,
+        }
+    }
+}
+
+impl Value {
+    /// The value borrowed.
+    pub fn as_value_ref(&self) -> ValueRef<'_> {
+        match self {
+            Value::Null => ValueRef::Null,
+            Value::Int(value) => ValueRef::Int(*value),
+            Value::Long(value) => ValueRef::Long(*value),
+            Value::Double(value) => ValueRef::Double(*value),
+            Value::Text(text) => ValueRef::Text(text),
+            Value::Bytes(bytes) => ValueRef::Bytes(bytes),
+            Value::TextList(list) => ValueRef::TextList(list.iter().map(String::as_str).collect()),
+        }
+    }
+}
+
 /// One stored entry.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {

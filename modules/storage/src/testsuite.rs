@@ -37,6 +37,7 @@ macro_rules! storage_suite {
         $crate::storage_suite!(@tests $target;
             inserts_updates_and_multi_gets,
             segment_search_filters_sorts_and_pages,
+            segment_pages_end_on_whole_buckets,
             segments_of_a_trace,
             metadata_reads,
             topology_reads,
@@ -246,6 +247,54 @@ pub async fn segment_search_filters_sorts_and_pages(target: &impl Target) {
         );
     }
     assert_eq!(pages, [vec!["s5", "s4"], vec!["s3", "s2"], vec!["s1"], vec![]]);
+}
+
+/// Several segments to a second: a page that ends inside a second still has the second's
+/// newest segments, in start order, ties by id — unfiltered and filtered by endpoint, across
+/// midnight.
+pub async fn segment_pages_end_on_whole_buckets(target: &impl Target) {
+    let store = fresh(target).await;
+    let (b1, b2, b3) = (20_261_120_235_959, 20_261_121_000_000, 20_261_121_000_001);
+    let segment = |id: &str, bucket: i64, start: i64, endpoint: &str| {
+        let service = &endpoint[..1];
+        segment_row(id, id, service, service, endpoint, bucket, start, 10, false, &[])
+    };
+    write_segments(
+        &store,
+        vec![
+            segment("p1", b1, 1_000_100, "A/api"),
+            segment("p2", b1, 1_000_900, "B/x"),
+            segment("p3", b1, 1_000_500, "A/api"),
+            segment("p4", b2, 1_001_000, "A/api"),
+            segment("p5", b2, 1_001_000, "A/api"),
+            segment("p6", b2, 1_001_700, "B/x"),
+            segment("p7", b3, 1_002_300, "A/api"),
+            segment("p8", b3, 1_002_200, "A/api"),
+            segment("p9", b3, 1_002_400, "B/x"),
+        ],
+    )
+    .await;
+    let page = |endpoint: Option<&str>, offset: usize, limit: usize| {
+        let search = TraceSearch { endpoint_id: endpoint.map(str::to_owned), offset, limit, ..TraceSearch::default() };
+        let store = store.clone();
+        async move {
+            let found = store.search_segments(&search).await.expect("search");
+            ids(&found).into_iter().map(str::to_owned).collect::<Vec<_>>()
+        }
+    };
+    // Newest second first; within one, latest start first; p4 and p5 start together: by id.
+    // All: p9 p7 p8 | p6 p4 p5 | p2 p3 p1.
+    let mut pages = Vec::new();
+    for offset in [0, 2, 4, 6, 8, 10] {
+        pages.push(page(None, offset, 2).await);
+    }
+    assert_eq!(pages, [vec!["p9", "p7"], vec!["p8", "p6"], vec!["p4", "p5"], vec!["p2", "p3"], vec!["p1"], vec![]]);
+    // Endpoint A/api: p7 p8 | p4 p5 | p3 p1.
+    assert_eq!(page(Some("A/api"), 0, 1).await, ["p7"]);
+    assert_eq!(page(Some("A/api"), 0, 4).await, ["p7", "p8", "p4", "p5"]);
+    assert_eq!(page(Some("A/api"), 2, 3).await, ["p4", "p5", "p3"]);
+    assert_eq!(page(Some("A/api"), 4, 4).await, ["p3", "p1"]);
+    assert_eq!(page(Some("B/x"), 1, 1).await, ["p6"]);
 }
 
 /// A trace's segments across days, oldest first; a time range narrows them.

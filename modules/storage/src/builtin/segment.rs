@@ -39,7 +39,7 @@ pub static MODEL: Lazy = Lazy::new(|| {
             ("trace_id", Text, Lookup),
             ("service_id", Text, Filter),
             ("service_instance_id", Text, Filter),
-            ("endpoint_id", Text, Filter),
+            ("endpoint_id", Text, Lookup),
             ("start_time", Long, Filter),
             ("latency", Int, Filter),
             ("is_error", Int, Filter),
