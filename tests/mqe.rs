@@ -385,4 +385,54 @@ async fn the_ui_charts_show_the_traffic_sent() {
             { "name": "service_sla", "type": "REGULAR_VALUE", "catalog": "SERVICE" },
         ])
     );
+
+    // A month ago lies beyond every TTL (metrics 7 days, records 3): the same queries answer
+    // with empty points, empty lists and no errors.
+    let month_ago = now - 30 * 86_400_000;
+    let (old_start, old_end) =
+        (buckets.minute(month_ago).expect("minute"), buckets.minute(month_ago + 120_000).expect("minute"));
+    let old_minutes = json!({ "start": minute_text(old_start), "end": minute_text(old_end), "step": "MINUTE" });
+    let (document, mut variables) =
+        query_data(&["service_cpm", "avg(service_cpm)", "top_n(service_cpm,10,des,attr0='GENERAL')"]);
+    variables["duration"] = old_minutes.clone();
+    variables["entity"] = frontend.clone();
+    let expired = client.data(&document, variables).await;
+    let (line, card, ranking) = (&expired["expression00"], &expired["expression01"], &expired["expression02"]);
+    assert_eq!((line["type"].clone(), line["error"].clone()), (json!("TIME_SERIES_VALUES"), Value::Null), "{line}");
+    let first = millis(old_start);
+    assert_eq!(
+        points(line, 0),
+        [
+            (json!(first.to_string()), Value::Null),
+            (json!((first + 60_000).to_string()), Value::Null),
+            (json!((first + 120_000).to_string()), Value::Null)
+        ]
+    );
+    assert_eq!((card["type"].clone(), card["error"].clone()), (json!("SINGLE_VALUE"), Value::Null), "{card}");
+    assert_eq!(values(card, 0), [Value::Null], "an average of no points is empty");
+    assert_eq!((ranking["type"].clone(), ranking["error"].clone()), (json!("SORTED_LIST"), Value::Null), "{ranking}");
+    assert_eq!(points(ranking, 0), [], "one list, of no entities");
+    let old_seconds = json!({
+        "start": format!("{}00", minute_text(old_start)),
+        "end": format!("{}59", minute_text(old_end)),
+        "step": "SECOND",
+    });
+    let expired = client
+        .data(
+            "query expired($minutes: Duration!, $condition: MetricsCondition!, $traces: TraceQueryCondition) {
+               values: readMetricsValues(condition: $condition, duration: $minutes) { values { values { value isEmptyValue } } }
+               traces: queryBasicTraces(condition: $traces) { traces { segmentId } }
+               topology: getGlobalTopology(duration: $minutes) { nodes { id } calls { id } }
+             }",
+            json!({
+                "minutes": old_minutes,
+                "condition": { "name": "service_cpm", "entity": frontend },
+                "traces": { "queryDuration": old_seconds, "traceState": "ALL", "queryOrder": "BY_START_TIME", "paging": { "pageNum": 1, "pageSize": 20 } },
+            }),
+        )
+        .await;
+    let nothing = json!({ "value": 0, "isEmptyValue": true });
+    assert_eq!(expired["values"]["values"]["values"], json!([nothing, nothing, nothing]));
+    assert_eq!(expired["traces"], json!({ "traces": [] }));
+    assert_eq!(expired["topology"], json!({ "nodes": [], "calls": [] }));
 }
