@@ -2,7 +2,8 @@
 //! segments (times moved to now) and answers the documents the SkyWalking UI sends — aliases,
 //! operation names and variables as booster-ui writes them — with what the capture says: the
 //! service list, instances, endpoints, the segment list with its filters, order and paging, and
-//! a trace's spans in tree order with refs, tags, logs and component names. Bad input gets
+//! a trace's spans in tree order with refs, tags, logs and component names, and the tag
+//! suggestions of the trace page. Bad input gets
 //! GraphQL errors, and the server goes on.
 
 mod common;
@@ -267,6 +268,28 @@ async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
     assert_eq!(metrics["expression10"], single("50"));
     assert_eq!(metrics["expression01"], single("80"));
     assert_eq!(metrics["expression20"], single("50"));
+
+    // The trace page's tag suggestions: the searchable keys the capture's spans carry
+    // (http.url is not searchable), and each key's values.
+    let keys = client
+        .data("query queryTraceTagKeys($duration: Duration!) {\n  tagKeys: queryTraceTagAutocompleteKeys(duration: $duration)}", json!({ "duration": duration }))
+        .await;
+    assert_eq!(keys["tagKeys"], json!(["http.method", "http.status_code"]));
+    let values_of = |key: &'static str| {
+        let (client, duration) = (&client, duration.clone());
+        async move {
+            let values = client
+                .data(
+                    "query queryTraceTagValues($tagKey: String!, $duration: Duration!) {\n  tagValues: queryTraceTagAutocompleteValues(tagKey: $tagKey, duration: $duration)}",
+                    json!({ "tagKey": key, "duration": duration }),
+                )
+                .await;
+            values["tagValues"].clone()
+        }
+    };
+    assert_eq!(values_of("http.status_code").await, json!(["200", "500"]));
+    assert_eq!(values_of("http.method").await, json!(["GET"]));
+    assert_eq!(values_of("http.url").await, json!([]));
 
     // Instance calls between the two, and the endpoints around the backend's /work. The
     // agent names the caller's endpoint after the exit span (`parentEndpoint` = /work).

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use oap_model::source::{DetectPoint, Source};
 use oap_model::{Granularity, ids, minute_to};
-use oap_storage::builtin::{alias, relation, traffic};
+use oap_storage::builtin::{alias, relation, tag, traffic};
 use oap_storage::{ModelKind, ModelRef, Row, Value};
 use serde::{Deserialize, Serialize};
 
@@ -45,8 +45,8 @@ pub enum StreamKind {
     Oal(Function),
     /// `service_relation_*_side`: component ids.
     ServiceRelation,
-    /// `service_instance_relation_*_side`, `endpoint_relation_server_side`, `service_traffic`:
-    /// fixed columns only.
+    /// `service_instance_relation_*_side`, `endpoint_relation_server_side`, `service_traffic`,
+    /// `tag_autocomplete`: fixed columns only.
     Fixed,
     /// `instance_traffic`: last ping and properties.
     InstanceTraffic,
@@ -148,6 +148,7 @@ struct Builtins {
     instance_relation_client: Option<StreamId>,
     endpoint_relation_server: Option<StreamId>,
     alias: Option<StreamId>,
+    tag_autocomplete: Option<StreamId>,
 }
 
 /// Every metric stream of a node.
@@ -194,6 +195,7 @@ impl Catalog {
         builtins.instance_relation_client = add(&relation::INSTANCE_CLIENT, 4, StreamKind::Fixed)?;
         builtins.endpoint_relation_server = add(&relation::ENDPOINT_SERVER, 3, StreamKind::Fixed)?;
         builtins.alias = add(&alias::MODEL, 1, StreamKind::Alias)?;
+        builtins.tag_autocomplete = add(&tag::MODEL, 3, StreamKind::Fixed)?;
         Ok(Self { streams, metrics: definitions.metrics, by_scope, builtins, disabled, thresholds })
     }
 
@@ -340,6 +342,11 @@ impl Catalog {
                 let fixed = || vec![Value::Text(a.address.to_owned())];
                 let alias = MetricValue::Alias { service_id, instance_id, last_update: a.time_bucket };
                 merge_into(sink, b.alias, &id, a.time_bucket, fixed, alias);
+            }
+            Source::TagAutocomplete(t) => {
+                let id = tag::id(t.time_bucket, tag::TRACE, t.key, t.value);
+                let fixed = || [t.key, t.value, tag::TRACE].map(|text| Value::Text(text.to_owned())).into();
+                merge_into(sink, b.tag_autocomplete, &id, t.time_bucket, fixed, MetricValue::Fixed);
             }
             _ => {}
         }

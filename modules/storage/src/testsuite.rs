@@ -13,6 +13,7 @@ use crate::StorageRef;
 use crate::builtin::alias::NetworkAddressAlias;
 use crate::builtin::relation::{EndpointRelation, InstanceRelation, ServiceRelation};
 use crate::builtin::segment::{self, SegmentRow};
+use crate::builtin::tag::{self, TagAutocomplete};
 use crate::builtin::traffic::{self, EndpointTraffic, InstanceTraffic, ServiceTraffic};
 use crate::builtin::{alias, relation};
 use crate::dao::{Side, Top, TraceOrder, TraceSearch, TraceState};
@@ -391,6 +392,41 @@ pub async fn metadata_reads(target: &impl Target) {
 
     let reloaded = store.aliases_since(202_611_211_200).await.expect("aliases");
     assert_eq!(reloaded, [aliases[0].clone()]);
+
+    // Tags: a row per day and tag; a range reads the whole days it touches.
+    let tag = |key: &str, value: &str, tag_type: &str, minute: i64| {
+        let row = TagAutocomplete {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            tag_type: tag_type.to_owned(),
+            time_bucket: minute,
+        };
+        insert(&tag::MODEL, row.into_row())
+    };
+    write(
+        &store,
+        vec![
+            tag("http.method", "POST", tag::TRACE, 202_611_201_000),
+            tag("http.method", "GET", tag::TRACE, 202_611_210_900),
+            tag("http.method", "GET", tag::TRACE, 202_611_211_200),
+            tag("http.status_code", "500", tag::TRACE, 202_611_212_350),
+            tag("db.type", "mysql", tag::TRACE, 202_611_211_230),
+            tag("level", "ERROR", "LOG", 202_611_211_230),
+        ],
+    )
+    .await;
+    let (noon, one) = (202_611_211_200, 202_611_211_300);
+    let keys = store.tag_keys(tag::TRACE, noon, one, 100).await.expect("keys");
+    assert_eq!(keys, ["db.type", "http.method", "http.status_code"], "the 21st's trace tags, each key once");
+    assert_eq!(store.tag_keys(tag::TRACE, noon, one, 2).await.expect("keys"), ["db.type", "http.method"]);
+    assert_eq!(store.tag_keys("LOG", noon, one, 100).await.expect("keys"), ["level"]);
+    let values = |start, end| {
+        let store = store.clone();
+        async move { store.tag_values(tag::TRACE, "http.method", start, end, 100).await.expect("values") }
+    };
+    assert_eq!(values(noon, one).await, ["GET"]);
+    assert_eq!(values(202_611_202_300, one).await, ["GET", "POST"], "across midnight");
+    assert!(values(202_611_220_000, 202_611_220_100).await.is_empty());
 }
 
 /// Relation rows by side, time range and granularity, selected by services, pair or endpoint.

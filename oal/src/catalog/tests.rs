@@ -108,8 +108,8 @@ fn core_oal_defines_exactly_the_reference_metrics() {
             "endpoint_sla"
         ]
     );
-    // 63 metrics and the 9 hard-coded metric streams.
-    assert_eq!(catalog.streams().len(), 72);
+    // 63 metrics and the 10 hard-coded metric streams.
+    assert_eq!(catalog.streams().len(), 73);
     let model = &catalog.find("endpoint_cpm").expect("endpoint_cpm").1.model;
     let columns: Vec<&str> = model.columns.iter().map(|column| column.name).collect();
     assert_eq!(columns, ["service_id", "attr0", "attr1", "attr2", "attr3", "attr4", "attr5", "total", "value"]);
@@ -122,7 +122,7 @@ fn disabled_streams_are_left_out() {
     let catalog = Catalog::new(definitions, ApdexThresholds::default()).expect("a catalog");
     assert!(catalog.find("endpoint_relation_server_side").is_none());
     assert!(catalog.is_disabled("endpoint_relation_server_side"));
-    assert_eq!(catalog.streams().len(), 71);
+    assert_eq!(catalog.streams().len(), 72);
 }
 
 #[derive(Default)]
@@ -252,4 +252,22 @@ fn stored_rows_read_back_into_the_same_metric() {
         value: MetricValue::Ping { last_ping: 202_611_211_231, properties: Some("{}".into()) },
     };
     assert_eq!(stream.read(id, stream.row(&metric)), metric);
+}
+
+#[test]
+fn a_searchable_tag_is_kept_once_a_day() {
+    let catalog = core();
+    let mut rows = Rows::default();
+    for minute in [202_611_211_230, 202_611_211_231, 202_611_220_001] {
+        let tag = oap_model::source::TagAutocomplete { key: "http.method", value: "GET", time_bucket: minute };
+        catalog.aggregate(&Source::TagAutocomplete(tag), &mut rows);
+    }
+    let (stream, _) = catalog.find("tag_autocomplete").expect("the tag stream");
+    let mut ids: Vec<&str> = rows.0.keys().filter(|key| key.0 == stream).map(|key| key.1.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids, ["20261121_TRACE_http.method_GET", "20261122_TRACE_http.method_GET"]);
+    let (fixed, value) = rows.get(&catalog, "tag_autocomplete", "20261121_TRACE_http.method_GET").expect("row");
+    assert_eq!(*fixed, [Value::Text("http.method".into()), Value::Text("GET".into()), Value::Text("TRACE".into())]);
+    assert_eq!(*value, MetricValue::Fixed);
 }

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use async_graphql::{Context, Enum, ID, InputObject, Object, SimpleObject};
 use oap_proto::v3::{SegmentObject, SpanObject};
 use oap_storage::builtin::segment::SegmentRow;
+use oap_storage::builtin::tag;
 use oap_storage::dao::{TraceOrder, TraceSearch};
 use prost::Message;
 
@@ -380,6 +381,33 @@ impl TraceQuery {
             spans.extend(segment.spans.iter().map(|span| span_of(&segment, span, components)));
         }
         Ok(Trace { spans: tree_order(spans) })
+    }
+
+    /// The keys of the searchable tags that stored segments carried on the days of `duration`,
+    /// sorted, at most `autocompleteTagKeysQueryMaxSize`.
+    async fn query_trace_tag_autocomplete_keys(
+        &self,
+        ctx: &Context<'_>,
+        duration: DurationInput,
+    ) -> async_graphql::Result<Vec<String>> {
+        let query = query_context(ctx);
+        let (start, end) = duration.resolve(query)?.minute_range();
+        let limit = query.core.autocomplete_tag_keys_query_max_size;
+        query.storage.tag_keys(tag::TRACE, start, end, limit).await.map_err(storage_error)
+    }
+
+    /// The values the searchable tag `tagKey` had on stored segments on the days of `duration`,
+    /// sorted, at most `autocompleteTagValuesQueryMaxSize`.
+    async fn query_trace_tag_autocomplete_values(
+        &self,
+        ctx: &Context<'_>,
+        tag_key: String,
+        duration: DurationInput,
+    ) -> async_graphql::Result<Vec<String>> {
+        let query = query_context(ctx);
+        let (start, end) = duration.resolve(query)?.minute_range();
+        let limit = query.core.autocomplete_tag_values_query_max_size;
+        query.storage.tag_values(tag::TRACE, &tag_key, start, end, limit).await.map_err(storage_error)
     }
 }
 

@@ -1,11 +1,12 @@
 //! The models SkyWalking hard-codes rather than generating from OAL: the `segment` record, the
 //! traffic (metadata) streams, the network address alias, the relation (topology) streams and
-//! the top-N slow statements (analysis.md §5.2, §6.1, §7, §9.1, §9.2) — each with a typed row that converts to and from a
+//! the top-N slow statements and the tag autocomplete (analysis.md §5.2, §6.1, §6.5, §7, §9.1, §9.2) — each with a typed row that converts to and from a
 //! storage [`Row`](crate::Row).
 
 pub mod alias;
 pub mod relation;
 pub mod segment;
+pub mod tag;
 pub mod top_n;
 pub mod traffic;
 
@@ -21,6 +22,7 @@ pub fn models() -> Vec<ModelRef> {
         traffic::INSTANCE.clone(),
         traffic::ENDPOINT.clone(),
         alias::MODEL.clone(),
+        tag::MODEL.clone(),
     ];
     models.extend(relation::models());
     models.extend(top_n::models());
@@ -53,6 +55,6 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), models.len());
-        assert_eq!(models.len(), 14);
+        assert_eq!(models.len(), 15);
     }
 }

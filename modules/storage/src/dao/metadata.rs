@@ -1,13 +1,17 @@
-//! Metadata reads (query-api.md §4, analysis.md §5.3): services, instances, endpoints and
-//! network address aliases from the traffic and alias streams.
+//! Metadata reads (query-api.md §4, §6, analysis.md §5.3, §6.5): services, instances, endpoints
+//! and network address aliases from the traffic and alias streams, and the trace page's tag
+//! suggestions.
+
+use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 
 use crate::builtin::alias::{self, NetworkAddressAlias};
+use crate::builtin::tag;
 use crate::builtin::traffic::{self, EndpointTraffic, InstanceTraffic, ServiceTraffic, endpoint_col, instance_col};
 use crate::error::StorageError;
 use crate::query::{Filter, ScanQuery, Sort, SortKey, TimeRange};
-use crate::row::{RowKey, Value};
+use crate::row::{RowKey, Value, day_of};
 use crate::storage::Storage;
 
 fn text(column: usize, value: &str) -> Filter {
@@ -88,5 +92,48 @@ pub trait MetadataQueryDao: Storage {
         };
         let rows = self.scan(&alias::MODEL, &query).await?;
         Ok(rows.into_iter().map(NetworkAddressAlias::from_row).collect())
+    }
+
+    /// The distinct keys of `tag_type` tags seen on the days from `start_minute` to
+    /// `end_minute` (whole days, as SkyWalking reads whole daily indices), sorted, at most `limit`.
+    async fn tag_keys(
+        &self,
+        tag_type: &str,
+        start_minute: i64,
+        end_minute: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let filters = vec![text(tag::col::TYPE, tag_type)];
+        self.tag_column(tag::col::KEY, filters, (start_minute, end_minute), limit).await
+    }
+
+    /// The distinct values of the `tag_type` tag `key` seen on the days from `start_minute` to
+    /// `end_minute`, sorted, at most `limit`.
+    async fn tag_values(
+        &self,
+        tag_type: &str,
+        key: &str,
+        start_minute: i64,
+        end_minute: i64,
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let filters = vec![text(tag::col::TYPE, tag_type), text(tag::col::KEY, key)];
+        self.tag_column(tag::col::VALUE, filters, (start_minute, end_minute), limit).await
+    }
+
+    /// The distinct texts of one `tag_autocomplete` column among the rows passing `filters` on
+    /// the days of a minute range, sorted, at most `limit`.
+    async fn tag_column(
+        &self,
+        column: usize,
+        filters: Vec<Filter>,
+        (start_minute, end_minute): (i64, i64),
+        limit: usize,
+    ) -> Result<Vec<String>, StorageError> {
+        let time_range = TimeRange { start: day_of(start_minute) * 10_000, end: day_of(end_minute) * 10_000 + 2_359 };
+        let query = ScanQuery { time_range: Some(time_range), filters, ..ScanQuery::default() };
+        let texts: BTreeSet<String> =
+            self.scan(&tag::MODEL, &query).await?.into_iter().map(|mut row| row.take_text(column)).collect();
+        Ok(texts.into_iter().take(limit).collect())
     }
 }
