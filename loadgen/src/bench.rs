@@ -92,7 +92,7 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// Bytes of the files under `dir`: (all, without the journal).
+/// Bytes of the files under `dir`: (all, without the journal's `*.jnl` files).
 fn disk_bytes(dir: &Path) -> anyhow::Result<(u64, u64)> {
     let (mut all, mut tables) = (0, 0);
     let mut pending = vec![dir.to_path_buf()];
@@ -104,7 +104,7 @@ fn disk_bytes(dir: &Path) -> anyhow::Result<(u64, u64)> {
                 pending.push(entry.path());
             } else {
                 all += meta.len();
-                if !entry.path().to_string_lossy().contains("journal") {
+                if entry.path().extension().is_none_or(|extension| extension != "jnl") {
                     tables += meta.len();
                 }
             }
