@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -263,27 +264,24 @@ async fn sample_rss(
     pid: u32,
     work: impl std::future::Future<Output = anyhow::Result<Outcome>>,
 ) -> anyhow::Result<(Outcome, u64)> {
-    let sampler = tokio::spawn(async move {
-        let mut highest = 0;
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tick.tick().await;
-            match memory(pid) {
-                Ok((rss, _)) => highest = highest.max(rss),
-                Err(_) => return highest,
+    let highest = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let highest = highest.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let Ok((rss, _)) = memory(pid) else { return };
+                highest.fetch_max(rss, Ordering::Relaxed);
             }
-            if highest == u64::MAX {
-                return highest;
-            }
-        }
-    });
+        })
+    };
     let outcome = work.await;
     sampler.abort();
-    let highest = match sampler.await {
-        Ok(highest) => highest,
-        Err(_) => memory(pid).map(|(rss, _)| rss).unwrap_or(0),
-    };
-    Ok((outcome?, highest))
+    if let Ok((rss, _)) = memory(pid) {
+        highest.fetch_max(rss, Ordering::Relaxed);
+    }
+    Ok((outcome?, highest.load(Ordering::Relaxed)))
 }
 
 /// Sends one trace of a service no load used and measures how long after its ack the trace,
