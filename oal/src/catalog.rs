@@ -5,6 +5,11 @@
 //! Streams are numbered ([`StreamId`]); what flows from L1 to L2 (and later between nodes) is a
 //! [`Metric`]: a stream, an entity, a time bucket, the fixed columns set when the entity was
 //! first seen, and a [`MetricValue`] that merges.
+//!
+//! Streams whose rows share an entity id form a [`GroupId`]: a scope's OAL metrics together
+//! with the built-in streams keyed by the same entity (instance and endpoint traffic, the
+//! relations). A source is merged into its group's [`Slot`]s after one lookup of its entity, so
+//! the entity id is built, hashed and compared once per source rather than once per metric.
 
 use std::sync::Arc;
 
@@ -28,12 +33,13 @@ pub struct StreamId(pub u32);
 pub struct Metric {
     /// The stream.
     pub stream: StreamId,
-    /// The entity (the row id).
-    pub entity_id: String,
+    /// The entity (the row id), shared by every metric of its group.
+    pub entity_id: Arc<str>,
     /// Minute, hour or day bucket (the first minute seen, for metadata).
     pub time_bucket: i64,
-    /// The columns set when the entity was first seen (ids, `attr0`), in model order.
-    pub fixed: Vec<Value>,
+    /// The columns set when the entity was first seen (ids, `attr0`), in model order; shared by
+    /// the metrics of a scope that have the same.
+    pub fixed: Arc<[Value]>,
     /// What merges.
     pub value: MetricValue,
 }
@@ -89,7 +95,7 @@ impl Stream {
         let mut values = Vec::with_capacity(self.model.columns.len());
         values.extend_from_slice(&metric.fixed);
         metric.value.write(granularity, &mut values);
-        Row { id: metric.entity_id.clone(), time_bucket: metric.time_bucket, values }
+        Row { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket, values }
     }
 
     /// A stored row read back as a metric of stream `id`.
@@ -112,7 +118,7 @@ impl Stream {
             StreamKind::EndpointTraffic => MetricValue::LastPing(long(0)),
             StreamKind::Alias => MetricValue::Alias { service_id: text(0), instance_id: text(1), last_update: long(2) },
         };
-        Metric { stream: id, entity_id: row.id, time_bucket: row.time_bucket, fixed: row.values, value }
+        Metric { stream: id, entity_id: row.id.into(), time_bucket: row.time_bucket, fixed: row.values.into(), value }
     }
 }
 
@@ -123,32 +129,43 @@ impl Metric {
     }
 }
 
-/// Where the catalog puts what a source contributes: the value of one row, created on first use.
-pub trait MetricSink {
-    /// The value of `stream`'s row for `entity_id` at `time_bucket`; when there is none yet, it
-    /// is created from `new` (fixed columns and an empty value).
-    fn entry(
-        &mut self,
-        stream: StreamId,
-        entity_id: &str,
-        time_bucket: i64,
-        new: &mut dyn FnMut() -> (Vec<Value>, MetricValue),
-    ) -> &mut MetricValue;
+/// A set of streams whose rows share one entity id: a scope's OAL metrics plus the built-in
+/// streams keyed by that scope's entity, or one built-in stream with ids of its own. Its streams
+/// are [`Catalog::group_streams`], in slot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct GroupId(pub u16);
+
+/// One stream's row within a group: the columns fixed when it was first seen and what merges.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slot {
+    /// The fixed columns, shared by the slots of a group that have the same.
+    pub fixed: Arc<[Value]>,
+    /// What merges.
+    pub value: MetricValue,
 }
 
-/// The hard-coded streams' ids; `None` where `disable(...)` switched one off.
+/// Where the catalog puts what a source contributes: the slots of one group's rows, made on
+/// first use.
+pub trait MetricSink {
+    /// The slots of `group` for `entity_id` at `time_bucket`, one per stream of the group in
+    /// [`Catalog::group_streams`] order; on first use, `slots` empty ones.
+    fn group(&mut self, group: GroupId, slots: usize, entity_id: &str, time_bucket: i64) -> &mut [Option<Slot>];
+}
+
+/// The hard-coded streams' places; `None` where `disable(...)` switched one off. Streams keyed by
+/// a scope's entity have a slot in that scope's group; the others have a group of their own.
 #[derive(Debug, Clone, Copy, Default)]
 struct Builtins {
-    service_traffic: Option<StreamId>,
-    instance_traffic: Option<StreamId>,
-    endpoint_traffic: Option<StreamId>,
-    service_relation_server: Option<StreamId>,
-    service_relation_client: Option<StreamId>,
-    instance_relation_server: Option<StreamId>,
-    instance_relation_client: Option<StreamId>,
-    endpoint_relation_server: Option<StreamId>,
-    alias: Option<StreamId>,
-    tag_autocomplete: Option<StreamId>,
+    service_traffic: Option<GroupId>,
+    instance_traffic: Option<usize>,
+    endpoint_traffic: Option<usize>,
+    service_relation_server: Option<usize>,
+    service_relation_client: Option<usize>,
+    instance_relation_server: Option<usize>,
+    instance_relation_client: Option<usize>,
+    endpoint_relation_server: Option<usize>,
+    alias: Option<GroupId>,
+    tag_autocomplete: Option<GroupId>,
 }
 
 /// Every metric stream of a node.
@@ -158,6 +175,8 @@ pub struct Catalog {
     /// The OAL metrics; metric `i` is stream `i`.
     metrics: Vec<MetricDefinition>,
     by_scope: [Vec<usize>; Scope::COUNT],
+    /// The streams of each group, in slot order; group `i < Scope::COUNT` is scope `i`'s.
+    groups: Vec<Vec<StreamId>>,
     builtins: Builtins,
     disabled: Vec<String>,
     thresholds: ApdexThresholds,
@@ -174,8 +193,9 @@ impl Catalog {
             streams.push(Stream { model, fixed, kind: StreamKind::Oal(metric.function) });
             by_scope[metric.scope.index()].push(index);
         }
+        let mut groups: Vec<Vec<StreamId>> =
+            by_scope.iter().map(|metrics| metrics.iter().map(|&index| StreamId(index as u32)).collect()).collect();
         let disabled = definitions.disabled;
-        let mut builtins = Builtins::default();
         let mut add = |model: &ModelRef, fixed: usize, kind: StreamKind| -> Result<Option<StreamId>, String> {
             if streams.iter().any(|stream| stream.model.name == model.name) {
                 return Err(format!("metric `{}` has the name of a built-in stream", model.name));
@@ -186,17 +206,41 @@ impl Catalog {
             streams.push(Stream { model: model.clone(), fixed, kind });
             Ok(Some(StreamId(u32::try_from(streams.len() - 1).map_err(|_| "too many streams".to_owned())?)))
         };
-        builtins.service_traffic = add(&traffic::SERVICE, 5, StreamKind::Fixed)?;
-        builtins.instance_traffic = add(&traffic::INSTANCE, 2, StreamKind::InstanceTraffic)?;
-        builtins.endpoint_traffic = add(&traffic::ENDPOINT, 2, StreamKind::EndpointTraffic)?;
-        builtins.service_relation_server = add(&relation::SERVICE_SERVER, 2, StreamKind::ServiceRelation)?;
-        builtins.service_relation_client = add(&relation::SERVICE_CLIENT, 2, StreamKind::ServiceRelation)?;
-        builtins.instance_relation_server = add(&relation::INSTANCE_SERVER, 4, StreamKind::Fixed)?;
-        builtins.instance_relation_client = add(&relation::INSTANCE_CLIENT, 4, StreamKind::Fixed)?;
-        builtins.endpoint_relation_server = add(&relation::ENDPOINT_SERVER, 3, StreamKind::Fixed)?;
-        builtins.alias = add(&alias::MODEL, 1, StreamKind::Alias)?;
-        builtins.tag_autocomplete = add(&tag::MODEL, 3, StreamKind::Fixed)?;
-        Ok(Self { streams, metrics: definitions.metrics, by_scope, builtins, disabled, thresholds })
+        let service_traffic = add(&traffic::SERVICE, 5, StreamKind::Fixed)?;
+        let instance_traffic = add(&traffic::INSTANCE, 2, StreamKind::InstanceTraffic)?;
+        let endpoint_traffic = add(&traffic::ENDPOINT, 2, StreamKind::EndpointTraffic)?;
+        let service_relation_server = add(&relation::SERVICE_SERVER, 2, StreamKind::ServiceRelation)?;
+        let service_relation_client = add(&relation::SERVICE_CLIENT, 2, StreamKind::ServiceRelation)?;
+        let instance_relation_server = add(&relation::INSTANCE_SERVER, 4, StreamKind::Fixed)?;
+        let instance_relation_client = add(&relation::INSTANCE_CLIENT, 4, StreamKind::Fixed)?;
+        let endpoint_relation_server = add(&relation::ENDPOINT_SERVER, 3, StreamKind::Fixed)?;
+        let alias = add(&alias::MODEL, 1, StreamKind::Alias)?;
+        let tag_autocomplete = add(&tag::MODEL, 3, StreamKind::Fixed)?;
+        let mut in_scope = |stream: Option<StreamId>, scope: Scope| {
+            stream.map(|stream| {
+                groups[scope.index()].push(stream);
+                groups[scope.index()].len() - 1
+            })
+        };
+        let mut builtins = Builtins {
+            instance_traffic: in_scope(instance_traffic, Scope::ServiceInstance),
+            endpoint_traffic: in_scope(endpoint_traffic, Scope::Endpoint),
+            service_relation_server: in_scope(service_relation_server, Scope::ServiceRelation),
+            service_relation_client: in_scope(service_relation_client, Scope::ServiceRelation),
+            instance_relation_server: in_scope(instance_relation_server, Scope::ServiceInstanceRelation),
+            instance_relation_client: in_scope(instance_relation_client, Scope::ServiceInstanceRelation),
+            endpoint_relation_server: in_scope(endpoint_relation_server, Scope::EndpointRelation),
+            ..Builtins::default()
+        };
+        let mut own_group = |stream: Option<StreamId>| -> Result<Option<GroupId>, String> {
+            let Some(stream) = stream else { return Ok(None) };
+            groups.push(vec![stream]);
+            Ok(Some(GroupId(u16::try_from(groups.len() - 1).map_err(|_| "too many stream groups".to_owned())?)))
+        };
+        builtins.service_traffic = own_group(service_traffic)?;
+        builtins.alias = own_group(alias)?;
+        builtins.tag_autocomplete = own_group(tag_autocomplete)?;
+        Ok(Self { streams, metrics: definitions.metrics, by_scope, groups, builtins, disabled, thresholds })
     }
 
     /// Every stream, indexed by [`StreamId`].
@@ -230,145 +274,176 @@ impl Catalog {
         self.streams.iter().map(|stream| stream.model.clone()).collect()
     }
 
-    /// Hands what `source` contributes to every stream to `sink`.
-    pub fn aggregate(&self, source: &Source<'_>, sink: &mut dyn MetricSink) {
-        let scope = Scope::of_source(source);
-        let entity = scope.and_then(|scope| scope.entity_id(source));
-        if let (Some(scope), Some(entity)) = (scope, &entity) {
-            let bucket = time_bucket(source);
-            for &index in &self.by_scope[scope.index()] {
-                let metric = &self.metrics[index];
-                if !metric.admits(source) {
-                    continue;
-                }
-                let Some(input) = metric.input(source, &self.thresholds) else { continue };
-                let stream = StreamId(index as u32);
-                let mut new = || (scope.default_values(source, metric.decorated), metric.function.empty());
-                sink.entry(stream, entity, bucket, &mut new).add(input);
-            }
-        }
-        self.aggregate_builtin(source, entity.as_deref(), sink);
+    /// The streams of `group`, in slot order.
+    pub fn group_streams(&self, group: GroupId) -> &[StreamId] {
+        self.groups.get(usize::from(group.0)).map_or(&[], Vec::as_slice)
     }
 
-    /// The hard-coded streams' share of `source`; `entity` is the source's scope entity id,
-    /// which is also the row id of its instance and endpoint traffic and of its relations.
-    fn aggregate_builtin(&self, source: &Source<'_>, entity: Option<&str>, sink: &mut dyn MetricSink) {
-        let b = &self.builtins;
-        match source {
-            Source::Service(s) if b.service_traffic.is_some() => {
-                let (bucket, id) = (s.request.time_bucket, ids::service_traffic_id(s.name, s.layer.number()));
-                let fixed = || service_traffic_values(s.name, s.layer, bucket);
-                merge_into(sink, b.service_traffic, &id, bucket, fixed, MetricValue::Fixed);
+    /// Hands what `source` contributes to every stream to `sink`; returns how many rows it
+    /// started (slots that were empty).
+    pub fn aggregate(&self, source: &Source<'_>, sink: &mut dyn MetricSink) -> usize {
+        let mut started = 0;
+        if let Some(scope) = Scope::of_source(source)
+            && let Some(entity) = scope.entity_id(source)
+        {
+            let slots = self.slots(sink, scope_group(scope), &entity, time_bucket(source));
+            started += self.aggregate_scope(scope, source, slots);
+        }
+        started + self.aggregate_own(source, sink)
+    }
+
+    fn slots<'s>(&self, sink: &'s mut dyn MetricSink, group: GroupId, id: &str, bucket: i64) -> &'s mut [Option<Slot>] {
+        sink.group(group, self.group_streams(group).len(), id, bucket)
+    }
+
+    /// What a scope source contributes to its scope's group: the OAL metrics of the scope, then
+    /// the built-in streams keyed by the same entity (its traffic, its relation).
+    fn aggregate_scope(&self, scope: Scope, source: &Source<'_>, slots: &mut [Option<Slot>]) -> usize {
+        let mut started = 0;
+        // The scope's default columns, without and with `attr0`, made once per source at most.
+        let mut defaults: [Option<Arc<[Value]>>; 2] = [None, None];
+        for (slot, &index) in slots.iter_mut().zip(&self.by_scope[scope.index()]) {
+            let metric = &self.metrics[index];
+            if !metric.admits(source) {
+                continue;
             }
-            Source::ServiceMeta(m) if b.service_traffic.is_some() => {
+            let Some(input) = metric.input(source, &self.thresholds) else { continue };
+            let slot = match slot {
+                Some(slot) => slot,
+                None => {
+                    started += 1;
+                    let fixed = defaults[usize::from(metric.decorated)]
+                        .get_or_insert_with(|| scope.default_values(source, metric.decorated).into());
+                    slot.insert(Slot { fixed: fixed.clone(), value: metric.function.empty() })
+                }
+            };
+            slot.value.add(input);
+        }
+        let b = &self.builtins;
+        started
+            + match source {
+                Source::ServiceInstance(s) => {
+                    let fixed = || {
+                        let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
+                        vec![Value::Text(service_id), Value::Text(s.name.to_owned())]
+                    };
+                    let ping = MetricValue::Ping { last_ping: s.request.time_bucket, properties: None };
+                    merge_slot(slots, b.instance_traffic, fixed, ping)
+                }
+                Source::Endpoint(s) => {
+                    let fixed = || {
+                        let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
+                        vec![Value::Text(service_id), Value::Text(s.name.to_string())]
+                    };
+                    merge_slot(slots, b.endpoint_traffic, fixed, MetricValue::LastPing(s.request.time_bucket))
+                }
+                Source::ServiceRelation(r) => {
+                    let at = match r.detect_point {
+                        DetectPoint::Server => b.service_relation_server,
+                        DetectPoint::Client => b.service_relation_client,
+                        DetectPoint::Proxy => None,
+                    };
+                    let fixed = || {
+                        let (source_id, dest_id) = relation_service_ids(r);
+                        vec![Value::Text(source_id), Value::Text(dest_id)]
+                    };
+                    merge_slot(slots, at, fixed, MetricValue::Components(vec![r.component_id]))
+                }
+                Source::ServiceInstanceRelation(r) => {
+                    let at = match r.detect_point {
+                        DetectPoint::Server => b.instance_relation_server,
+                        DetectPoint::Client => b.instance_relation_client,
+                        DetectPoint::Proxy => None,
+                    };
+                    let fixed = || {
+                        let (source_service, dest_service) = relation_service_ids(r);
+                        let (source, dest) = relation_instance_ids(r);
+                        [source_service, source, dest_service, dest].map(Value::Text).into()
+                    };
+                    merge_slot(slots, at, fixed, MetricValue::Fixed)
+                }
+                Source::EndpointRelation(r) if r.detect_point == DetectPoint::Server => {
+                    let fixed = || {
+                        let source =
+                            ids::endpoint_id(&ids::service_id(r.service_name, r.service_layer.is_normal()), r.endpoint);
+                        let child_service = ids::service_id(r.child_service_name, r.child_service_layer.is_normal());
+                        let dest = ids::endpoint_id(&child_service, r.child_endpoint);
+                        vec![Value::Text(source), Value::Text(dest), Value::Int(r.component_id)]
+                    };
+                    merge_slot(slots, b.endpoint_relation_server, fixed, MetricValue::Fixed)
+                }
+                _ => 0,
+            }
+    }
+
+    /// What a source contributes to built-in streams with ids of their own (service traffic,
+    /// aliases, tags) and what metadata reports contribute to traffic.
+    fn aggregate_own(&self, source: &Source<'_>, sink: &mut dyn MetricSink) -> usize {
+        let b = &self.builtins;
+        let own = |group: Option<GroupId>| group.map(|group| (group, 0));
+        let in_scope = |scope: Scope, at: Option<usize>| at.map(|at| (scope_group(scope), at));
+        let mut merge = |place: (GroupId, usize), id: &str, bucket: i64, fixed: &dyn Fn() -> Vec<Value>, value| {
+            merge_slot(self.slots(sink, place.0, id, bucket), Some(place.1), fixed, value)
+        };
+        match source {
+            Source::Service(s) => own(b.service_traffic).map_or(0, |place| {
+                let (bucket, id) = (s.request.time_bucket, ids::service_traffic_id(s.name, s.layer.number()));
+                merge(place, &id, bucket, &|| service_traffic_values(s.name, s.layer, bucket), MetricValue::Fixed)
+            }),
+            Source::ServiceMeta(m) => own(b.service_traffic).map_or(0, |place| {
                 let id = ids::service_traffic_id(&m.name, m.layer.number());
                 let fixed = || service_traffic_values(&m.name, m.layer, m.time_bucket);
-                merge_into(sink, b.service_traffic, &id, m.time_bucket, fixed, MetricValue::Fixed);
-            }
-            Source::ServiceInstance(s) => {
-                let Some(id) = entity else { return };
-                let fixed = || {
-                    let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
-                    vec![Value::Text(service_id), Value::Text(s.name.to_owned())]
-                };
-                let ping = MetricValue::Ping { last_ping: s.request.time_bucket, properties: None };
-                merge_into(sink, b.instance_traffic, id, s.request.time_bucket, fixed, ping);
-            }
-            Source::ServiceInstanceUpdate(u) => {
+                merge(place, &id, m.time_bucket, &fixed, MetricValue::Fixed)
+            }),
+            Source::ServiceInstanceUpdate(u) => in_scope(Scope::ServiceInstance, b.instance_traffic).map_or(0, |place| {
                 let service_id = ids::service_id(&u.service_name, true);
                 let id = ids::instance_id(&service_id, &u.name);
                 let fixed = || vec![Value::Text(service_id.clone()), Value::Text(u.name.to_string())];
                 let ping = MetricValue::Ping { last_ping: u.time_bucket, properties: u.properties.clone() };
-                merge_into(sink, b.instance_traffic, &id, u.time_bucket, fixed, ping);
-            }
-            Source::Endpoint(s) => {
-                let Some(id) = entity else { return };
-                let fixed = || {
-                    let service_id = ids::service_id(s.service_name, s.service_layer.is_normal());
-                    vec![Value::Text(service_id), Value::Text(s.name.to_string())]
-                };
-                let ping = MetricValue::LastPing(s.request.time_bucket);
-                merge_into(sink, b.endpoint_traffic, id, s.request.time_bucket, fixed, ping);
-            }
-            Source::EndpointMeta(m) => {
+                merge(place, &id, u.time_bucket, &fixed, ping)
+            }),
+            Source::EndpointMeta(m) => in_scope(Scope::Endpoint, b.endpoint_traffic).map_or(0, |place| {
                 let service_id = ids::service_id(&m.service_name, m.service_normal);
                 let id = ids::endpoint_id(&service_id, &m.endpoint);
                 let fixed = || vec![Value::Text(service_id.clone()), Value::Text(m.endpoint.to_string())];
-                merge_into(sink, b.endpoint_traffic, &id, m.time_bucket, fixed, MetricValue::LastPing(m.time_bucket));
-            }
-            Source::ServiceRelation(r) => {
-                let stream = match r.detect_point {
-                    DetectPoint::Server => b.service_relation_server,
-                    DetectPoint::Client => b.service_relation_client,
-                    DetectPoint::Proxy => None,
-                };
-                let Some(entity) = entity else { return };
-                let fixed = || {
-                    let (source_id, dest_id) = relation_service_ids(r);
-                    vec![Value::Text(source_id), Value::Text(dest_id)]
-                };
-                let components = MetricValue::Components(vec![r.component_id]);
-                merge_into(sink, stream, entity, r.request.time_bucket, fixed, components);
-            }
-            Source::ServiceInstanceRelation(r) => {
-                let stream = match r.detect_point {
-                    DetectPoint::Server => b.instance_relation_server,
-                    DetectPoint::Client => b.instance_relation_client,
-                    DetectPoint::Proxy => None,
-                };
-                let Some(entity) = entity else { return };
-                let fixed = || {
-                    let (source_service, dest_service) = relation_service_ids(r);
-                    let (source, dest) = relation_instance_ids(r);
-                    [source_service, source, dest_service, dest].map(Value::Text).into()
-                };
-                merge_into(sink, stream, entity, r.request.time_bucket, fixed, MetricValue::Fixed);
-            }
-            Source::EndpointRelation(r) if r.detect_point == DetectPoint::Server => {
-                let Some(entity) = entity else { return };
-                let fixed = || {
-                    let source =
-                        ids::endpoint_id(&ids::service_id(r.service_name, r.service_layer.is_normal()), r.endpoint);
-                    let child_service = ids::service_id(r.child_service_name, r.child_service_layer.is_normal());
-                    let dest = ids::endpoint_id(&child_service, r.child_endpoint);
-                    vec![Value::Text(source), Value::Text(dest), Value::Int(r.component_id)]
-                };
-                merge_into(sink, b.endpoint_relation_server, entity, r.request.time_bucket, fixed, MetricValue::Fixed);
-            }
-            Source::NetworkAddressAliasSetup(a) => {
+                merge(place, &id, m.time_bucket, &fixed, MetricValue::LastPing(m.time_bucket))
+            }),
+            Source::NetworkAddressAliasSetup(a) => own(b.alias).map_or(0, |place| {
                 let service_id = ids::service_id(a.represent_service_name, true);
                 let instance_id = ids::instance_id(&service_id, a.represent_service_instance_name);
                 let id = ids::network_address_alias_id(a.address);
                 let fixed = || vec![Value::Text(a.address.to_owned())];
                 let alias = MetricValue::Alias { service_id, instance_id, last_update: a.time_bucket };
-                merge_into(sink, b.alias, &id, a.time_bucket, fixed, alias);
-            }
-            Source::TagAutocomplete(t) => {
+                merge(place, &id, a.time_bucket, &fixed, alias)
+            }),
+            Source::TagAutocomplete(t) => own(b.tag_autocomplete).map_or(0, |place| {
                 let id = tag::id(t.time_bucket, tag::TRACE, t.key, t.value);
                 let fixed = || [t.key, t.value, tag::TRACE].map(|text| Value::Text(text.to_owned())).into();
-                merge_into(sink, b.tag_autocomplete, &id, t.time_bucket, fixed, MetricValue::Fixed);
-            }
-            _ => {}
+                merge(place, &id, t.time_bucket, &fixed, MetricValue::Fixed)
+            }),
+            _ => 0,
         }
     }
 }
 
-/// Merges `value` into `stream`'s row for `id`; a new row gets `fixed()` and takes `value` as
-/// it is. A disabled stream (`None`) takes nothing.
-fn merge_into(
-    sink: &mut dyn MetricSink,
-    stream: Option<StreamId>,
-    id: &str,
-    bucket: i64,
-    fixed: impl Fn() -> Vec<Value>,
-    value: MetricValue,
-) {
-    let Some(stream) = stream else { return };
-    let mut first = Some(value);
-    let mut new = || (fixed(), first.take().unwrap_or(MetricValue::Fixed));
-    let entry = sink.entry(stream, id, bucket, &mut new);
-    if let Some(value) = first {
-        entry.combine(&value);
+/// The group of a scope's OAL metrics.
+fn scope_group(scope: Scope) -> GroupId {
+    GroupId(scope.index() as u16)
+}
+
+/// Merges `value` into slot `at` (none when its stream is disabled); an empty slot gets
+/// `fixed()` and takes `value` as it is. Returns 1 when it started a row.
+fn merge_slot(slots: &mut [Option<Slot>], at: Option<usize>, fixed: impl FnOnce() -> Vec<Value>, value: MetricValue) -> usize {
+    let Some(slot) = at.and_then(|at| slots.get_mut(at)) else { return 0 };
+    match slot {
+        Some(slot) => {
+            slot.value.combine(&value);
+            0
+        }
+        None => {
+            *slot = Some(Slot { fixed: fixed().into(), value });
+            1
+        }
     }
 }
 

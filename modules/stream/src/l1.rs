@@ -1,7 +1,7 @@
 //! L1: per-node pre-aggregation (pipeline-and-storage.md §3). Every source is turned into
-//! metric values by the [`Catalog`] and merged, by (stream, entity, time bucket), into the
-//! table of the thread that analysed it; every `l1FlushPeriod` the tables are drained and their
-//! merged metrics routed to L2.
+//! metric values by the [`Catalog`] and merged, by (stream group, entity, time bucket), into the
+//! table of the thread that analysed it — one lookup per source for all the metrics of its scope;
+//! every `l1FlushPeriod` the tables are drained and their merged metrics routed to L2.
 //!
 //! Each analysing thread owns a shard (a [`Sharded`] table that only the flusher also takes,
 //! twice a second), so producers on different cores never contend. The tables are bounded:
@@ -17,9 +17,8 @@ use hashbrown::DefaultHashBuilder;
 use hashbrown::hash_table::{Entry, HashTable};
 use oap_core::{Settle, SourceConsumer};
 use oap_model::source::Source;
-use oap_oal::catalog::{Metric, MetricSink};
-use oap_oal::{Catalog, MetricValue, StreamId};
-use oap_storage::Value;
+use oap_oal::Catalog;
+use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
 use tokio::sync::Notify;
 
 use crate::sharded::Sharded;
@@ -30,7 +29,17 @@ pub const DEFAULT_CAPACITY: usize = 200_000;
 /// One thread's table of merged metrics.
 #[derive(Default)]
 struct Shard {
-    table: HashTable<Metric>,
+    table: HashTable<Group>,
+    /// Rows (filled slots) in the table.
+    rows: usize,
+}
+
+/// The rows of one stream group for an entity and bucket.
+struct Group {
+    group: GroupId,
+    time_bucket: i64,
+    entity_id: Arc<str>,
+    slots: Box<[Option<Slot>]>,
 }
 
 /// The L1 aggregation of one node.
@@ -65,9 +74,9 @@ impl L1 {
     /// Merges what `source` contributes into this thread's shard.
     pub fn accept(&self, source: &Source<'_>) {
         let added = self.shards.with(|shard| {
-            let mut sink = ShardSink { shard, hasher: &self.hasher, added: 0 };
-            self.catalog.aggregate(source, &mut sink);
-            sink.added
+            let added = self.catalog.aggregate(source, &mut ShardSink { table: &mut shard.table, hasher: &self.hasher });
+            shard.rows += added;
+            added
         });
         if added > 0 {
             self.held.fetch_add(added, Ordering::Relaxed);
@@ -78,51 +87,50 @@ impl L1 {
     pub fn drain(&self) -> Vec<Metric> {
         let mut metrics = Vec::new();
         self.shards.each(|shard| {
-            let table = std::mem::take(&mut shard.table);
-            self.held.fetch_sub(table.len(), Ordering::Relaxed);
-            metrics.extend(table);
+            let rows = std::mem::take(&mut shard.rows);
+            self.held.fetch_sub(rows, Ordering::Relaxed);
+            metrics.reserve(rows);
+            for group in shard.table.drain() {
+                let streams = self.catalog.group_streams(group.group);
+                for (&stream, slot) in streams.iter().zip(group.slots.into_vec()) {
+                    let Some(Slot { fixed, value }) = slot else { continue };
+                    let entity_id = group.entity_id.clone();
+                    metrics.push(Metric { stream, entity_id, time_bucket: group.time_bucket, fixed, value });
+                }
+            }
         });
         self.drained.notify_waiters();
         metrics
     }
 }
 
-fn key_hash(hasher: &DefaultHashBuilder, stream: StreamId, time_bucket: i64, entity_id: &str) -> u64 {
+fn key_hash(hasher: &DefaultHashBuilder, group: GroupId, time_bucket: i64, entity_id: &str) -> u64 {
     let mut state = hasher.build_hasher();
-    stream.hash(&mut state);
+    group.hash(&mut state);
     time_bucket.hash(&mut state);
     entity_id.hash(&mut state);
     state.finish()
 }
 
-/// A shard seen as the catalog's sink.
+/// A shard's table seen as the catalog's sink.
 struct ShardSink<'a> {
-    shard: &'a mut Shard,
+    table: &'a mut HashTable<Group>,
     hasher: &'a DefaultHashBuilder,
-    added: usize,
 }
 
 impl MetricSink for ShardSink<'_> {
-    fn entry(
-        &mut self,
-        stream: StreamId,
-        entity_id: &str,
-        time_bucket: i64,
-        new: &mut dyn FnMut() -> (Vec<Value>, MetricValue),
-    ) -> &mut MetricValue {
+    fn group(&mut self, group: GroupId, slots: usize, entity_id: &str, time_bucket: i64) -> &mut [Option<Slot>] {
         let hasher = self.hasher;
-        let hash = key_hash(hasher, stream, time_bucket, entity_id);
-        let same = |metric: &Metric| {
-            metric.stream == stream && metric.time_bucket == time_bucket && metric.entity_id == entity_id
-        };
-        let rehash = |metric: &Metric| key_hash(hasher, metric.stream, metric.time_bucket, &metric.entity_id);
-        match self.shard.table.entry(hash, same, rehash) {
-            Entry::Occupied(occupied) => &mut occupied.into_mut().value,
+        let hash = key_hash(hasher, group, time_bucket, entity_id);
+        let same =
+            |held: &Group| held.group == group && held.time_bucket == time_bucket && *held.entity_id == *entity_id;
+        let rehash = |held: &Group| key_hash(hasher, held.group, held.time_bucket, &held.entity_id);
+        match self.table.entry(hash, same, rehash) {
+            Entry::Occupied(occupied) => &mut occupied.into_mut().slots,
             Entry::Vacant(vacant) => {
-                self.added += 1;
-                let (fixed, value) = new();
-                let metric = Metric { stream, entity_id: entity_id.to_owned(), time_bucket, fixed, value };
-                &mut vacant.insert(metric).into_mut().value
+                let slots = (0..slots).map(|_| None).collect();
+                let held = Group { group, time_bucket, entity_id: entity_id.into(), slots };
+                &mut vacant.insert(held).into_mut().slots
             }
         }
     }

@@ -19,11 +19,13 @@
 //! holds. A read that fails for good defers its increments to the next round rather than
 //! guessing that storage holds nothing.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use hashbrown::HashMap;
+use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream};
 use oap_oal::{Catalog, StreamId};
@@ -170,7 +172,7 @@ impl Aggregator for L2 {
 struct Key {
     stream: StreamId,
     bucket: i64,
-    entity: String,
+    entity: Arc<str>,
 }
 
 impl Key {
@@ -347,7 +349,7 @@ impl Partition {
             wanted
                 .entry(key.stream)
                 .or_default()
-                .push(RowKey { id: metric.entity_id.clone(), time_bucket: metric.time_bucket });
+                .push(RowKey { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket });
         }
         let mut failed = HashSet::new();
         let now = Instant::now();
@@ -377,12 +379,12 @@ impl Partition {
 /// Merges `metric` into `map` under `key`; a metadata row keeps its earliest bucket.
 fn merge(map: &mut HashMap<Key, Metric>, key: Key, metric: Metric) {
     match map.entry(key) {
-        std::collections::hash_map::Entry::Occupied(mut occupied) => {
+        Entry::Occupied(mut occupied) => {
             let held = occupied.get_mut();
             held.value.combine(&metric.value);
             held.time_bucket = held.time_bucket.min(metric.time_bucket);
         }
-        std::collections::hash_map::Entry::Vacant(vacant) => {
+        Entry::Vacant(vacant) => {
             vacant.insert(metric);
         }
     }

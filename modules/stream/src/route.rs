@@ -63,10 +63,15 @@ impl Router {
             }
             return metrics.len();
         }
-        let mut batches: Vec<Vec<Metric>> = targets.iter().map(|_| Vec::new()).collect();
-        for metric in metrics {
-            batches[target_index(&metric.entity_id, targets.len())].push(metric);
-        }
+        let batches: Vec<Vec<Metric>> = if targets.len() == 1 {
+            vec![metrics]
+        } else {
+            let mut batches: Vec<Vec<Metric>> = targets.iter().map(|_| Vec::new()).collect();
+            for metric in metrics {
+                batches[target_index(&metric.entity_id, targets.len())].push(metric);
+            }
+            batches
+        };
         let mut lost = 0;
         for (target, batch) in targets.iter().zip(batches) {
             if batch.is_empty() {

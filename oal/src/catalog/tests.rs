@@ -125,25 +125,32 @@ fn disabled_streams_are_left_out() {
     assert_eq!(catalog.streams().len(), 72);
 }
 
+/// A sink that keeps every group's slots, as L1 does.
 #[derive(Default)]
-struct Rows(HashMap<(StreamId, String, i64), (Vec<Value>, MetricValue)>);
+struct Rows(HashMap<(GroupId, String, i64), Vec<Option<Slot>>>);
 
 impl MetricSink for Rows {
-    fn entry(
-        &mut self,
-        stream: StreamId,
-        entity_id: &str,
-        time_bucket: i64,
-        new: &mut dyn FnMut() -> (Vec<Value>, MetricValue),
-    ) -> &mut MetricValue {
-        &mut self.0.entry((stream, entity_id.to_owned(), time_bucket)).or_insert_with(new).1
+    fn group(&mut self, group: GroupId, slots: usize, entity_id: &str, time_bucket: i64) -> &mut [Option<Slot>] {
+        self.0.entry((group, entity_id.to_owned(), time_bucket)).or_insert_with(|| vec![None; slots])
     }
 }
 
 impl Rows {
-    fn get(&self, catalog: &Catalog, name: &str, entity: &str) -> Option<&(Vec<Value>, MetricValue)> {
+    /// Every row held: stream, entity and slot.
+    fn all<'a>(&'a self, catalog: &'a Catalog) -> impl Iterator<Item = (StreamId, &'a str, &'a Slot)> {
+        self.0.iter().flat_map(|((group, entity, _), slots)| {
+            let streams = catalog.group_streams(*group);
+            assert_eq!(streams.len(), slots.len(), "a group has a slot per stream");
+            streams.iter().zip(slots).filter_map(|(stream, slot)| Some((*stream, entity.as_str(), slot.as_ref()?)))
+        })
+    }
+
+    /// The fixed columns and value of `name`'s row for `entity`.
+    fn get(&self, catalog: &Catalog, name: &str, entity: &str) -> Option<(Vec<Value>, MetricValue)> {
         let (id, _) = catalog.find(name)?;
-        self.0.iter().find(|((stream, id_, _), _)| *stream == id && id_ == entity).map(|(_, row)| row)
+        self.all(catalog)
+            .find(|(stream, id_, _)| *stream == id && *id_ == entity)
+            .map(|(_, _, slot)| (slot.fixed.to_vec(), slot.value.clone()))
     }
 }
 
@@ -175,7 +182,7 @@ fn service_sources_feed_their_metrics_and_the_traffic_stream() {
         catalog.aggregate(&Source::Service(service), &mut rows);
     }
     let entity = "cHktYmFja2VuZA==.1";
-    let value = |name| rows.get(&catalog, name, entity).map(|row| row.1.clone());
+    let value = |name| rows.get(&catalog, name, entity).map(|row| row.1);
     assert_eq!(value("service_cpm"), Some(MetricValue::Cpm { total: 3 }));
     assert_eq!(value("service_resp_time"), Some(MetricValue::LongAvg { summation: 850, count: 3 }));
     assert_eq!(value("service_sla"), Some(MetricValue::Percent { matched: 2, total: 3 }));
@@ -191,7 +198,7 @@ fn service_sources_feed_their_metrics_and_the_traffic_stream() {
     assert_eq!(fixed[0], Value::Null, "no decorator, no attr0");
     let (fixed, value) = rows.get(&catalog, "service_traffic", "cHktYmFja2VuZA==.2").expect("traffic");
     assert_eq!(fixed[0], Value::Text("py-backend".into()));
-    assert_eq!(*value, MetricValue::Fixed);
+    assert_eq!(value, MetricValue::Fixed);
 }
 
 #[test]
@@ -222,12 +229,12 @@ fn relations_feed_their_side_with_component_ids() {
     let server = rows.get(&catalog, "service_relation_server_side", entity).expect("server side");
     assert_eq!(server.1, MetricValue::Components(vec![7001]));
     assert_eq!(
-        rows.get(&catalog, "service_relation_client_cpm", entity).map(|row| &row.1),
-        Some(&MetricValue::Cpm { total: 2 })
+        rows.get(&catalog, "service_relation_client_cpm", entity).map(|row| row.1),
+        Some(MetricValue::Cpm { total: 2 })
     );
     assert_eq!(
-        rows.get(&catalog, "service_relation_server_cpm", entity).map(|row| &row.1),
-        Some(&MetricValue::Cpm { total: 1 })
+        rows.get(&catalog, "service_relation_server_cpm", entity).map(|row| row.1),
+        Some(MetricValue::Cpm { total: 1 })
     );
 }
 
@@ -239,7 +246,7 @@ fn stored_rows_read_back_into_the_same_metric() {
         stream: id,
         entity_id: "a.1-b.1".into(),
         time_bucket: 2_026_112_112,
-        fixed: vec![Value::Text("a.1".into()), Value::Text("b.1".into())],
+        fixed: vec![Value::Text("a.1".into()), Value::Text("b.1".into())].into(),
         value: MetricValue::Components(vec![142, 7001]),
     };
     assert_eq!(stream.read(id, stream.row(&metric)), metric);
@@ -248,7 +255,7 @@ fn stored_rows_read_back_into_the_same_metric() {
         stream: id,
         entity_id: "a.1_aQ==".into(),
         time_bucket: 202_611_211_230,
-        fixed: vec![Value::Text("a.1".into()), Value::Text("i".into())],
+        fixed: vec![Value::Text("a.1".into()), Value::Text("i".into())].into(),
         value: MetricValue::Ping { last_ping: 202_611_211_231, properties: Some("{}".into()) },
     };
     assert_eq!(stream.read(id, stream.row(&metric)), metric);
@@ -263,11 +270,57 @@ fn a_searchable_tag_is_kept_once_a_day() {
         catalog.aggregate(&Source::TagAutocomplete(tag), &mut rows);
     }
     let (stream, _) = catalog.find("tag_autocomplete").expect("the tag stream");
-    let mut ids: Vec<&str> = rows.0.keys().filter(|key| key.0 == stream).map(|key| key.1.as_str()).collect();
+    let mut ids: Vec<&str> = rows.all(&catalog).filter(|row| row.0 == stream).map(|row| row.1).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids, ["20261121_TRACE_http.method_GET", "20261122_TRACE_http.method_GET"]);
     let (fixed, value) = rows.get(&catalog, "tag_autocomplete", "20261121_TRACE_http.method_GET").expect("row");
-    assert_eq!(*fixed, [Value::Text("http.method".into()), Value::Text("GET".into()), Value::Text("TRACE".into())]);
-    assert_eq!(*value, MetricValue::Fixed);
+    assert_eq!(fixed, [Value::Text("http.method".into()), Value::Text("GET".into()), Value::Text("TRACE".into())]);
+    assert_eq!(value, MetricValue::Fixed);
+}
+
+#[test]
+fn an_instance_report_and_its_trace_traffic_fill_one_instance_traffic_row() {
+    let catalog = core();
+    let mut rows = Rows::default();
+    let minute = 202_611_211_230;
+    let instance = oap_model::source::ServiceInstance {
+        name: "i1",
+        service_name: "py-backend",
+        service_layer: Layer::GENERAL,
+        endpoint_name: "/work",
+        request: facts(20, true, &[]),
+    };
+    catalog.aggregate(&Source::ServiceInstance(instance), &mut rows);
+    let update = oap_model::source::ServiceInstanceUpdate {
+        service_name: "py-backend".into(),
+        name: "i1".into(),
+        properties: Some(r#"{"language":"python"}"#.into()),
+        time_bucket: minute,
+    };
+    catalog.aggregate(&Source::ServiceInstanceUpdate(update), &mut rows);
+    let (stream, _) = catalog.find("instance_traffic").expect("the traffic stream");
+    // base64("py-backend") = "cHktYmFja2VuZA==", base64("i1") = "aTE=".
+    let traffic: Vec<_> = rows.all(&catalog).filter(|row| row.0 == stream).collect();
+    assert_eq!(traffic.len(), 1, "one row: the report merged into the trace's");
+    assert_eq!(traffic[0].1, "cHktYmFja2VuZA==.1_aTE=");
+    let properties = Some(r#"{"language":"python"}"#.to_owned());
+    assert_eq!(traffic[0].2.value, MetricValue::Ping { last_ping: minute, properties });
+    let (cpm, _) = catalog.find("service_instance_cpm").expect("instance cpm");
+    assert_eq!(rows.all(&catalog).filter(|row| row.0 == cpm).map(|row| &row.2.value).collect::<Vec<_>>(), [
+        &MetricValue::Cpm { total: 1 }
+    ]);
+}
+
+#[test]
+fn every_group_has_a_slot_per_stream_and_every_stream_one_group() {
+    let catalog = core();
+    let mut placed: Vec<StreamId> = (0..u16::MAX)
+        .map(GroupId)
+        .take_while(|group| !catalog.group_streams(*group).is_empty() || usize::from(group.0) < Scope::COUNT)
+        .flat_map(|group| catalog.group_streams(group).to_vec())
+        .collect();
+    placed.sort_unstable();
+    let all: Vec<StreamId> = (0..catalog.streams().len() as u32).map(StreamId).collect();
+    assert_eq!(placed, all);
 }

@@ -16,7 +16,7 @@ fn value_sum(metrics: &[Metric], catalog: &Catalog, stream: &str, entity: &str, 
     let (id, _) = catalog.find(stream).expect("stream");
     metrics
         .iter()
-        .filter(|metric| metric.stream == id && metric.entity_id == entity && metric.time_bucket == bucket)
+        .filter(|metric| metric.stream == id && *metric.entity_id == *entity && metric.time_bucket == bucket)
         .map(|metric| metric.value.clone())
         .collect()
 }

@@ -40,9 +40,9 @@ fn start(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>) -> Arc<L2> {
 fn cpm(catalog: &Catalog, minute: i64, total: i64) -> Metric {
     Metric {
         stream: catalog.find("service_cpm").expect("stream").0,
-        entity_id: "YQ==.1".to_owned(),
+        entity_id: "YQ==.1".into(),
         time_bucket: minute,
-        fixed: vec![Value::Text("GENERAL".into()), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null],
+        fixed: vec![Value::Text("GENERAL".into()), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null].into(),
         value: MetricValue::Cpm { total },
     }
 }
@@ -127,9 +127,9 @@ async fn a_relation_whose_components_did_not_grow_is_not_rewritten() {
     let minute = old_minute();
     let edge = |components: Vec<i32>| Metric {
         stream: catalog.find("service_relation_client_side").expect("stream").0,
-        entity_id: "YQ==.1-Yg==.1".to_owned(),
+        entity_id: "YQ==.1-Yg==.1".into(),
         time_bucket: minute,
-        fixed: vec![Value::Text("YQ==.1".into()), Value::Text("Yg==.1".into())],
+        fixed: vec![Value::Text("YQ==.1".into()), Value::Text("Yg==.1".into())].into(),
         value: MetricValue::Components(components),
     };
     for components in [vec![7001], vec![7001], vec![142]] {
