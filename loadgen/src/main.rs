@@ -7,13 +7,6 @@
 //! - `oap-loadgen sink --port P` serves the decode-only collector;
 //! - `oap-loadgen bench` runs the whole benchmark (build with `--release` first).
 
-mod bench;
-mod codec;
-mod drive;
-mod pool;
-mod sink;
-mod template;
-mod topology;
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -23,8 +16,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::pool::Pool;
-use crate::topology::{SpanShape, Topology};
+use oap_loadgen::pool::Pool;
+use oap_loadgen::topology::{SpanShape, Topology};
+use oap_loadgen::{bench, drive, sink, template};
 
 #[derive(Debug, Parser)]
 #[command(version, about = "Load generator and ingest benchmark for oap-rs")]

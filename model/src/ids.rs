@@ -1,15 +1,50 @@
 //! Entity ids, encoded exactly as SkyWalking encodes them (analysis.md §11): names in standard
 //! base64 with padding, joined by `.`, `_` and `-`, which base64 never produces, so every id
 //! splits back into its parts. A blank name is encoded as `_blank`.
+//!
+//! Analysis builds the same few thousand services', instances' and endpoints' ids for every
+//! segment, so each thread remembers the encodings of the names it met last
+//! ([`MEMO_NAMES`] at most, forgotten all at once when full).
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use hashbrown::HashMap;
 
 /// What a blank name is replaced by before encoding.
 const BLANK: &str = "_blank";
 
+/// Names whose encoding a thread remembers.
+pub const MEMO_NAMES: usize = 16_384;
+/// Longer names are encoded each time.
+const MEMO_NAME_LEN: usize = 256;
+
+thread_local! {
+    static ENCODED: RefCell<HashMap<Box<str>, Box<str>>> = RefCell::new(HashMap::new());
+}
+
 /// Appends `base64(name)` (or of `_blank` for a blank name) to `out`.
 pub fn push_encoded(out: &mut String, name: &str) {
+    if name.len() > MEMO_NAME_LEN {
+        return encode_into(out, name);
+    }
+    ENCODED.with_borrow_mut(|memo| {
+        if let Some(encoded) = memo.get(name) {
+            out.push_str(encoded);
+            return;
+        }
+        let start = out.len();
+        encode_into(out, name);
+        if memo.len() >= MEMO_NAMES {
+            memo.clear();
+        }
+        memo.insert(name.into(), out[start..].into());
+    });
+}
+
+fn encode_into(out: &mut String, name: &str) {
     let name = if name.trim().is_empty() { BLANK } else { name };
     STANDARD.encode_string(name, out);
 }
@@ -71,9 +106,9 @@ pub fn endpoint_relation_id(service_id: &str, endpoint: &str, child_service_id: 
 
 /// The id of a `service_traffic` row: `base64(name) + "." + layerNumber`.
 pub fn service_traffic_id(name: &str, layer_number: i32) -> String {
-    let mut id = encode(name);
-    id.push('.');
-    id.push_str(&layer_number.to_string());
+    let mut id = String::with_capacity(name.len() * 4 / 3 + 8);
+    push_encoded(&mut id, name);
+    let _ = write!(id, ".{layer_number}");
     id
 }
 
@@ -123,6 +158,31 @@ mod tests {
         );
         assert_eq!(network_address_alias_id("127.0.0.1:18082"), "MTI3LjAuMC4xOjE4MDgy");
         assert_eq!(service_traffic_id("py-backend", 2), "cHktYmFja2VuZA==.2");
+    }
+
+    #[test]
+    fn remembered_encodings_equal_fresh_ones_before_and_after_the_memo_fills() {
+        let fresh = |name: &str| {
+            let mut out = String::new();
+            encode_into(&mut out, name);
+            out
+        };
+        let long = "x".repeat(MEMO_NAME_LEN + 1);
+        for round in 0..2 {
+            // The second round reads what the first remembered; the memo is cleared in between
+            // (MEMO_NAMES + 1 names) and refilled.
+            for n in 0..=MEMO_NAMES {
+                let name = format!("service-{n}");
+                assert_eq!(encode(&name), fresh(&name), "round {round}, name {n}");
+            }
+            assert_eq!(encode(&long), fresh(&long));
+            assert_eq!(encode(" "), fresh("_blank"));
+            // "py" encodes as "cHk=": appended after what `out` already holds.
+            let mut out = "prefix.".to_owned();
+            push_encoded(&mut out, "py");
+            assert_eq!(out, "prefix.cHk=");
+        }
+        assert!(ENCODED.with_borrow(|memo| memo.len()) <= MEMO_NAMES);
     }
 
     #[test]
