@@ -4,12 +4,13 @@
 //! runs a round:
 //!
 //! 1. the round's minute increments are rolled up into the pending hour and day increments;
-//! 2. rows the session cache lacks are read with one multi-get per stream — except fresh
-//!    minutes (newer than the node's start and than the session timeout), which cannot be
-//!    stored yet;
+//! 2. a stream at a time, 2,000 rows at a time: rows the session cache lacks are read with
+//!    one multi-get — except fresh minutes (newer than the node's start and than the session
+//!    timeout), which cannot be stored yet;
 //! 3. each increment is merged into its stored total and written: an update of a cached row, an
 //!    insert of a new one; nothing is written for a row that did not change (a relation's
-//!    component set) or may not be updated (first write wins);
+//!    component set) or may not be updated (first write wins). Working in batches keeps what a
+//!    round builds (rows to write, keys to read) to one batch, whatever the round holds;
 //! 4. hour and day increments go through the same steps every 4th round;
 //! 5. cache entries untouched for `storageSessionTimeout` (×4 for hours and days) are evicted.
 //!
@@ -19,7 +20,6 @@
 //! holds. A read that fails for good defers its increments to the next round rather than
 //! guessing that storage holds nothing.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,7 +109,7 @@ impl L2 {
                 metrics: metrics.clone(),
                 buckets: buckets.clone(),
                 boot_minute,
-                pending: [HashMap::new(), HashMap::new(), HashMap::new()],
+                pending: [Increments::new(), Increments::new(), Increments::new()],
                 cache: HashMap::new(),
                 rounds: 0,
             };
@@ -182,6 +182,9 @@ impl Key {
     }
 }
 
+/// Increments by stream, then by row.
+type Increments = HashMap<StreamId, HashMap<Key, Metric>>;
+
 /// What storage holds (or will, once written) of a row.
 struct Cached {
     metric: Metric,
@@ -203,7 +206,7 @@ struct Partition {
     buckets: TimeBuckets,
     boot_minute: i64,
     /// Increments not persisted yet, per level.
-    pending: [HashMap<Key, Metric>; 3],
+    pending: [Increments; 3],
     cache: HashMap<Key, Cached>,
     rounds: u64,
 }
@@ -247,7 +250,7 @@ impl Partition {
     async fn round(&mut self, everything: bool) {
         self.rounds += 1;
         let minutes = std::mem::take(&mut self.pending[Level::Minute as usize]);
-        for metric in minutes.values() {
+        for metric in minutes.values().flat_map(HashMap::values) {
             let Some(stream) = self.catalog.stream(metric.stream) else { continue };
             if !stream.downsampling() {
                 continue;
@@ -284,20 +287,34 @@ impl Partition {
             && self.buckets.start_millis(minute).is_some_and(|start| start > now_ms.saturating_sub(timeout))
     }
 
-    async fn persist(&mut self, level: Level, increments: HashMap<Key, Metric>) {
-        if increments.is_empty() {
-            return;
-        }
-        let deferred = self.load(level, &increments).await;
-        let now = Instant::now();
-        let mut writes = Vec::new();
-        let mut written: Vec<(Key, Option<Metric>)> = Vec::new();
-        for (key, metric) in increments {
-            let Some(stream) = self.catalog.stream(key.stream) else { continue };
-            if deferred.contains(&key.stream) {
-                merge(&mut self.pending[level as usize], key, metric);
-                continue;
+    async fn persist(&mut self, level: Level, increments: Increments) {
+        let catalog = self.catalog.clone();
+        for (id, rows) in increments {
+            let Some(stream) = catalog.stream(id) else { continue };
+            let mut rows = rows.into_iter();
+            loop {
+                let batch: Vec<(Key, Metric)> = rows.by_ref().take(BATCH).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                if !self.load(level, id, stream, &batch).await {
+                    // Storage could not be read: the stream's increments wait for the next round.
+                    for (key, metric) in batch.into_iter().chain(rows.by_ref()) {
+                        merge(&mut self.pending[level as usize], key, metric);
+                    }
+                    break;
+                }
+                self.write(stream, batch).await;
             }
+        }
+    }
+
+    /// Merges a batch of one stream's increments into their stored totals and writes them.
+    async fn write(&mut self, stream: &Stream, batch: Vec<(Key, Metric)>) {
+        let now = Instant::now();
+        let mut writes = Vec::with_capacity(batch.len());
+        let (mut updated, mut inserted) = (Vec::new(), Vec::new());
+        for (key, metric) in batch {
             match self.cache.get_mut(&key) {
                 Some(cached) => {
                     cached.touched = now;
@@ -308,77 +325,68 @@ impl Partition {
                         cached.metric.time_bucket = cached.metric.time_bucket.min(metric.time_bucket);
                     }
                     writes.push(Write::Update(stream.model.clone(), stream.row(&cached.metric)));
-                    written.push((key, None));
+                    updated.push(key);
                 }
                 None => {
                     writes.push(Write::Insert(stream.model.clone(), stream.row(&metric)));
-                    written.push((key, Some(metric)));
+                    inserted.push((key, metric));
                 }
             }
         }
-        for (batch, keys) in writes.chunks(BATCH).zip(written.chunks_mut(BATCH)) {
-            match write_until_stored(&*self.storage, batch, &self.metrics.writes).await {
-                Ok(()) => {
-                    for (key, inserted) in keys {
-                        if let Some(metric) = inserted.take() {
-                            self.cache.insert(key.clone(), Cached { metric, touched: now });
-                        }
-                    }
+        if writes.is_empty() {
+            return;
+        }
+        match write_until_stored(&*self.storage, &writes, &self.metrics.writes).await {
+            Ok(()) => {
+                for (key, metric) in inserted {
+                    self.cache.insert(key, Cached { metric, touched: now });
                 }
-                Err(_) => {
-                    for (key, _) in keys.iter() {
-                        self.cache.remove(key);
-                    }
+            }
+            Err(_) => {
+                // The next round starts from what storage holds.
+                for key in updated {
+                    self.cache.remove(&key);
                 }
             }
         }
     }
 
-    /// Reads into the cache the stored rows of increments it lacks; returns the streams whose
-    /// read failed for good.
-    async fn load(&mut self, level: Level, increments: &HashMap<Key, Metric>) -> HashSet<StreamId> {
+    /// Reads into the cache the stored rows of a batch of `stream`'s increments that it lacks;
+    /// false when the read failed for good.
+    async fn load(&mut self, level: Level, id: StreamId, stream: &Stream, batch: &[(Key, Metric)]) -> bool {
         let now_ms = now_ms();
-        let mut wanted: HashMap<StreamId, Vec<RowKey>> = HashMap::new();
-        for (key, metric) in increments {
-            let Some(stream) = self.catalog.stream(key.stream) else { continue };
-            if self.cache.contains_key(key)
-                || (level == Level::Minute && stream.time_relative() && self.is_fresh(metric.time_bucket, now_ms))
-            {
-                continue;
-            }
-            wanted
-                .entry(key.stream)
-                .or_default()
-                .push(RowKey { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket });
+        let keys: Vec<RowKey> = batch
+            .iter()
+            .filter(|(key, metric)| {
+                let fresh = level == Level::Minute && stream.time_relative() && self.is_fresh(metric.time_bucket, now_ms);
+                !fresh && !self.cache.contains_key(key)
+            })
+            .map(|(_, metric)| RowKey { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket })
+            .collect();
+        if keys.is_empty() {
+            return true;
         }
-        let mut failed = HashSet::new();
-        let now = Instant::now();
-        for (id, keys) in wanted {
-            let Some(stream) = self.catalog.stream(id) else { continue };
-            for chunk in keys.chunks(BATCH) {
-                match read_until_loaded(&*self.storage, &stream.model, chunk).await {
-                    Ok(rows) => {
-                        for row in rows {
-                            let metric = stream.read(id, row);
-                            self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now });
-                        }
-                    }
-                    Err(failure) => {
-                        self.metrics.read_errors.inc();
-                        error!(%failure, stream = %stream.model.name, "reading stored metrics failed; their increments wait for the next round");
-                        failed.insert(id);
-                        break;
-                    }
+        match read_until_loaded(&*self.storage, &stream.model, &keys).await {
+            Ok(rows) => {
+                let now = Instant::now();
+                for row in rows {
+                    let metric = stream.read(id, row);
+                    self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now });
                 }
+                true
+            }
+            Err(failure) => {
+                self.metrics.read_errors.inc();
+                error!(%failure, stream = %stream.model.name, "reading stored metrics failed; their increments wait for the next round");
+                false
             }
         }
-        failed
     }
 }
 
-/// Merges `metric` into `map` under `key`; a metadata row keeps its earliest bucket.
-fn merge(map: &mut HashMap<Key, Metric>, key: Key, metric: Metric) {
-    match map.entry(key) {
+/// Merges `metric` into `increments` under `key`; a metadata row keeps its earliest bucket.
+fn merge(increments: &mut Increments, key: Key, metric: Metric) {
+    match increments.entry(key.stream).or_default().entry(key) {
         Entry::Occupied(mut occupied) => {
             let held = occupied.get_mut();
             held.value.combine(&metric.value);

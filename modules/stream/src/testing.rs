@@ -18,6 +18,8 @@ pub struct MemoryStore {
     pub rows: Mutex<HashMap<(String, String, i64), Row>>,
     pub writes: Mutex<Vec<(Instant, String, Row)>>,
     pub multi_gets: AtomicUsize,
+    /// Multi-gets that fail for good (`Invalid`) before they work again.
+    pub failing_reads: AtomicUsize,
 }
 
 fn bucket_key(model: &Model, bucket: i64) -> i64 {
@@ -55,6 +57,9 @@ impl Storage for MemoryStore {
 
     async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
         self.multi_gets.fetch_add(1, Ordering::Relaxed);
+        if self.failing_reads.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1)).is_ok() {
+            return Err(StorageError::Invalid("failing on purpose".to_owned()));
+        }
         let rows = self.rows.lock().expect("lock");
         Ok(keys
             .iter()

@@ -24,13 +24,17 @@ fn counter() -> Counter {
 }
 
 fn start(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>) -> Arc<L2> {
+    start_with(catalog, store, 2)
+}
+
+fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usize) -> Arc<L2> {
     let config = L2Config {
         persistent_period: PERIOD,
         session_timeout: Duration::from_secs(70),
         hour: true,
         day: true,
         ttl_days: 7,
-        partitions: 2,
+        partitions,
     };
     let metrics = L2Metrics { writes: WriteMetrics::detached(), expired: counter(), read_errors: counter() };
     let store: Arc<dyn Storage> = store.clone();
@@ -83,6 +87,33 @@ async fn minutes_persist_every_round_and_hours_and_days_every_fourth() {
     // 5 calls in the hour: 5 / 60 = 0 per minute; in the day 5 / 1440 = 0.
     assert_eq!(stored_cpm(&store, minute / 100), Some((5, 0)));
     assert_eq!(stored_cpm(&store, minute / 10_000), Some((5, 0)));
+    l2.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_round_reads_and_writes_in_batches_and_a_failed_read_defers_the_stream_to_the_next_round() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let l2 = start_with(&catalog, &store, 1);
+    let minute = old_minute();
+    // 2,500 entities of one stream: two batches (2,000 + 500), each read before it is written.
+    let entity = |n: usize| format!("e{n}");
+    let batch = |total: i64| {
+        (0..2_500).map(|n| Metric { entity_id: entity(n).into(), ..cpm(&catalog, minute, total) }).collect::<Vec<_>>()
+    };
+    l2.take(batch(3)).await.expect("taken");
+    store.failing_reads.store(1, std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
+    assert!(store.write_times("service_cpm").is_empty(), "the first batch's read failed: nothing is written");
+    l2.take(batch(2)).await.expect("taken");
+    let reads_before = store.multi_gets.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    let reads = store.multi_gets.load(std::sync::atomic::Ordering::Relaxed) - reads_before;
+    assert_eq!(reads, 2, "2,000 keys, then 500");
+    assert_eq!(store.write_times("service_cpm").len(), 2_500, "every row once");
+    for n in [0, 1_999, 2_000, 2_499] {
+        let row = store.row("service_cpm", &entity(n), minute).expect("stored");
+        assert_eq!(row.long(6), 5, "entity {n}: 3 deferred, then 2, counted once");
+    }
     l2.stop().await;
 }
 
