@@ -7,7 +7,6 @@
 //! - `oap-loadgen sink --port P` serves the decode-only collector;
 //! - `oap-loadgen bench` runs the whole benchmark (build with `--release` first).
 
-
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;

@@ -395,13 +395,15 @@ impl Catalog {
                 let fixed = || service_traffic_values(&m.name, m.layer, m.time_bucket);
                 merge(place, &id, m.time_bucket, &fixed, MetricValue::Fixed)
             }),
-            Source::ServiceInstanceUpdate(u) => in_scope(Scope::ServiceInstance, b.instance_traffic).map_or(0, |place| {
-                let service_id = ids::service_id(&u.service_name, true);
-                let id = ids::instance_id(&service_id, &u.name);
-                let fixed = || vec![Value::Text(service_id.clone()), Value::Text(u.name.to_string())];
-                let ping = MetricValue::Ping { last_ping: u.time_bucket, properties: u.properties.clone() };
-                merge(place, &id, u.time_bucket, &fixed, ping)
-            }),
+            Source::ServiceInstanceUpdate(u) => {
+                in_scope(Scope::ServiceInstance, b.instance_traffic).map_or(0, |place| {
+                    let service_id = ids::service_id(&u.service_name, true);
+                    let id = ids::instance_id(&service_id, &u.name);
+                    let fixed = || vec![Value::Text(service_id.clone()), Value::Text(u.name.to_string())];
+                    let ping = MetricValue::Ping { last_ping: u.time_bucket, properties: u.properties.clone() };
+                    merge(place, &id, u.time_bucket, &fixed, ping)
+                })
+            }
             Source::EndpointMeta(m) => in_scope(Scope::Endpoint, b.endpoint_traffic).map_or(0, |place| {
                 let service_id = ids::service_id(&m.service_name, m.service_normal);
                 let id = ids::endpoint_id(&service_id, &m.endpoint);
@@ -433,7 +435,12 @@ fn scope_group(scope: Scope) -> GroupId {
 
 /// Merges `value` into slot `at` (none when its stream is disabled); an empty slot gets
 /// `fixed()` and takes `value` as it is. Returns 1 when it started a row.
-fn merge_slot(slots: &mut [Option<Slot>], at: Option<usize>, fixed: impl FnOnce() -> Vec<Value>, value: MetricValue) -> usize {
+fn merge_slot(
+    slots: &mut [Option<Slot>],
+    at: Option<usize>,
+    fixed: impl FnOnce() -> Vec<Value>,
+    value: MetricValue,
+) -> usize {
     let Some(slot) = at.and_then(|at| slots.get_mut(at)) else { return 0 };
     match slot {
         Some(slot) => {

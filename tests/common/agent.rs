@@ -3,10 +3,10 @@
 
 #![allow(dead_code)]
 
-use bytes::{Buf, BufMut};
+use bytes::Bytes;
+use oap_loadgen::codec::RawCodec;
 use oap_proto::v3::{Commands, SpanLayer, SpanObject, SpanType};
 use prost::Message;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
@@ -54,59 +54,22 @@ pub async fn send_segments(grpc_port: u16, segments: Vec<Vec<u8>>) {
     raw_unary(&channel, path, RawSegmentCollection { segments }.encode_to_vec()).await.expect("accepted");
 }
 
-/// Sends request messages as they are given, and reads `Commands` back.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct BytesCodec;
-
-impl Codec for BytesCodec {
-    type Encode = Vec<u8>;
-    type Decode = Commands;
-    type Encoder = BytesCodec;
-    type Decoder = BytesCodec;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        BytesCodec
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        BytesCodec
-    }
-}
-
-impl Encoder for BytesCodec {
-    type Item = Vec<u8>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for BytesCodec {
-    type Item = Commands;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Commands>, Status> {
-        let bytes = src.copy_to_bytes(src.remaining());
-        Commands::decode(bytes).map(Some).map_err(|error| Status::internal(error.to_string()))
-    }
-}
-
 /// A client-streaming call to `path` (`/skywalking.v3.TraceSegmentReportService/collect`)
 /// with these raw messages.
 pub async fn raw_stream(channel: &Channel, path: &'static str, messages: Vec<Vec<u8>>) -> Result<Commands, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.map_err(|error| Status::unavailable(error.to_string()))?;
-    let request = Request::new(tokio_stream::iter(messages));
-    grpc.client_streaming(request, PathAndQuery::from_static(path), BytesCodec).await.map(|reply| reply.into_inner())
+    let request = Request::new(tokio_stream::iter(messages.into_iter().map(Bytes::from)));
+    grpc.client_streaming(request, PathAndQuery::from_static(path), RawCodec).await.map(|reply| reply.into_inner())
 }
 
 /// A unary call to `path` with this raw message.
 pub async fn raw_unary(channel: &Channel, path: &'static str, message: Vec<u8>) -> Result<Commands, Status> {
     let mut grpc = tonic::client::Grpc::new(channel.clone());
     grpc.ready().await.map_err(|error| Status::unavailable(error.to_string()))?;
-    grpc.unary(Request::new(message), PathAndQuery::from_static(path), BytesCodec).await.map(|reply| reply.into_inner())
+    grpc.unary(Request::new(Bytes::from(message)), PathAndQuery::from_static(path), RawCodec)
+        .await
+        .map(|reply| reply.into_inner())
 }
 
 /// `SegmentCollection` with its segments given as bytes, so malformed ones can be sent.

@@ -74,7 +74,8 @@ impl L1 {
     /// Merges what `source` contributes into this thread's shard.
     pub fn accept(&self, source: &Source<'_>) {
         let added = self.shards.with(|shard| {
-            let added = self.catalog.aggregate(source, &mut ShardSink { table: &mut shard.table, hasher: &self.hasher });
+            let added =
+                self.catalog.aggregate(source, &mut ShardSink { table: &mut shard.table, hasher: &self.hasher });
             shard.rows += added;
             added
         });

@@ -358,7 +358,8 @@ impl Partition {
         let keys: Vec<RowKey> = batch
             .iter()
             .filter(|(key, metric)| {
-                let fresh = level == Level::Minute && stream.time_relative() && self.is_fresh(metric.time_bucket, now_ms);
+                let fresh =
+                    level == Level::Minute && stream.time_relative() && self.is_fresh(metric.time_bucket, now_ms);
                 !fresh && !self.cache.contains_key(key)
             })
             .map(|(_, metric)| RowKey { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket })

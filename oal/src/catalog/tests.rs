@@ -307,9 +307,10 @@ fn an_instance_report_and_its_trace_traffic_fill_one_instance_traffic_row() {
     let properties = Some(r#"{"language":"python"}"#.to_owned());
     assert_eq!(traffic[0].2.value, MetricValue::Ping { last_ping: minute, properties });
     let (cpm, _) = catalog.find("service_instance_cpm").expect("instance cpm");
-    assert_eq!(rows.all(&catalog).filter(|row| row.0 == cpm).map(|row| &row.2.value).collect::<Vec<_>>(), [
-        &MetricValue::Cpm { total: 1 }
-    ]);
+    assert_eq!(
+        rows.all(&catalog).filter(|row| row.0 == cpm).map(|row| &row.2.value).collect::<Vec<_>>(),
+        [&MetricValue::Cpm { total: 1 }]
+    );
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn cpm(catalog: &Catalog, minute: i64, total: i64) -> Metric {
         stream: catalog.find("service_cpm").expect("stream").0,
         entity_id: "YQ==.1".into(),
         time_bucket: minute,
-        fixed: vec![Value::Text("GENERAL".into()), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null].into(),
+        fixed: vec![Value::Text("GENERAL".into()), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null]
+            .into(),
         value: MetricValue::Cpm { total },
     }
 }
