@@ -6,11 +6,13 @@
 //! values (component sets, pings, aliases) are variants of the same enum, so L1 and L2 handle
 //! every stream alike.
 
-use std::collections::BTreeMap;
+pub mod dataset;
 
 use oap_model::Granularity;
 use oap_storage::{ColumnType, Indexing, Value};
 use serde::{Deserialize, Serialize};
+
+pub use self::dataset::Dataset;
 
 /// An aggregation function with its compile-time arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +153,7 @@ impl Function {
             Function::Percent => MetricValue::Percent { matched: 0, total: 0 },
             Function::Rate => MetricValue::Rate { numerator: 0, denominator: 0 },
             Function::Apdex => MetricValue::Apdex { total: 0, satisfied: 0, tolerating: 0 },
-            Function::Percentile2 { precision } => MetricValue::Percentile2 { precision, dataset: BTreeMap::new() },
+            Function::Percentile2 { precision } => MetricValue::Percentile2 { precision, dataset: Dataset::new() },
             Function::Histogram { step, max_steps } => {
                 let dataset = (0..=i64::from(max_steps)).map(|k| (k * i64::from(step), 0)).collect();
                 MetricValue::Histogram { step, max_steps, dataset }
@@ -276,7 +278,7 @@ pub enum MetricValue {
         /// Bucket width.
         precision: i32,
         /// Bucket → count.
-        dataset: BTreeMap<i64, i64>,
+        dataset: Dataset,
     },
     /// `histogram`: counts per bucket lower edge.
     Histogram {
@@ -285,7 +287,7 @@ pub enum MetricValue {
         /// The last bucket is `max_steps * step`.
         max_steps: i32,
         /// Lower edge → count.
-        dataset: BTreeMap<i64, i64>,
+        dataset: Dataset,
     },
     /// A relation's component ids (service relations): a sorted set, merged by union.
     Components(Vec<i32>),
@@ -334,11 +336,11 @@ impl MetricValue {
             MetricValue::Max(max) => *max = (*max).max(value),
             MetricValue::Min(min) => *min = (*min).min(value),
             MetricValue::Percentile2 { precision, dataset } => {
-                *dataset.entry(value / i64::from((*precision).max(1))).or_default() += 1;
+                dataset.add(value / i64::from((*precision).max(1)), 1);
             }
             MetricValue::Histogram { step, max_steps, dataset } => {
                 let (step, max_steps) = (i64::from((*step).max(1)), i64::from(*max_steps));
-                *dataset.entry((value / step).min(max_steps) * step).or_default() += 1;
+                dataset.add((value / step).min(max_steps) * step, 1);
             }
             #[allow(clippy::cast_precision_loss)]
             MetricValue::DoubleAvg { .. } | MetricValue::MaxDouble(_) | MetricValue::MinDouble(_) => {
@@ -432,9 +434,7 @@ impl MetricValue {
             }
             (M::Percentile2 { dataset, .. }, M::Percentile2 { dataset: other, .. })
             | (M::Histogram { dataset, .. }, M::Histogram { dataset: other, .. }) => {
-                for (bucket, count) in other {
-                    *dataset.entry(*bucket).or_default() += count;
-                }
+                dataset.merge(other);
             }
             (M::Components(ids), M::Components(more)) => {
                 let before = ids.len();
@@ -547,15 +547,15 @@ fn basis_points(numerator: i64, denominator: i64) -> i32 {
 
 /// The p50…p99 values of a `percentile2` dataset (oal.md §3.2): for each rank the lower edge
 /// of the first bucket whose cumulative count reaches `round(total * rank / 100)`.
-pub fn percentiles(precision: i32, dataset: &BTreeMap<i64, i64>) -> [i64; 5] {
-    let total: i64 = dataset.values().sum();
+pub fn percentiles(precision: i32, dataset: &Dataset) -> [i64; 5] {
+    let total = dataset.total();
     let mut values = [0; 5];
     for (slot, rank) in values.iter_mut().zip(PERCENTILE_RANKS) {
         // Java's Math.round(total * rank / 100.0): half up. Exact for any count below 2^53.
         #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation)]
         let roof = ((total as f64) * (rank as f64) / 100.0 + 0.5).floor() as i64;
         let mut seen = 0;
-        for (bucket, count) in dataset {
+        for (bucket, count) in dataset.iter() {
             seen += count;
             if seen >= roof {
                 *slot = bucket * i64::from(precision);
@@ -567,12 +567,12 @@ pub fn percentiles(precision: i32, dataset: &BTreeMap<i64, i64>) -> [i64; 5] {
 }
 
 /// A dataset as `DataTable` text: `key,value` entries joined by `|` (oal.md §3.4).
-pub fn format_dataset(dataset: &BTreeMap<i64, i64>) -> String {
+pub fn format_dataset(dataset: &Dataset) -> String {
     dataset.iter().map(|(key, count)| format!("{key},{count}")).collect::<Vec<_>>().join("|")
 }
 
 /// `DataTable` text back into a dataset; entries that are not `integer,integer` are skipped.
-pub fn parse_dataset(text: &str) -> BTreeMap<i64, i64> {
+pub fn parse_dataset(text: &str) -> Dataset {
     text.split('|')
         .filter_map(|entry| {
             let (key, value) = entry.rsplit_once(',')?;

@@ -36,7 +36,7 @@ use oap_telemetry::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use crate::route::{Aggregator, remote_hash};
 
@@ -182,12 +182,14 @@ impl Key {
     }
 }
 
-/// Increments by stream, then by row.
-type Increments = HashMap<StreamId, HashMap<Key, Metric>>;
+/// Increments by stream, then by row. Rows are boxed, here and in the cache: a table's empty
+/// slots (up to half of it, tables grow by doubling) then cost a key and a pointer, not a whole
+/// metric, and a row moves from the increments to the cache without a copy.
+type Increments = HashMap<StreamId, HashMap<Key, Box<Metric>>>;
 
 /// What storage holds (or will, once written) of a row.
 struct Cached {
-    metric: Metric,
+    metric: Box<Metric>,
     touched: Instant,
 }
 
@@ -243,7 +245,7 @@ impl Partition {
                 self.metrics.expired.inc();
                 continue;
             }
-            merge(&mut self.pending[Level::Minute as usize], Key::of(&metric, stream), metric);
+            merge(&mut self.pending[Level::Minute as usize], Key::of(&metric, stream), Box::new(metric));
         }
     }
 
@@ -260,7 +262,7 @@ impl Partition {
             {
                 if enabled {
                     let rolled = metric.rolled_up(granularity);
-                    merge(&mut self.pending[level as usize], Key::of(&rolled, stream), rolled);
+                    merge(&mut self.pending[level as usize], Key::of(&rolled, stream), Box::new(rolled));
                 }
             }
         }
@@ -277,6 +279,15 @@ impl Partition {
             let coarse = matches!(Granularity::of(key.bucket), Some(Granularity::Hour | Granularity::Day));
             now.duration_since(cached.touched) < if coarse { timeout * 4 } else { timeout }
         });
+        let pending = |level: Level| self.pending[level as usize].values().map(HashMap::len).sum::<usize>();
+        debug!(
+            round = self.rounds,
+            cached = self.cache.len(),
+            pending_minutes = pending(Level::Minute),
+            pending_hours = pending(Level::Hour),
+            pending_days = pending(Level::Day),
+            "L2 round done"
+        );
     }
 
     /// Whether a minute row can have nothing stored: newer than this node's start and than the
@@ -293,7 +304,7 @@ impl Partition {
             let Some(stream) = catalog.stream(id) else { continue };
             let mut rows = rows.into_iter();
             loop {
-                let batch: Vec<(Key, Metric)> = rows.by_ref().take(BATCH).collect();
+                let batch: Vec<(Key, Box<Metric>)> = rows.by_ref().take(BATCH).collect();
                 if batch.is_empty() {
                     break;
                 }
@@ -310,7 +321,7 @@ impl Partition {
     }
 
     /// Merges a batch of one stream's increments into their stored totals and writes them.
-    async fn write(&mut self, stream: &Stream, batch: Vec<(Key, Metric)>) {
+    async fn write(&mut self, stream: &Stream, batch: Vec<(Key, Box<Metric>)>) {
         let now = Instant::now();
         let mut writes = Vec::with_capacity(batch.len());
         let (mut updated, mut inserted) = (Vec::new(), Vec::new());
@@ -353,7 +364,7 @@ impl Partition {
 
     /// Reads into the cache the stored rows of a batch of `stream`'s increments that it lacks;
     /// false when the read failed for good.
-    async fn load(&mut self, level: Level, id: StreamId, stream: &Stream, batch: &[(Key, Metric)]) -> bool {
+    async fn load(&mut self, level: Level, id: StreamId, stream: &Stream, batch: &[(Key, Box<Metric>)]) -> bool {
         let now_ms = now_ms();
         let keys: Vec<RowKey> = batch
             .iter()
@@ -371,7 +382,7 @@ impl Partition {
             Ok(rows) => {
                 let now = Instant::now();
                 for row in rows {
-                    let metric = stream.read(id, row);
+                    let metric = Box::new(stream.read(id, row));
                     self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now });
                 }
                 true
@@ -386,7 +397,7 @@ impl Partition {
 }
 
 /// Merges `metric` into `increments` under `key`; a metadata row keeps its earliest bucket.
-fn merge(increments: &mut Increments, key: Key, metric: Metric) {
+fn merge(increments: &mut Increments, key: Key, metric: Box<Metric>) {
     match increments.entry(key.stream).or_default().entry(key) {
         Entry::Occupied(mut occupied) => {
             let held = occupied.get_mut();

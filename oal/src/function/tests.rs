@@ -3,6 +3,8 @@
 //! and day values rolled up from minutes equal one pass over the hour's or day's sources; and
 //! a stored value reads back as itself.
 
+use std::collections::BTreeMap;
+
 use proptest::prelude::*;
 
 use super::*;
