@@ -3,12 +3,14 @@
 # toolchain with cargo-nextest), installing first whatever test servers the suite needs.
 #
 # What the suite needs beyond cargo is installed here, once; the tests start it themselves:
-# - the official SkyWalking Python agent, with Flask and requests (tests/setup-python-agent.sh).
+# - the official SkyWalking Python agent, with Flask and requests (tests/setup-python-agent.sh);
+# - an Elasticsearch-API server, osmem-server (tests/setup-elasticsearch.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== test dependencies"
 bash tests/setup-python-agent.sh
+bash tests/setup-elasticsearch.sh
 
 echo "== format"
 cargo fmt --all -- --check

@@ -3,12 +3,17 @@
 //! §10), so indices written by either server read the same.
 //!
 //! - [`config`]: the settings of `storage.elasticsearch`, with SkyWalking's names and defaults;
-//! - [`layout`]: which index and document id every row has.
+//! - [`layout`]: which index and document id every row has;
+//! - [`client`]: the client of the configured nodes.
 //!
-//! Work in progress (issue 8): the client, the bulk writer and the provider come next.
+//! Work in progress (issue 8): the templates and mappings, the bulk writer, the reads and the
+//! provider come next.
 
+pub mod client;
 pub mod config;
 pub mod layout;
+#[cfg(feature = "test-server")]
+pub mod test_server;
 
 pub use self::config::ElasticsearchConfig;
 pub use self::layout::Layout;
