@@ -6,22 +6,14 @@
 # through `target/test-deps/elasticsearch/osmem-server` (a link written here), or $OAP_ES_BIN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/venv.sh
 
 VENV=${OAP_ES_VENV:-$PWD/target/test-deps/elasticsearch}
-MARKER="$VENV/.oap-ready"
-if [ -f "$MARKER" ]; then
-  exit 0
-fi
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv
-fi
-rm -rf "$VENV"
-python3 -m venv "$VENV"
+fresh_venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check osmem-server==0.1.6
 BIN=$("$VENV/bin/python" -c 'import osmem_server; print(osmem_server.resolve_binary())')
 chmod +x "$BIN"
 ln -sf "$BIN" "$VENV/osmem-server"
 "$VENV/osmem-server" -version
-touch "$MARKER"
+venv_ready "$VENV"
 echo "elasticsearch-API test server ready in $VENV"

@@ -7,21 +7,13 @@
 # does nothing once the venv is complete.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tests/venv.sh
 
 VENV=${OAP_PYTHON_AGENT_VENV:-$PWD/target/test-deps/python-agent}
-MARKER="$VENV/.oap-ready"
-if [ -f "$MARKER" ]; then
-  exit 0
-fi
-if ! python3 -m venv --help >/dev/null 2>&1 || ! python3 -c 'import ensurepip' 2>/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv
-fi
-rm -rf "$VENV"
-python3 -m venv "$VENV"
+fresh_venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check \
   --no-binary apache-skywalking \
   apache-skywalking==1.3.0 flask==3.1.3 requests==2.34.2
 "$VENV/bin/python" -c 'import skywalking.protocol.language_agent.Tracing_pb2, flask, requests'
-touch "$MARKER"
+venv_ready "$VENV"
 echo "python agent ready in $VENV"
