@@ -1,8 +1,9 @@
 //! The ingest benchmark: starts `oap-server` pinned to one core on the embedded store, drives
 //! it with the generator from the other core, and reports what BENCHMARKS.md records — time to
-//! ready, idle RSS, sustained segments/s with its ack latencies, RSS at 20k segments/s, peak RSS,
-//! how soon data shows through the query API, bytes on disk per span — then the decode-only
-//! ceiling measured the same way against the sink, and the ratio.
+//! ready, idle RSS, sustained segments/s with its ack latencies, RSS at 20k segments/s, what
+//! twice the sustained rate offered does (backpressure: slower acks, bounded RSS, nothing failed),
+//! peak RSS, how soon data shows through the query API, bytes on disk per span — then the
+//! decode-only ceiling measured the same way against the sink, and the ratio.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -181,6 +182,11 @@ pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> an
     let steady =
         sample_rss(server.pid(), drive::drive(pool.clone(), &load(Some(bench.steady_rate), bench.seconds))).await?;
     acked_total += steady.0.acked;
+    let overload_rate = 2.0 * saturated.0.acked_per_second();
+    eprintln!("overload: twice the sustained rate, {overload_rate:.0} segments/s offered, {} s", bench.seconds);
+    let overload =
+        sample_rss(server.pid(), drive::drive(pool.clone(), &load(Some(overload_rate), bench.seconds))).await?;
+    acked_total += overload.0.acked;
     let (trace_visible, metric_visible) = visibility(&target, rest).await?;
     let (_, peak_rss) = memory(server.pid())?;
     let errors = analysis_errors(telemetry).await.unwrap_or_else(|error| format!("unknown ({error})"));
@@ -236,6 +242,17 @@ pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> an
         steady.0.latency_ms(0.99),
         steady.0.latency_ms(0.999),
         mib(steady.1)
+    );
+    let seconds = overload.0.elapsed.as_secs_f64().max(f64::EPSILON);
+    println!(
+        "| twice the sustained rate offered ({overload_rate:.0} segments/s): sent, acked, failed; ack p50 / p99 / p99.9; highest RSS | {:.0} / {:.0} segments/s, {} failed; {:.1} / {:.1} / {:.1} ms; {:.1} MiB |",
+        overload.0.sent as f64 / seconds,
+        overload.0.acked_per_second(),
+        overload.0.failed_total(),
+        overload.0.latency_ms(0.5),
+        overload.0.latency_ms(0.99),
+        overload.0.latency_ms(0.999),
+        mib(overload.1)
     );
     println!("| peak RSS (VmHWM) over the run | {:.1} MiB |", mib(peak_rss));
     println!(

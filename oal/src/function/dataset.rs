@@ -29,33 +29,21 @@ impl Dataset {
         }
     }
 
-    /// Adds every count of `other`.
+    /// Adds every count of `other`. Buckets this table already has are added in place, so a
+    /// row that has seen its latencies merges without allocating.
     pub fn merge(&mut self, other: &Dataset) {
-        if other.0.iter().all(|&(bucket, _)| self.0.binary_search_by_key(&bucket, |&(key, _)| key).is_ok()) {
-            // The usual case once a row has seen its latencies: no new bucket, no allocation.
-            for &(bucket, count) in &other.0 {
-                self.add(bucket, count);
+        let mut new = Vec::new();
+        for &(bucket, count) in &other.0 {
+            match self.0.binary_search_by_key(&bucket, |&(key, _)| key) {
+                Ok(at) => self.0[at].1 += count,
+                Err(_) => new.push((bucket, count)),
             }
-            return;
         }
-        let mut merged = Vec::with_capacity(self.0.len() + other.0.len());
-        let (mut mine, mut theirs) = (self.0.iter().peekable(), other.0.iter().peekable());
-        loop {
-            let next = match (mine.peek(), theirs.peek()) {
-                (Some(&&(a, x)), Some(&&(b, y))) if a == b => {
-                    mine.next();
-                    theirs.next();
-                    (a, x + y)
-                }
-                (Some(&&a), Some(&&b)) if a.0 < b.0 => *mine.next().unwrap_or(&a),
-                (_, Some(&&b)) => *theirs.next().unwrap_or(&b),
-                (Some(&&a), None) => *mine.next().unwrap_or(&a),
-                (None, None) => break,
-            };
-            merged.push(next);
+        if !new.is_empty() {
+            self.0.reserve_exact(new.len());
+            self.0.extend(new);
+            self.0.sort_unstable_by_key(|&(bucket, _)| bucket);
         }
-        merged.shrink_to_fit();
-        self.0 = merged;
     }
 
     /// The buckets and their counts, in bucket order.
