@@ -1,6 +1,7 @@
 //! The settings of `storage.elasticsearch`, named and defaulted as SkyWalking's
 //! (pipeline-and-storage.md §8, §12.4), each with the env variable `application.yml` gives it.
 
+use elasticsearch::params::Refresh;
 use oap_kernel::ConfigError;
 use serde::Deserialize;
 
@@ -46,6 +47,17 @@ pub struct ElasticsearchConfig {
     pub flush_interval: u64,
     /// `concurrentRequests` (`SW_STORAGE_ES_CONCURRENT_REQUESTS`): bulk requests in flight.
     pub concurrent_requests: usize,
+    /// `indexTemplateOrder` (`SW_STORAGE_ES_INDEX_TEMPLATE_ORDER`): the priority of the index
+    /// templates.
+    pub index_template_order: u32,
+    /// `scrollingBatchSize` (`SW_STORAGE_ES_SCROLLING_BATCH_SIZE`): rows per page when a read
+    /// pages through many rows.
+    pub scrolling_batch_size: usize,
+    /// `bulkRefresh` (`SW_STORAGE_ES_BULK_REFRESH`, ours): `false`, `true` or `wait_for` — whether
+    /// a bulk request makes its documents searchable before it is answered. Elasticsearch
+    /// refreshes every `persistentPeriod + 5` s on its own; `true` costs a refresh per request
+    /// and is meant for tests that search right after writing.
+    pub bulk_refresh: String,
 }
 
 impl Default for ElasticsearchConfig {
@@ -69,6 +81,9 @@ impl Default for ElasticsearchConfig {
             batch_of_bytes: 10 * 1024 * 1024,
             flush_interval: 5,
             concurrent_requests: 2,
+            index_template_order: 0,
+            scrolling_batch_size: 5_000,
+            bulk_refresh: "false".to_owned(),
         }
     }
 }
@@ -100,12 +115,29 @@ impl ElasticsearchConfig {
             ("batchOfBytes", self.batch_of_bytes),
             ("flushInterval", self.flush_interval as usize),
             ("concurrentRequests", self.concurrent_requests),
+            ("scrollingBatchSize", self.scrolling_batch_size),
         ] {
             if value == 0 {
                 errors.push(ConfigError::new(key, "must be at least 1"));
             }
         }
+        if self.refresh().is_none() {
+            errors.push(ConfigError::new(
+                "bulkRefresh",
+                format!("`{}` is not false, true or wait_for", self.bulk_refresh),
+            ));
+        }
         if errors.is_empty() { Ok(nodes) } else { Err(errors) }
+    }
+
+    /// The `refresh` of bulk requests, if `bulkRefresh` names one.
+    pub fn refresh(&self) -> Option<Refresh> {
+        match self.bulk_refresh.as_str() {
+            "false" => Some(Refresh::False),
+            "true" => Some(Refresh::True),
+            "wait_for" => Some(Refresh::WaitFor),
+            _ => None,
+        }
     }
 
     /// The index layout these settings describe.
@@ -142,10 +174,11 @@ mod tests {
             protocol: "ftp".to_owned(),
             cluster_nodes: "es1, es2:0".to_owned(),
             bulk_actions: 0,
+            bulk_refresh: "always".to_owned(),
             ..ElasticsearchConfig::default()
         };
         let errors = config.validate().expect_err("wrong");
         let paths: Vec<&str> = errors.iter().map(|error| error.path.as_str()).collect();
-        assert_eq!(paths, ["protocol", "clusterNodes", "clusterNodes", "bulkActions"]);
+        assert_eq!(paths, ["protocol", "clusterNodes", "clusterNodes", "bulkActions", "bulkRefresh"]);
     }
 }

@@ -2,39 +2,7 @@
 //! column types on the way in. Metadata values carry their time bucket; daily rows keep it in
 //! the key.
 
-use oap_storage::{ColumnType, Model, StorageError, Value, ValueRef};
-
-/// Checks that `values` fit `model`: no more values than columns, each `Null` or of its
-/// column's type.
-pub fn check(model: &Model, values: &[Value]) -> Result<(), StorageError> {
-    if values.len() > model.columns.len() {
-        return Err(StorageError::Invalid(format!(
-            "{} values for model `{}`, which has {} columns",
-            values.len(),
-            model.name,
-            model.columns.len()
-        )));
-    }
-    for (value, column) in values.iter().zip(&model.columns) {
-        let fits = matches!(
-            (value, column.ty),
-            (Value::Null, _)
-                | (Value::Int(_), ColumnType::Int)
-                | (Value::Long(_), ColumnType::Long)
-                | (Value::Double(_), ColumnType::Double)
-                | (Value::Text(_), ColumnType::Text)
-                | (Value::Bytes(_), ColumnType::Bytes)
-                | (Value::TextList(_), ColumnType::TextList)
-        );
-        if !fits {
-            return Err(StorageError::Invalid(format!(
-                "column `{}` of model `{}` is {:?}, not {value:?}",
-                column.name, model.name, column.ty
-            )));
-        }
-    }
-    Ok(())
-}
+use oap_storage::{StorageError, Value, ValueRef};
 
 /// The stored form of a daily row's values.
 pub fn encode(values: &[Value]) -> Result<Vec<u8>, StorageError> {
@@ -64,22 +32,11 @@ pub fn decode_meta(bytes: &[u8]) -> Result<(i64, Vec<Value>), StorageError> {
 
 #[cfg(test)]
 mod tests {
-    use oap_storage::{Column, Indexing, ModelKind};
-
     use super::*;
 
-    fn model() -> Model {
-        let columns = vec![
-            Column::new("latency", ColumnType::Int, Indexing::Filter),
-            Column::new("data_binary", ColumnType::Bytes, Indexing::StorageOnly),
-        ];
-        Model::new("segment", ModelKind::Record { super_dataset: true }, columns).expect("valid")
-    }
-
     #[test]
-    fn values_round_trip_and_must_fit_the_columns() {
+    fn values_round_trip() {
         let values = vec![Value::Int(-3), Value::Bytes(vec![0, 255])];
-        check(&model(), &values).expect("fits");
         let stored = encode(&values).expect("encodes");
         assert_eq!(decode(&stored).expect("decodes"), values);
         let borrowed = decode_borrowed(&stored).expect("decodes borrowed");
@@ -91,10 +48,6 @@ mod tests {
             [ValueRef::TextList(vec!["a=1", "b=2"]), ValueRef::Double(0.5), ValueRef::Null]
         );
         assert_eq!(decode_meta(&encode_meta(7, &values).expect("encodes")).expect("decodes"), (7, values));
-        check(&model(), &[Value::Null]).expect("a missing value fits any column");
-        let wrong = check(&model(), &[Value::Text("3".to_owned())]).expect_err("text in an int column");
-        assert!(wrong.to_string().contains("column `latency` of model `segment`"), "{wrong}");
-        assert!(check(&model(), &[Value::Null, Value::Null, Value::Null]).is_err());
         assert!(matches!(decode(&[0xff, 0xff]), Err(StorageError::Corrupt(_))));
     }
 }

@@ -171,7 +171,7 @@ impl EmbeddedStore {
         };
         for write in batch {
             let (model, row) = (write.model(), write.row());
-            codec::check(model, &row.values)?;
+            model.check(&row.values)?;
             match Placement::of(model) {
                 Placement::Meta => {
                     let key = layout::meta_key(&model.name, &row.id);

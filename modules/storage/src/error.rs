@@ -1,7 +1,7 @@
 //! Storage errors, split by what the caller should do about them.
 
 /// Why a storage call failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StorageError {
     /// The store cannot be reached or is busy; the same call may succeed later and should be
     /// retried (and counted), never dropped.

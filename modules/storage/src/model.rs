@@ -4,6 +4,9 @@
 
 use std::sync::Arc;
 
+use crate::error::StorageError;
+use crate::row::Value;
+
 /// How a model's rows are written, merged, kept and deleted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
@@ -113,6 +116,38 @@ impl Model {
     pub fn column(&self, name: &str) -> Option<usize> {
         self.columns.iter().position(|column| column.name == name)
     }
+
+    /// Checks that `values` fit the model: no more values than columns, each `Null` or of its
+    /// column's type; a row that does not is refused as invalid by every provider.
+    pub fn check(&self, values: &[Value]) -> Result<(), StorageError> {
+        if values.len() > self.columns.len() {
+            return Err(StorageError::Invalid(format!(
+                "{} values for model `{}`, which has {} columns",
+                values.len(),
+                self.name,
+                self.columns.len()
+            )));
+        }
+        for (value, column) in values.iter().zip(&self.columns) {
+            let fits = matches!(
+                (value, column.ty),
+                (Value::Null, _)
+                    | (Value::Int(_), ColumnType::Int)
+                    | (Value::Long(_), ColumnType::Long)
+                    | (Value::Double(_), ColumnType::Double)
+                    | (Value::Text(_), ColumnType::Text)
+                    | (Value::Bytes(_), ColumnType::Bytes)
+                    | (Value::TextList(_), ColumnType::TextList)
+            );
+            if !fits {
+                return Err(StorageError::Invalid(format!(
+                    "column `{}` of model `{}` is {:?}, not {value:?}",
+                    column.name, self.name, column.ty
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -127,5 +162,19 @@ mod tests {
         let twice = Model::new("segment", kind, vec![text("trace_id"), text("trace_id")]).expect_err("twice");
         assert_eq!(twice, "model `segment` has two columns named `trace_id`");
         assert!(Model::new("segment", kind, vec![text("time_bucket")]).is_err());
+    }
+
+    #[test]
+    fn values_must_fit_the_columns() {
+        let columns = vec![
+            Column::new("latency", ColumnType::Int, Indexing::Filter),
+            Column::new("data_binary", ColumnType::Bytes, Indexing::StorageOnly),
+        ];
+        let model = Model::new("segment", ModelKind::Record { super_dataset: true }, columns).expect("valid");
+        model.check(&[Value::Int(-3), Value::Bytes(vec![0, 255])]).expect("fits");
+        model.check(&[Value::Null]).expect("a missing value fits any column");
+        let wrong = model.check(&[Value::Text("3".to_owned())]).expect_err("text in an int column");
+        assert!(wrong.to_string().contains("column `latency` of model `segment`"), "{wrong}");
+        assert!(model.check(&[Value::Null, Value::Null, Value::Null]).is_err());
     }
 }

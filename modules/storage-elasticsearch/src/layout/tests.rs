@@ -2,6 +2,8 @@
 
 use oap_storage::builtin::{relation, segment, top_n, traffic};
 
+use oap_storage::TimeRange;
+
 use super::*;
 
 /// `service_cpm`-like: a time-relative, downsampled metric.
@@ -65,4 +67,54 @@ fn day_steps_group_days_counted_from_2000_01_01() {
     let layout = Layout::new("", 3, 7);
     assert_eq!(layout.index(&segment::MODEL, 20_261_127_000_000).as_deref(), Some("sw_segment-20261121"));
     assert_eq!(layout.index(&model, 20_261_127).as_deref(), Some("sw_metrics-all-20261125"));
+}
+
+#[test]
+fn searches_name_the_indices_of_their_days() {
+    let layout = Layout::new("", 1, -1);
+    let model = service_cpm();
+    let range = |start, end| Some(TimeRange { start, end });
+    assert_eq!(
+        layout.search_indices(&model, range(202_611_202_359, 202_611_210_001)),
+        ["sw_metrics-all-20261120", "sw_metrics-all-20261121"],
+        "a range across midnight reads both days"
+    );
+    // Across a month's end, in second buckets.
+    assert_eq!(
+        layout.search_indices(&segment::MODEL, range(20_261_130_235_959, 20_261_201_000_000)),
+        ["sw_segment-20261130", "sw_segment-20261201"]
+    );
+    assert_eq!(layout.search_indices(&model, None), ["sw_metrics-all"], "all time: the alias");
+    assert_eq!(
+        layout.search_indices(&model, range(202_601_010_000, 202_611_210_000)),
+        ["sw_metrics-all"],
+        "a long range"
+    );
+    // Groups of three days: the 19th–21st, then the 22nd–24th.
+    let grouped = Layout::new("", 3, -1);
+    assert_eq!(
+        grouped.search_indices(&model, range(202_611_190_000, 202_611_230_000)),
+        ["sw_metrics-all-20261119", "sw_metrics-all-20261122"]
+    );
+}
+
+#[test]
+fn an_index_name_tells_the_last_day_it_holds() {
+    let layout = Layout::new("", 3, 1);
+    assert_eq!(layout.last_day_of_index("metrics-all", false, "sw_metrics-all-20261119"), Some(20_261_121));
+    assert_eq!(layout.last_day_of_index("segment", true, "sw_segment-20261130"), Some(20_261_130));
+    assert_eq!(layout.last_day_of_index("metrics-all", false, "sw_metrics-all-2026111"), None);
+    assert_eq!(layout.last_day_of_index("metrics-all", false, "other_metrics-all-20261119"), None);
+}
+
+#[test]
+fn documents_name_their_model_and_row() {
+    let layout = Layout::new("", 1, -1);
+    assert_eq!(
+        (layout.table_field(&service_cpm()), layout.id_field(&service_cpm()).as_str()),
+        (Some("metric_table"), "entity_id")
+    );
+    let top_n = &top_n::DATABASE_STATEMENT;
+    assert_eq!((layout.table_field(top_n), layout.id_field(top_n).as_str()), (Some("record_table"), "id"));
+    assert_eq!((layout.table_field(&segment::MODEL), layout.id_field(&segment::MODEL).as_str()), (None, "segment_id"));
 }
