@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::agent::{python_agent, send_segments};
 use common::graphql::Client;
-use common::{OapProcess, Ports, scratch_dir};
+use common::{Backend, OapProcess, Ports, scratch_dir};
 use oap_model::ids;
 use serde_json::{Value, json};
 
@@ -62,10 +62,20 @@ fn traces(data: &Value) -> &Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_documents_answer_with_the_python_agents_services_and_traces() {
+    ui_documents(Backend::Embedded).await;
+}
+
+/// The same documents, the same answers, with the data in Elasticsearch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_documents_answer_the_same_from_elasticsearch() {
+    ui_documents(Backend::elasticsearch()).await;
+}
+
+async fn ui_documents(backend: Backend) {
     let dir = scratch_dir("graphql");
     let ports = Ports::free();
     let mut env = ports.env();
-    env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()));
+    env.extend(backend.env(&dir));
     env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
     env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
     let mut server = OapProcess::spawn(dir.clone(), &env, &[]);

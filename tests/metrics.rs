@@ -14,13 +14,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::agent::{python_agent, send_segments, span};
-use common::{Ports, scratch_dir, start_server};
+use common::{Backend, Ports, scratch_dir, start_server_on};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
 use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanType};
 use oap_storage::builtin::top_n::{self, TopNRecord};
-use oap_storage::{ModelRef, RowKey, ScanQuery, Storage, Value};
-use oap_storage_embedded::{Budget, EmbeddedStore};
+use oap_storage::{ModelRef, RowKey, ScanQuery, StorageRef, Value};
 use prost::Message;
 
 /// The frontend's requests: latency (ms) and whether it failed.
@@ -148,13 +147,13 @@ async fn send(ports: &Ports, segments: Vec<Vec<u8>>) {
 
 /// Reads stored metric rows by name, column and entity.
 struct Stored {
-    store: EmbeddedStore,
+    store: StorageRef,
     catalog: Catalog,
 }
 
 impl Stored {
-    fn open(dir: &std::path::Path) -> Self {
-        let store = EmbeddedStore::open(dir.join("data"), Budget::default()).expect("open the store");
+    async fn open(backend: &Backend, dir: &std::path::Path) -> Self {
+        let store = backend.open(dir).await;
         let definitions = oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal");
         Self { store, catalog: Catalog::new(definitions, ApdexThresholds::default()).expect("catalog") }
     }
@@ -191,12 +190,22 @@ fn now_ms() -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_a_restart() {
+    metrics(Backend::Embedded).await;
+}
+
+/// The same metrics, stored in Elasticsearch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_metrics_in_elasticsearch() {
+    metrics(Backend::elasticsearch()).await;
+}
+
+async fn metrics(backend: Backend) {
     let dir = scratch_dir("metrics");
     let ports = Ports::free();
     let buckets = oap_model::TimeBuckets::system();
 
     // Round 1: persisted by the cycle alone — the server is killed without a chance to flush.
-    let mut server = start_server(&dir, &ports);
+    let mut server = start_server_on(&dir, &ports, &backend);
     // A second early in its minute, so every span of the round starts in the same minute.
     let start = {
         let second_ago = now_ms() - 1_000;
@@ -215,7 +224,7 @@ async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_
 
     let frontend = ids::service_id("shop-frontend", true);
     {
-        let stored = Stored::open(&dir);
+        let stored = Stored::open(&backend, &dir).await;
         for bucket in [minute, hour, day] {
             assert_eq!(stored.long("service_cpm", "total", &frontend, bucket).await, 6, "at {bucket}");
             assert_eq!(stored.long("service_resp_time", "summation", &frontend, bucket).await, 4600);
@@ -223,7 +232,7 @@ async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_
     }
 
     // Round 2: the same traffic again, in the same minute, after a restart; then a clean stop.
-    let mut server = start_server(&dir, &ports);
+    let mut server = start_server_on(&dir, &ports, &backend);
     // The stored alias of backend:8080 is reloaded 1 s after the start.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     send(&ports, traffic("two", start)).await;
@@ -231,7 +240,7 @@ async fn traffic_becomes_the_expected_metrics_at_every_level_across_a_crash_and_
     assert!(server.wait_exit(Duration::from_secs(30)).expect("stopped").success(), "{}", server.log());
     drop(server);
 
-    let stored = Stored::open(&dir);
+    let stored = Stored::open(&backend, &dir).await;
     let backend = ids::service_id("shop-backend", true);
     let mysql = ids::service_id("mysql:3306", false);
     let api = ids::endpoint_id(&frontend, "/api");

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::agent::{send_segments, span};
 use common::graphql::Client;
-use common::{Ports, scratch_dir, start_server};
+use common::{Backend, Ports, scratch_dir, start_server_on};
 use oap_model::{TimeBuckets, ids};
 use oap_proto::v3::{KeyStringValuePair, SegmentObject, SpanLayer, SpanObject, SpanType};
 use prost::Message;
@@ -143,9 +143,19 @@ fn values(result: &Value, series: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ui_charts_show_the_traffic_sent() {
+    charts(Backend::Embedded).await;
+}
+
+/// The same charts, the same values, with the data in Elasticsearch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ui_charts_show_the_same_from_elasticsearch() {
+    charts(Backend::elasticsearch()).await;
+}
+
+async fn charts(backend: Backend) {
     let dir = scratch_dir("mqe");
     let ports = Ports::free();
-    let mut server = start_server(&dir, &ports);
+    let mut server = start_server_on(&dir, &ports, &backend);
 
     let buckets = TimeBuckets::system();
     let now = oap_model::now_ms();
@@ -162,7 +172,7 @@ async fn the_ui_charts_show_the_traffic_sent() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()), "{}", server.log());
-    let _server = start_server(&dir, &ports);
+    let _server = start_server_on(&dir, &ports, &backend);
     let client = Client::new(ports.rest);
 
     let duration = json!({ "start": minute_text(bucket_a), "end": minute_text(bucket_c), "step": "MINUTE" });

@@ -22,6 +22,7 @@ pub fn catalog() -> ModuleCatalog {
         Box::new(oap_telemetry::NoneProviderFactory),
         Box::new(oap_core::CoreProviderFactory),
         Box::new(oap_storage_embedded::EmbeddedProviderFactory),
+        Box::new(oap_storage_elasticsearch::ElasticsearchProviderFactory),
         Box::new(oap_agent_analyzer::AnalyzerProviderFactory),
         Box::new(oap_receiver::TraceReceiverProviderFactory),
         Box::new(oap_receiver::RegisterReceiverProviderFactory),
@@ -106,6 +107,23 @@ mod tests {
         // core, storage, the two receivers and the seven quiet ones; the analyzer counts nothing.
         assert_eq!(lines.len(), 11, "{lines:#?}");
         assert!(!lines.iter().any(|line| line.starts_with("agent-analyzer")), "{lines:#?}");
+    }
+
+    #[test]
+    fn elasticsearch_is_chosen_and_set_by_skywalking_s_env_names() {
+        let plan = plan_with(&[
+            ("SW_STORAGE", "elasticsearch"),
+            ("SW_STORAGE_ES_CLUSTER_NODES", "es1:9200,es2:9200"),
+            ("SW_NAMESPACE", "prod"),
+            ("SW_STORAGE_ES_BULK_ACTIONS", "1000"),
+        ])
+        .expect("valid");
+        assert!(plan.order().contains(&("storage", "elasticsearch")), "{:?}", plan.order());
+        let errors = plan_with(&[("SW_STORAGE", "elasticsearch"), ("SW_STORAGE_ES_CLUSTER_NODES", "es1")])
+            .err()
+            .expect("a node without a port");
+        let paths: Vec<&str> = errors.errors().iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["storage.elasticsearch.clusterNodes"]);
     }
 
     #[test]

@@ -129,12 +129,70 @@ impl Drop for OapProcess {
     }
 }
 
+/// Where a test's server keeps its data: the embedded store in the test's directory, or an
+/// Elasticsearch-API server (osmem-server) the test started, which stops with the value.
+pub enum Backend {
+    /// `SW_STORAGE=embedded`, in `<dir>/data`.
+    Embedded,
+    /// `SW_STORAGE=elasticsearch` on this server, every bulk request refreshing so that reads
+    /// right after a write see it.
+    Elasticsearch(oap_storage_elasticsearch::test_server::TestServer),
+}
+
+impl Backend {
+    /// A new Elasticsearch-API server.
+    pub fn elasticsearch() -> Self {
+        Backend::Elasticsearch(
+            oap_storage_elasticsearch::test_server::TestServer::start().expect("the Elasticsearch-API server starts"),
+        )
+    }
+
+    /// The environment that points a server at this storage.
+    pub fn env(&self, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+        match self {
+            Backend::Embedded => vec![
+                ("SW_STORAGE", "embedded".to_owned()),
+                ("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()),
+            ],
+            Backend::Elasticsearch(server) => vec![
+                ("SW_STORAGE", "elasticsearch".to_owned()),
+                ("SW_STORAGE_ES_CLUSTER_NODES", server.node().to_owned()),
+                ("SW_STORAGE_ES_BULK_REFRESH", "true".to_owned()),
+            ],
+        }
+    }
+
+    /// The store the server wrote, opened by the test (once the server has stopped, for the
+    /// embedded store, which one process holds at a time).
+    pub async fn open(&self, dir: &std::path::Path) -> oap_storage::StorageRef {
+        match self {
+            Backend::Embedded => std::sync::Arc::new(
+                oap_storage_embedded::EmbeddedStore::open(dir.join("data"), oap_storage_embedded::Budget::default())
+                    .expect("open the store"),
+            ),
+            Backend::Elasticsearch(server) => {
+                use oap_storage_elasticsearch::{ElasticsearchConfig, bulk::BulkMetrics, client, open_store};
+                let config =
+                    ElasticsearchConfig { cluster_nodes: server.node().to_owned(), ..ElasticsearchConfig::default() };
+                let client = client::connect(&config).expect("a client");
+                let metrics = BulkMetrics::new(&oap_telemetry::MetricsRegistry::new()).expect("metrics");
+                std::sync::Arc::new(open_store(&config, client, Duration::from_secs(1), metrics).expect("a store"))
+            }
+        }
+    }
+}
+
 /// Starts the server on `ports` with its store in `dir`, storing every second, with the
 /// shipped OAL and database calls slower than 25 ms as slow statements; waits until it listens.
 pub fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
+    start_server_on(dir, ports, &Backend::Embedded)
+}
+
+/// [`start_server`] on `backend`.
+pub fn start_server_on(dir: &std::path::Path, ports: &Ports, backend: &Backend) -> OapProcess {
     let mut env = ports.env();
     env.push(("SW_SLOW_DB_THRESHOLD", "default:25".to_owned()));
-    env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()));
+    env.extend(backend.env(dir));
     env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
     env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
     let mut server = OapProcess::spawn(dir.to_path_buf(), &env, &[]);

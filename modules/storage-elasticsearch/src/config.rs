@@ -57,6 +57,7 @@ pub struct ElasticsearchConfig {
     /// a bulk request makes its documents searchable before it is answered. Elasticsearch
     /// refreshes every `persistentPeriod + 5` s on its own; `true` costs a refresh per request
     /// and is meant for tests that search right after writing.
+    #[serde(deserialize_with = "bool_or_text")]
     pub bulk_refresh: String,
 }
 
@@ -86,6 +87,20 @@ impl Default for ElasticsearchConfig {
             bulk_refresh: "false".to_owned(),
         }
     }
+}
+
+/// A setting that YAML may read as a boolean (`false`) or as text (`wait_for`).
+fn bool_or_text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BoolOrText {
+        Bool(bool),
+        Text(String),
+    }
+    Ok(match BoolOrText::deserialize(deserializer)? {
+        BoolOrText::Bool(value) => value.to_string(),
+        BoolOrText::Text(text) => text,
+    })
 }
 
 impl ElasticsearchConfig {
@@ -161,7 +176,11 @@ mod tests {
 
     #[test]
     fn settings_read_by_their_skywalking_names() {
-        let yaml = "namespace: Prod\nclusterNodes: es1:9200, es2:9201\nprotocol: https\ndayStep: 3\nbulkActions: 100";
+        let yaml = "namespace: Prod\nclusterNodes: es1:9200, es2:9201\nprotocol: https\ndayStep: 3\nbulkActions: 100\nbulkRefresh: true";
+        let config: ElasticsearchConfig = serde_yaml_ng::from_str(yaml).expect("settings");
+        assert_eq!(config.refresh(), Some(Refresh::True));
+        let config: ElasticsearchConfig = serde_yaml_ng::from_str("bulkRefresh: wait_for").expect("settings");
+        assert_eq!(config.refresh(), Some(Refresh::WaitFor));
         let config: ElasticsearchConfig = serde_yaml_ng::from_str(yaml).expect("settings");
         assert_eq!(config.validate(), Ok(vec!["https://es1:9200".to_owned(), "https://es2:9201".to_owned()]));
         assert_eq!(config.bulk_actions, 100);
