@@ -167,6 +167,7 @@ mod tests {
         stream.settle().expect("records wait").await.expect("stored in the end");
         assert_eq!(stored(&store), ["s1", "s2"]);
         assert_eq!((metrics.retries(), metrics.errors(), metrics.rows()), (3, 0, 2));
+        assert_eq!(metrics.waiting(), 0.0, "nothing waits once stored");
     }
 
     #[tokio::test]

@@ -2,12 +2,16 @@
 //! and the same batch written again after a growing pause, for as long as it takes — pressure
 //! reaches the senders through their settles instead of data being dropped. A failure that
 //! retrying cannot mend is counted, logged and returned to the caller.
+//!
+//! While a batch waits, its rows are counted in `storage_write_waiting_rows`, and the failure is
+//! logged when it begins, then at most once every `LOG_EVERY`, and once more when the batch is
+//! stored — an outage of the store gives a handful of lines, not one per attempt.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use oap_kernel::ModuleError;
-use oap_telemetry::{Counter, MetricsCreator};
-use tracing::{error, warn};
+use oap_telemetry::{Counter, Gauge, MetricsCreator};
+use tracing::{error, info, warn};
 
 use crate::error::StorageError;
 use crate::storage::{Storage, Write};
@@ -16,6 +20,8 @@ use crate::storage::{Storage, Write};
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 /// The longest pause between attempts.
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// How often a write that keeps failing is logged.
+const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// The counters of one writer, labelled with its `stream`.
 #[derive(Clone)]
@@ -23,6 +29,7 @@ pub struct WriteMetrics {
     rows: Counter,
     retries: Counter,
     errors: Counter,
+    waiting: Gauge,
 }
 
 impl WriteMetrics {
@@ -35,13 +42,24 @@ impl WriteMetrics {
             rows: counter("storage_write_row_count", "Rows the store acknowledged as durable")?,
             retries: counter("storage_write_retry_count", "Batch writes that failed and were retried")?,
             errors: counter("storage_write_error_count", "Batch writes that failed for good")?,
+            waiting: metrics.gauge(
+                "storage_write_waiting_rows",
+                "Rows of batches whose write failed and waits to be retried",
+                &labels,
+            )?,
         })
     }
 
     /// Metrics in a registry of their own, for tests and tools.
     pub fn detached() -> Self {
         let counter = || Counter::new("detached", "counts nowhere").unwrap_or_else(|_| unreachable!("a valid name"));
-        Self { rows: counter(), retries: counter(), errors: counter() }
+        let waiting = Gauge::new("detached", "counts nowhere").unwrap_or_else(|_| unreachable!("a valid name"));
+        Self { rows: counter(), retries: counter(), errors: counter(), waiting }
+    }
+
+    /// Rows waiting for a retry now.
+    pub fn waiting(&self) -> f64 {
+        self.waiting.get()
     }
 
     /// Rows acknowledged so far.
@@ -67,23 +85,47 @@ pub async fn write_until_stored(
     metrics: &WriteMetrics,
 ) -> Result<(), StorageError> {
     let mut pause = FIRST_PAUSE;
-    loop {
+    // When the first failure of this batch happened, the failed attempts, the last log line.
+    let mut failing: Option<(Instant, u64, Instant)> = None;
+    let rows = batch.len();
+    let outcome = loop {
         match storage.write(batch).await {
             Ok(()) => {
-                metrics.rows.inc_by(batch.len() as u64);
-                return Ok(());
+                metrics.rows.inc_by(rows as u64);
+                if let Some((since, attempts, _)) = failing {
+                    info!(rows, failed_attempts = attempts, waited = ?since.elapsed(), "storage write stored after retries");
+                }
+                break Ok(());
             }
             Err(failure) if failure.is_retryable() => {
                 metrics.retries.inc();
-                warn!(%failure, rows = batch.len(), retry_in = ?pause, "storage write failed; retrying");
+                let now = Instant::now();
+                match &mut failing {
+                    None => {
+                        metrics.waiting.add(rows as f64);
+                        warn!(%failure, rows, "storage write failed; retrying until stored");
+                        failing = Some((now, 1, now));
+                    }
+                    Some((since, attempts, logged)) => {
+                        *attempts += 1;
+                        if now.duration_since(*logged) >= LOG_EVERY {
+                            warn!(%failure, rows, failed_attempts = *attempts, failing_for = ?since.elapsed(), "storage write still failing; retrying");
+                            *logged = now;
+                        }
+                    }
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST_PAUSE);
             }
             Err(failure) => {
                 metrics.errors.inc();
-                error!(%failure, rows = batch.len(), "storage write failed and cannot be retried; the rows are not stored");
-                return Err(failure);
+                error!(%failure, rows, "storage write failed and cannot be retried; the rows are not stored");
+                break Err(failure);
             }
         }
+    };
+    if failing.is_some() {
+        metrics.waiting.sub(rows as f64);
     }
+    outcome
 }
