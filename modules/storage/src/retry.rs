@@ -85,34 +85,28 @@ pub async fn write_until_stored(
     metrics: &WriteMetrics,
 ) -> Result<(), StorageError> {
     let mut pause = FIRST_PAUSE;
-    // When the first failure of this batch happened, the failed attempts, the last log line.
-    let mut failing: Option<(Instant, u64, Instant)> = None;
+    let mut outage = Outage::default();
     let rows = batch.len();
     let outcome = loop {
         match storage.write(batch).await {
             Ok(()) => {
                 metrics.rows.inc_by(rows as u64);
-                if let Some((since, attempts, _)) = failing {
-                    info!(rows, failed_attempts = attempts, waited = ?since.elapsed(), "storage write stored after retries");
+                if let Some((attempts, waited)) = outage.ended() {
+                    info!(rows, failed_attempts = attempts, ?waited, "storage write stored after retries");
                 }
                 break Ok(());
             }
             Err(failure) if failure.is_retryable() => {
                 metrics.retries.inc();
-                let now = Instant::now();
-                match &mut failing {
-                    None => {
+                match outage.failed() {
+                    Some(OutageLog::Began) => {
                         metrics.waiting.add(rows as f64);
                         warn!(%failure, rows, "storage write failed; retrying until stored");
-                        failing = Some((now, 1, now));
                     }
-                    Some((since, attempts, logged)) => {
-                        *attempts += 1;
-                        if now.duration_since(*logged) >= LOG_EVERY {
-                            warn!(%failure, rows, failed_attempts = *attempts, failing_for = ?since.elapsed(), "storage write still failing; retrying");
-                            *logged = now;
-                        }
+                    Some(OutageLog::Lasts { attempts, failing_for }) => {
+                        warn!(%failure, rows, failed_attempts = attempts, ?failing_for, "storage write still failing; retrying");
                     }
+                    None => {}
                 }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(LONGEST_PAUSE);
@@ -124,8 +118,76 @@ pub async fn write_until_stored(
             }
         }
     };
-    if failing.is_some() {
+    if outage.began() {
         metrics.waiting.sub(rows as f64);
     }
     outcome
+}
+
+/// The failures of one call retried until it passes, to log them sparingly: when they begin,
+/// at most once every `LOG_EVERY` while they last, and when they end.
+#[derive(Debug, Default)]
+pub struct Outage {
+    /// When the first failure happened, how many there were, when the last log line was.
+    state: Option<(Instant, u64, Instant)>,
+}
+
+/// What to log after a failure.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OutageLog {
+    /// The first failure.
+    Began,
+    /// Failures go on; the last line is `LOG_EVERY` old.
+    Lasts {
+        /// Failed attempts so far.
+        attempts: u64,
+        /// Since the first.
+        failing_for: Duration,
+    },
+}
+
+impl Outage {
+    /// Records a failure; says what to log, if anything.
+    pub fn failed(&mut self) -> Option<OutageLog> {
+        let now = Instant::now();
+        match &mut self.state {
+            None => {
+                self.state = Some((now, 1, now));
+                Some(OutageLog::Began)
+            }
+            Some((since, attempts, logged)) => {
+                *attempts += 1;
+                (now.duration_since(*logged) >= LOG_EVERY).then(|| {
+                    *logged = now;
+                    OutageLog::Lasts { attempts: *attempts, failing_for: now.duration_since(*since) }
+                })
+            }
+        }
+    }
+
+    /// Whether any failure happened.
+    pub fn began(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The failed attempts and how long they lasted, if any failed.
+    pub fn ended(&self) -> Option<(u64, Duration)> {
+        self.state.map(|(since, attempts, _)| (attempts, since.elapsed()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_logged_when_it_begins_then_sparingly() {
+        let mut outage = Outage::default();
+        assert!(!outage.began() && outage.ended().is_none());
+        assert_eq!(outage.failed(), Some(OutageLog::Began));
+        for _ in 0..100 {
+            assert_eq!(outage.failed(), None, "within LOG_EVERY of the first line");
+        }
+        assert_eq!(outage.ended().map(|(attempts, _)| attempts), Some(101));
+    }
 }

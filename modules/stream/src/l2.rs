@@ -29,14 +29,14 @@ use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream};
 use oap_oal::{Catalog, StreamId};
-use oap_storage::retry::{WriteMetrics, write_until_stored};
+use oap_storage::retry::{Outage, OutageLog, WriteMetrics, write_until_stored};
 use oap_storage::ttl::first_kept_day;
 use oap_storage::{Model, Row, RowKey, Storage, StorageError, Write, day_of};
 use oap_telemetry::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::route::{Aggregator, remote_hash};
 
@@ -413,14 +413,26 @@ fn merge(increments: &mut Increments, key: Key, metric: Box<Metric>) {
 /// A multi-get, retried while the store is unavailable.
 async fn read_until_loaded(storage: &dyn Storage, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
     let mut pause = Duration::from_millis(50);
+    let mut outage = Outage::default();
     loop {
         match storage.multi_get(model, keys).await {
             Err(failure) if failure.is_retryable() => {
-                warn!(%failure, retry_in = ?pause, "reading stored metrics failed; retrying");
+                match outage.failed() {
+                    Some(OutageLog::Began) => warn!(%failure, "reading stored metrics failed; retrying until read"),
+                    Some(OutageLog::Lasts { attempts, failing_for }) => {
+                        warn!(%failure, failed_attempts = attempts, ?failing_for, "reading stored metrics still failing; retrying");
+                    }
+                    None => {}
+                }
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(5));
             }
-            other => return other,
+            other => {
+                if let Some((attempts, waited)) = outage.ended() {
+                    info!(failed_attempts = attempts, ?waited, "stored metrics read after retries");
+                }
+                return other;
+            }
         }
     }
 }
