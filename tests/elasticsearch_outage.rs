@@ -1,0 +1,262 @@
+//! Elasticsearch down for 30 s under load, through the real binary.
+//!
+//! The server reaches its Elasticsearch-API server (osmem-server, in memory) through a TCP
+//! proxy of the test's, which is cut for 30 s — every connection reset, every new one refused,
+//! as when Elasticsearch stops — while four agents keep reporting. Then:
+//! - every call an agent made is answered with success, none while the store was down (the
+//!   pressure reached the agents: nothing was acknowledged that was not stored);
+//! - the rows waiting were counted (`storage_write_waiting_rows`), and the outage logged a few
+//!   times, not at every retry;
+//! - every acknowledged segment is stored exactly once;
+//! - every call is counted exactly once in `service_cpm`, at minute, hour and day.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::agent::{RawSegmentCollection, Scrape, raw_unary, span};
+use common::{OapProcess, Ports, scratch_dir};
+use oap_model::ids;
+use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
+use oap_storage_elasticsearch::test_server::TestServer;
+use prost::Message;
+use serde_json::{Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+const SERVICE: &str = "outage-svc";
+const AGENTS: usize = 4;
+const SEGMENTS_PER_CALL: usize = 10;
+const OUTAGE: Duration = Duration::from_secs(30);
+
+/// A TCP proxy that can be cut and restored on the same port.
+struct Proxy {
+    address: SocketAddr,
+    upstream: SocketAddr,
+    accepting: Option<JoinHandle<()>>,
+    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let address = listener.local_addr().expect("an address");
+        let mut proxy = Self { address, upstream, accepting: None, connections: Arc::default() };
+        proxy.accept(listener);
+        proxy
+    }
+
+    fn accept(&mut self, listener: TcpListener) {
+        let (upstream, connections) = (self.upstream, self.connections.clone());
+        self.accepting = Some(tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let connection = tokio::spawn(async move {
+                    if let Ok(mut server) = TcpStream::connect(upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                connections.lock().expect("lock").push(connection);
+            }
+        }));
+    }
+
+    /// Closes the port and resets every connection.
+    fn cut(&mut self) {
+        if let Some(accepting) = self.accepting.take() {
+            accepting.abort();
+        }
+        for connection in self.connections.lock().expect("lock").drain(..) {
+            connection.abort();
+        }
+    }
+
+    async fn restore(&mut self) {
+        let listener = TcpListener::bind(self.address).await.expect("the same port again");
+        self.accept(listener);
+    }
+}
+
+/// One agent's call: `SEGMENTS_PER_CALL` segments of one entry span each, ids `<agent>-<call>-<n>`.
+fn call(agent: usize, call: usize) -> (Vec<String>, Vec<u8>) {
+    let now = oap_model::now_ms();
+    let mut ids = Vec::new();
+    let mut segments = Vec::new();
+    for n in 0..SEGMENTS_PER_CALL {
+        let id = format!("outage-{agent}-{call}-{n}");
+        let segment = SegmentObject {
+            trace_id: id.clone(),
+            trace_segment_id: id.clone(),
+            spans: vec![span(0, SpanType::Entry, SpanLayer::Http, "/order", now - 20, 10)],
+            service: SERVICE.to_owned(),
+            service_instance: format!("agent-{agent}"),
+            ..SegmentObject::default()
+        };
+        segments.push(segment.encode_to_vec());
+        ids.push(id);
+    }
+    (ids, RawSegmentCollection { segments }.encode_to_vec())
+}
+
+/// What the agents saw: per call, when it was sent and answered, and its segment ids.
+#[derive(Default)]
+struct Calls {
+    answered: Vec<(Instant, Instant, Vec<String>)>,
+    failed: Vec<String>,
+}
+
+async fn agent(grpc: u16, index: usize, stop: Arc<AtomicBool>, calls: Arc<Mutex<Calls>>) {
+    let channel =
+        Channel::from_shared(format!("http://127.0.0.1:{grpc}")).expect("uri").connect().await.expect("connect");
+    let mut number = 0;
+    while !stop.load(Ordering::Relaxed) {
+        let (ids, message) = call(index, number);
+        number += 1;
+        let sent = Instant::now();
+        let outcome = raw_unary(&channel, "/skywalking.v3.TraceSegmentReportService/collectInSync", message).await;
+        {
+            let mut calls = calls.lock().expect("lock");
+            match outcome {
+                Ok(_) => calls.answered.push((sent, Instant::now(), ids)),
+                Err(status) => calls.failed.push(status.to_string()),
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A search on the Elasticsearch-API server itself.
+async fn search(es: &TestServer, index: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}/{index}/_search", es.url))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("search");
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// The sum of `service_cpm`'s `total` over the rows of one granularity (buckets in
+/// `[low, high)`).
+async fn calls_counted(es: &TestServer, low: i64, high: i64) -> i64 {
+    let service = ids::service_id(SERVICE, true);
+    let body = json!({
+        "size": 10_000,
+        "query": { "bool": { "filter": [
+            { "term": { "metric_table": "service_cpm" } },
+            { "term": { "entity_id": service } },
+            { "range": { "time_bucket": { "gte": low, "lt": high } } },
+        ] } },
+    });
+    // `total` is stored, not indexed: summed here from the documents.
+    let found = search(es, "sw_metrics-all", body).await;
+    let hits = found["hits"]["hits"].as_array().cloned().unwrap_or_default();
+    hits.iter().map(|hit| hit["_source"]["total"].as_i64().expect("a total")).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_segment_and_call_survives_a_30_s_outage_exactly_once() {
+    let es = TestServer::start().expect("the Elasticsearch-API server starts");
+    let upstream: SocketAddr = es.node().parse().expect("host:port");
+    let mut proxy = Proxy::start(upstream).await;
+
+    let dir = scratch_dir("es-outage");
+    let ports = Ports::free();
+    let mut env = ports.env();
+    env.extend([
+        ("SW_STORAGE", "elasticsearch".to_owned()),
+        ("SW_STORAGE_ES_CLUSTER_NODES", proxy.address.to_string()),
+        ("SW_STORAGE_ES_BULK_REFRESH", "true".to_owned()),
+        ("SW_STORAGE_ES_SOCKET_TIMEOUT", "3000".to_owned()),
+        ("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()),
+        ("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()),
+    ]);
+    let mut server = OapProcess::spawn(dir, &env, &[]);
+    server.wait_ready(&ports.all(), Duration::from_secs(20));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(Mutex::new(Calls::default()));
+    let agents: Vec<_> =
+        (0..AGENTS).map(|index| tokio::spawn(agent(ports.grpc, index, stop.clone(), calls.clone()))).collect();
+
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    proxy.cut();
+    let cut = Instant::now();
+    tokio::time::sleep(OUTAGE / 2).await;
+    let during = Scrape::from_port(ports.telemetry).await;
+    let waiting = during.value("storage_write_waiting_rows{stream=\"record\"}");
+    tokio::time::sleep(OUTAGE - cut.elapsed()).await;
+    proxy.restore().await;
+    let restored = Instant::now();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+    for agent in agents {
+        agent.await.expect("an agent");
+    }
+
+    let calls = std::mem::take(&mut *calls.lock().expect("lock"));
+    assert!(calls.failed.is_empty(), "calls failed: {:?}", calls.failed);
+    let acknowledged: Vec<&String> = calls.answered.iter().flat_map(|(_, _, ids)| ids).collect();
+    let during_outage = calls.answered.iter().filter(|(sent, answered, _)| *sent > cut && *answered < restored).count();
+    let waited = calls.answered.iter().filter(|(sent, answered, _)| *sent < restored && *answered > restored).count();
+    println!(
+        "{} calls answered ({} segments); {waited} waited through the outage; {waiting} record rows waiting in the middle of it",
+        calls.answered.len(),
+        acknowledged.len()
+    );
+    assert_eq!(during_outage, 0, "a call sent while the store was down was answered before it returned");
+    assert!(waited >= AGENTS, "every agent had a call waiting: {waited}");
+    assert!(waiting > 0.0, "the waiting rows are counted");
+
+    // Every acknowledged segment, exactly once (ids are the segment ids, so a second copy
+    // would show in the count).
+    let count = search(&es, "sw_segment", json!({ "size": 0, "track_total_hits": true })).await;
+    assert_eq!(count["hits"]["total"]["value"].as_u64(), Some(acknowledged.len() as u64));
+    for chunk in acknowledged.chunks(1_000) {
+        let found = search(
+            &es,
+            "sw_segment",
+            json!({ "size": 0, "track_total_hits": true, "query": { "ids": { "values": chunk } } }),
+        )
+        .await;
+        assert_eq!(
+            found["hits"]["total"]["value"].as_u64(),
+            Some(chunk.len() as u64),
+            "an acknowledged segment is missing"
+        );
+    }
+
+    // Every call counted once, at every level, once L2 has caught up (it writes hours and days
+    // every 4th round).
+    let expected = acknowledged.len() as i64;
+    let levels = [
+        ("minute", 100_000_000_000, 1_000_000_000_000),
+        ("hour", 1_000_000_000, 10_000_000_000),
+        ("day", 10_000_000, 100_000_000),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut counted = Vec::new();
+        for (_, low, high) in levels {
+            counted.push(calls_counted(&es, low, high).await);
+        }
+        if counted.iter().all(|calls| *calls >= expected) || Instant::now() > deadline {
+            // One more round: a count that went past the expected one would show now.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            for (level, low, high) in levels {
+                assert_eq!(calls_counted(&es, low, high).await, expected, "calls counted at the {level} level");
+            }
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+
+    let log = server.log();
+    let outage_lines = log.lines().filter(|line| line.contains("WARN") && line.contains("retrying")).count();
+    assert!(outage_lines <= 12, "the outage was logged {outage_lines} times:\n{log}");
+}
