@@ -4,6 +4,11 @@
 //! twice the sustained rate offered does (backpressure: slower acks, bounded RSS, nothing failed),
 //! peak RSS, how soon data shows through the query API, bytes on disk per span — then the
 //! decode-only ceiling measured the same way against the sink, and the ratio.
+//!
+//! With `--elasticsearch host:port` the server stores in Elasticsearch (under a namespace of
+//! the run's own) and the report adds what the bulk writer did at saturation — documents/s,
+//! documents and bytes per `_bulk` request — and the bytes the Elasticsearch-API server reports
+//! for the run's indices, per span.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -37,6 +42,8 @@ pub struct Bench {
     pub batch: usize,
     /// The fixed rate the memory phase holds, segments/s.
     pub steady_rate: f64,
+    /// Elasticsearch's `host:port`, to store there instead of the embedded store.
+    pub elasticsearch: Option<String>,
 }
 
 /// A process started by the benchmark, stopped when dropped.
@@ -56,20 +63,20 @@ impl Managed {
         self.child.id()
     }
 
-    /// Asks the process to stop (SIGTERM) and waits for it.
-    fn stop(mut self) -> anyhow::Result<()> {
+    /// Asks the process to stop (SIGTERM) and waits for it, up to `patience`.
+    fn stop(mut self, patience: Duration) -> anyhow::Result<()> {
         let status = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status()?;
         if !status.success() {
             bail!("cannot signal process {}", self.pid());
         }
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if self.child.try_wait()?.is_some() {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        bail!("process {} did not stop within a minute", self.pid())
+        bail!("process {} did not stop within {patience:?}", self.pid())
     }
 }
 
@@ -134,13 +141,22 @@ fn wait_for_ports(ports: &[u16], child: &mut Child, timeout: Duration) -> anyhow
 /// Runs the benchmark and prints its report.
 pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> anyhow::Result<()> {
     let data = std::env::temp_dir().join(format!("oap-bench-{}", std::process::id()));
+    let namespace = format!("bench{}", std::process::id());
     let _ = std::fs::remove_dir_all(&data);
     let (grpc, rest, telemetry) = (free_port()?, free_port()?, free_port()?);
     eprintln!("pool: {} traces, {} B per segment on average", pool.traces(), pool.average_segment_bytes());
 
     // Time to ready: from the spawn until the gRPC, REST and telemetry ports accept connections.
     let spawned = Instant::now();
-    let mut server = Command::new("taskset")
+    let mut command = Command::new("taskset");
+    match &bench.elasticsearch {
+        Some(node) => command
+            .env("SW_STORAGE", "elasticsearch")
+            .env("SW_STORAGE_ES_CLUSTER_NODES", node)
+            .env("SW_NAMESPACE", &namespace),
+        None => command.env("SW_STORAGE", "embedded"),
+    };
+    let mut server = command
         .arg("-c")
         .arg(bench.server_cpu.to_string())
         .arg(&bench.server)
@@ -176,7 +192,9 @@ pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> an
     eprintln!("warm-up, 5 s closed loop");
     let mut acked_total = drive::drive(pool.clone(), &load(None, 5)).await?.acked;
     eprintln!("saturation, {} s closed loop", bench.seconds);
+    let bulk_before = BulkCounters::scrape(telemetry).await?;
     let saturated = sample_rss(server.pid(), drive::drive(pool.clone(), &load(None, bench.seconds))).await?;
+    let bulk = BulkCounters::scrape(telemetry).await?.since(&bulk_before);
     acked_total += saturated.0.acked;
     eprintln!("steady {} segments/s, {} s", bench.steady_rate, bench.seconds);
     let steady =
@@ -187,11 +205,20 @@ pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> an
     let overload =
         sample_rss(server.pid(), drive::drive(pool.clone(), &load(Some(overload_rate), bench.seconds))).await?;
     acked_total += overload.0.acked;
-    let (trace_visible, metric_visible) = visibility(&target, rest).await?;
+    // Elasticsearch may still be taking L2's backlog of the overload phase.
+    let patience = Duration::from_secs(if bench.elasticsearch.is_some() { 600 } else { 120 });
+    let (trace_visible, metric_visible) = visibility(&target, rest, patience).await?;
     let (_, peak_rss) = memory(server.pid())?;
     let errors = analysis_errors(telemetry).await.unwrap_or_else(|error| format!("unknown ({error})"));
-    server.stop()?;
-    let (disk_all, disk_tables) = disk_bytes(&data)?;
+    // A clean stop writes what L2 holds; Elasticsearch may still be taking the overload's backlog.
+    server.stop(patience)?;
+    let (disk_all, disk_tables) = match &bench.elasticsearch {
+        Some(node) => {
+            let bytes = elasticsearch_bytes(node, &namespace).await?;
+            (bytes, bytes)
+        }
+        None => disk_bytes(&data)?,
+    };
     let spans = acked_total * spans_per_segment as u64;
     let _ = std::fs::remove_dir_all(&data);
 
@@ -260,12 +287,28 @@ pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> an
         trace_visible.as_secs_f64() * 1e3,
         metric_visible.as_secs_f64()
     );
-    println!(
-        "| bytes on disk per span ({} spans): tables / with the journal | {:.1} B / {:.1} B |",
-        spans,
-        disk_tables as f64 / spans.max(1) as f64,
-        disk_all as f64 / spans.max(1) as f64
-    );
+    if bench.elasticsearch.is_some() {
+        let seconds = saturated.0.elapsed.as_secs_f64().max(f64::EPSILON);
+        println!(
+            "| Elasticsearch at saturation: documents stored/s; _bulk requests/s; documents and KiB per request; documents sent again | {:.0}; {:.1}; {:.0} and {:.0} KiB; {:.0} |",
+            bulk.documents / seconds,
+            bulk.requests / seconds,
+            bulk.documents / bulk.requests.max(1.0),
+            bulk.bytes / bulk.requests.max(1.0) / 1024.0,
+            bulk.retried
+        );
+        println!(
+            "| bytes per span on the Elasticsearch-API server ({spans} spans; store size of the run's indices as it reports them) | {:.1} B |",
+            disk_all as f64 / spans.max(1) as f64
+        );
+    } else {
+        println!(
+            "| bytes on disk per span ({} spans): tables / with the journal | {:.1} B / {:.1} B |",
+            spans,
+            disk_tables as f64 / spans.max(1) as f64,
+            disk_all as f64 / spans.max(1) as f64
+        );
+    }
     let ceiling_rate = ceiling.acked_per_second();
     println!(
         "| decode-only ceiling (tonic + prost sink, same core, same generator) | {:.0} segments/s; oap-server reaches {:.1} % of it |",
@@ -303,7 +346,7 @@ async fn sample_rss(
 
 /// Sends one trace of a service no load used and measures how long after its ack the trace,
 /// and then its endpoint's cpm, can be read through the GraphQL API.
-async fn visibility(target: &str, rest: u16) -> anyhow::Result<(Duration, Duration)> {
+async fn visibility(target: &str, rest: u16, patience: Duration) -> anyhow::Result<(Duration, Duration)> {
     let now = drive::now_ms();
     let trace_id = format!("probe{now:027}");
     let first = SegmentObject {
@@ -343,7 +386,7 @@ async fn visibility(target: &str, rest: u16) -> anyhow::Result<(Duration, Durati
             anyhow::Ok(response)
         }
     };
-    let deadline = acked + Duration::from_secs(120);
+    let deadline = acked + patience;
     let trace_visible = loop {
         let found = ask(
             "query($id: ID!) { trace: queryTrace(traceId: $id) { spans { spanId } } }",
@@ -354,7 +397,7 @@ async fn visibility(target: &str, rest: u16) -> anyhow::Result<(Duration, Durati
             break acked.elapsed();
         }
         if Instant::now() > deadline {
-            bail!("the trace was not visible within two minutes: {found}");
+            bail!("the trace was not visible within {patience:?}: {found}");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
@@ -379,11 +422,53 @@ async fn visibility(target: &str, rest: u16) -> anyhow::Result<(Duration, Durati
             break acked.elapsed();
         }
         if Instant::now() > deadline {
-            bail!("the endpoint's cpm was not visible within two minutes: {found}");
+            bail!("the endpoint's cpm was not visible within {patience:?}: {found}");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     Ok((trace_visible, metric_visible))
+}
+
+/// The bulk writer's counters, scraped from the server's telemetry (zero on the embedded store).
+#[derive(Debug, Default)]
+struct BulkCounters {
+    requests: f64,
+    documents: f64,
+    bytes: f64,
+    retried: f64,
+}
+
+impl BulkCounters {
+    async fn scrape(port: u16) -> anyhow::Result<Self> {
+        let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await?.text().await?;
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        Ok(Self {
+            requests: value("elasticsearch_bulk_request_count"),
+            documents: value("elasticsearch_bulk_document_count"),
+            bytes: value("elasticsearch_bulk_byte_count"),
+            retried: value("elasticsearch_bulk_retry_count"),
+        })
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            requests: self.requests - before.requests,
+            documents: self.documents - before.documents,
+            bytes: self.bytes - before.bytes,
+            retried: self.retried - before.retried,
+        }
+    }
+}
+
+/// The store size the Elasticsearch-API server at `node` reports for `namespace`'s indices.
+async fn elasticsearch_bytes(node: &str, namespace: &str) -> anyhow::Result<u64> {
+    let url = format!("http://{node}/{namespace}_*/_stats/store");
+    let stats: Value = reqwest::get(url).await?.json().await?;
+    stats["_all"]["primaries"]["store"]["size_in_bytes"].as_u64().context("no store size in the stats")
 }
 
 /// `trace_analysis_error_count` as the server's telemetry reports it.

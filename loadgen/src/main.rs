@@ -71,6 +71,10 @@ enum Commands {
         /// The rate of the memory phase, segments/s.
         #[arg(long, default_value_t = 20_000.0)]
         steady_rate: f64,
+        /// Store in Elasticsearch at this `host:port` (SW_STORAGE=elasticsearch) instead of the
+        /// embedded store; the report adds documents/s, bulk sizes and the server's bytes.
+        #[arg(long)]
+        elasticsearch: Option<String>,
         #[command(flatten)]
         shape: Shape,
     },
@@ -172,7 +176,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Commands::Sink { port } => runtime()?.block_on(sink::serve(([127, 0, 0, 1], port).into())),
-        Commands::Bench { server, workdir, server_cpu, generator_cpu, seconds, steady_rate, shape } => {
+        Commands::Bench { server, workdir, server_cpu, generator_cpu, seconds, steady_rate, elasticsearch, shape } => {
             pin(generator_cpu)?;
             let (pool, spans) = shape.pool()?;
             let bench = bench::Bench {
@@ -183,6 +187,7 @@ fn main() -> anyhow::Result<()> {
                 agents: shape.agents,
                 batch: shape.batch,
                 steady_rate,
+                elasticsearch,
             };
             runtime()?.block_on(bench::run(&bench, pool, spans))
         }

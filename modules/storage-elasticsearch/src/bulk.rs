@@ -53,6 +53,7 @@ pub struct BulkLimits {
 #[derive(Clone)]
 pub struct BulkMetrics {
     requests: Counter,
+    bytes: Counter,
     documents: Counter,
     retried: Counter,
     failed: Counter,
@@ -64,6 +65,7 @@ impl BulkMetrics {
     pub fn new(metrics: &dyn MetricsCreator) -> Result<Self, TelemetryError> {
         Ok(Self {
             requests: metrics.counter("elasticsearch_bulk_request_count", "_bulk requests sent", &[])?,
+            bytes: metrics.counter("elasticsearch_bulk_byte_count", "Bytes of the _bulk request bodies sent", &[])?,
             documents: metrics.counter("elasticsearch_bulk_document_count", "Documents elasticsearch stored", &[])?,
             retried: metrics.counter(
                 "elasticsearch_bulk_retry_count",
@@ -273,6 +275,7 @@ async fn send(client: &Elasticsearch, jobs: Vec<Job>, refresh: Refresh, metrics:
     for attempt in 0..=ITEM_RETRIES {
         let body: Vec<Bytes> = pending.iter().map(|&(job, document)| jobs[job].documents[document].clone()).collect();
         metrics.requests.inc();
+        metrics.bytes.inc_by(body.iter().map(|document| document.len() as u64).sum());
         let answer = match request(client, body, refresh).await {
             Ok(answer) if answer.items.len() == pending.len() => answer,
             Ok(answer) => {
