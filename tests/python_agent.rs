@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::Scrape;
-use common::{Ports, free_port, scratch_dir};
+use common::{Backend, Ports, free_port, scratch_dir};
 use oap_core::{SourceConsumer, SourceDispatcherRef};
 use oap_kernel::BootPlan;
 use oap_model::source::{DetectPoint, Source};
@@ -196,6 +196,16 @@ fn agent_trouble(log: &str) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_agents_report_two_linked_services() {
+    python_agents(Backend::Embedded).await;
+}
+
+/// The same agents, with the server storing in Elasticsearch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_agents_report_two_linked_services_into_elasticsearch() {
+    python_agents(Backend::elasticsearch()).await;
+}
+
+async fn python_agents(backend: Backend) {
     let python = agent_python();
     eprintln!("agent: {}", python.display());
     let dir = scratch_dir("python-agent");
@@ -203,7 +213,7 @@ async fn python_agents_report_two_linked_services() {
     let ports = Ports::free();
     let mut vars: HashMap<String, String> = ports.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     vars.insert("SW_TELEMETRY".to_owned(), "none".to_owned());
-    vars.insert("SW_STORAGE_EMBEDDED_DATA_DIR".to_owned(), dir.join("data").to_string_lossy().into_owned());
+    vars.extend(backend.env(&dir).into_iter().map(|(k, v)| (k.to_owned(), v)));
     let plan = BootPlan::from_yaml(
         oap_server::BUILTIN_CONFIG,
         "application.yml",
