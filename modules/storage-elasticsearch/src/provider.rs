@@ -10,7 +10,7 @@ use elasticsearch::Elasticsearch;
 use oap_core::CoreConfigRef;
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_storage::{MODULE_NAME, StorageRef};
-use oap_stream::StreamWork;
+use oap_stream::StoreModule;
 use oap_telemetry::MetricsCreatorRef;
 use tracing::{info, warn};
 
@@ -33,15 +33,14 @@ impl TypedProviderFactory for ElasticsearchProviderFactory {
 
     fn build(&self, config: ElasticsearchConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
         let client = crate::client::connect(&config)?;
-        Ok(Box::new(ElasticsearchProvider { config, client, store: None, work: None }))
+        Ok(Box::new(ElasticsearchProvider { config, client, module: StoreModule::default() }))
     }
 }
 
 struct ElasticsearchProvider {
     config: ElasticsearchConfig,
     client: Elasticsearch,
-    store: Option<StorageRef>,
-    work: Option<StreamWork>,
+    module: StoreModule,
 }
 
 /// The store `config` describes, on `client`; `persistent_period` sets the indices' refresh.
@@ -114,21 +113,15 @@ impl ModuleProvider for ElasticsearchProvider {
                 ModuleError::Config(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
             })?;
         let store: StorageRef = Arc::new(store);
-        self.store = Some(store.clone());
-        ctx.register(store)
+        self.module.prepared(ctx, store)
     }
 
     async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
-        let store = self.store.clone().ok_or_else(|| ModuleError::Other("the store was not opened".to_owned()))?;
-        self.work = Some(StreamWork::start(ctx, &store).await?);
-        Ok(())
+        self.module.start(ctx).await
     }
 
     async fn shutdown(&mut self) -> Result<(), ModuleError> {
-        if let Some(work) = self.work.take() {
-            work.stop().await;
-        }
-        self.store = None;
+        self.module.shutdown().await;
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_storage::{MODULE_NAME, StorageRef};
-use oap_stream::StreamWork;
+use oap_stream::StoreModule;
 use serde::Deserialize;
 
 use crate::store::{Budget, EmbeddedStore};
@@ -57,14 +57,13 @@ impl TypedProviderFactory for EmbeddedProviderFactory {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Box::new(EmbeddedProvider { config, store: None, work: None }))
+        Ok(Box::new(EmbeddedProvider { config, module: StoreModule::default() }))
     }
 }
 
 struct EmbeddedProvider {
     config: EmbeddedConfig,
-    store: Option<StorageRef>,
-    work: Option<StreamWork>,
+    module: StoreModule,
 }
 
 #[async_trait]
@@ -77,21 +76,15 @@ impl ModuleProvider for EmbeddedProvider {
             .map_err(|error| ModuleError::Other(format!("opening the embedded store failed: {error}")))?
             .map_err(|error| ModuleError::Other(error.to_string()))?;
         let store: StorageRef = Arc::new(store);
-        self.store = Some(store.clone());
-        ctx.register(store)
+        self.module.prepared(ctx, store)
     }
 
     async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
-        let store = self.store.clone().ok_or_else(|| ModuleError::Other("the store was not opened".to_owned()))?;
-        self.work = Some(StreamWork::start(ctx, &store).await?);
-        Ok(())
+        self.module.start(ctx).await
     }
 
     async fn shutdown(&mut self) -> Result<(), ModuleError> {
-        if let Some(work) = self.work.take() {
-            work.stop().await;
-        }
-        self.store = None;
+        self.module.shutdown().await;
         Ok(())
     }
 }

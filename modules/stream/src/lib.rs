@@ -26,4 +26,4 @@ pub mod work;
 #[cfg(test)]
 mod testing;
 
-pub use self::work::StreamWork;
+pub use self::work::{StoreModule, StreamWork};

@@ -125,6 +125,37 @@ impl StreamWork {
     }
 }
 
+/// What a storage provider holds: its store once prepared — registered for the other modules —
+/// and the streams on it once started. Both providers run their module through one of these.
+#[derive(Default)]
+pub struct StoreModule {
+    store: Option<StorageRef>,
+    work: Option<StreamWork>,
+}
+
+impl StoreModule {
+    /// Keeps the opened `store` and registers it as the module's service.
+    pub fn prepared(&mut self, ctx: &mut ModuleContext<'_>, store: StorageRef) -> Result<(), ModuleError> {
+        self.store = Some(store.clone());
+        ctx.register(store)
+    }
+
+    /// Starts the streams on the store.
+    pub async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        let store = self.store.clone().ok_or_else(|| ModuleError::Other("the store was not opened".to_owned()))?;
+        self.work = Some(StreamWork::start(ctx, &store).await?);
+        Ok(())
+    }
+
+    /// Stops the streams (persisting what they hold) and lets the store go.
+    pub async fn shutdown(&mut self) {
+        if let Some(work) = self.work.take() {
+            work.stop().await;
+        }
+        self.store = None;
+    }
+}
+
 /// L2's settings from `core.default`.
 pub fn l2_config(core: &CoreConfig) -> L2Config {
     L2Config {
