@@ -4,13 +4,15 @@
 #
 # What the suite needs beyond cargo is installed here, once; the tests start it themselves:
 # - the official SkyWalking Python agent, with Flask and requests (tests/setup-python-agent.sh);
-# - an Elasticsearch-API server, osmem-server (tests/setup-elasticsearch.sh).
+# - an Elasticsearch-API server, osmem-server (tests/setup-elasticsearch.sh);
+# - etcd, from Debian (tests/setup-etcd.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== test dependencies"
 bash tests/setup-python-agent.sh
 bash tests/setup-elasticsearch.sh
+bash tests/setup-etcd.sh
 
 echo "== format"
 cargo fmt --all -- --check

@@ -11,6 +11,7 @@ pub fn catalog() -> ModuleCatalog {
     let mut modules = vec![
         oap_telemetry::module_definition(),
         oap_core::module_definition(),
+        oap_cluster::module_definition(),
         oap_storage::module_definition(),
         oap_agent_analyzer::module_definition(),
         oap_receiver::trace::module_definition(),
@@ -21,6 +22,8 @@ pub fn catalog() -> ModuleCatalog {
         Box::new(oap_telemetry::PrometheusProviderFactory),
         Box::new(oap_telemetry::NoneProviderFactory),
         Box::new(oap_core::CoreProviderFactory),
+        Box::new(oap_cluster::StandaloneProviderFactory),
+        Box::new(oap_cluster::EtcdProviderFactory),
         Box::new(oap_storage_embedded::EmbeddedProviderFactory),
         Box::new(oap_storage_elasticsearch::ElasticsearchProviderFactory),
         Box::new(oap_agent_analyzer::AnalyzerProviderFactory),
@@ -56,6 +59,7 @@ mod tests {
             [
                 ("telemetry", "prometheus"),
                 ("core", "default"),
+                ("cluster", "standalone"),
                 ("storage", "embedded"),
                 ("agent-analyzer", "default"),
                 ("receiver-trace", "default"),

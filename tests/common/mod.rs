@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod etcd;
 pub mod graphql;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};

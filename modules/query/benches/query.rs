@@ -168,6 +168,7 @@ fn main() {
             catalog: Arc::new(catalog),
             core: Arc::new(CoreConfig::default()),
             buckets: buckets.clone(),
+            membership: Arc::new(oap_cluster::Membership::standalone("127.0.0.1", 11800)),
         };
         let schema = schema::build(context, Limits { max_depth: 20, max_complexity: 3_000 });
 

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use oap_cluster::MembershipRef;
+
 use oap_core::{CoreConfigRef, TimeBuckets};
 use oap_oal::Catalog;
 use oap_storage::StorageRef;
@@ -18,4 +20,6 @@ pub struct QueryContext {
     pub core: CoreConfigRef,
     /// The zone of every bucket and of the UI's duration strings.
     pub buckets: TimeBuckets,
+    /// The cluster's aggregating nodes.
+    pub membership: MembershipRef,
 }

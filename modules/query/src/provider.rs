@@ -40,7 +40,8 @@ pub struct GraphqlProviderFactory;
 impl TypedProviderFactory for GraphqlProviderFactory {
     const MODULE: &'static str = MODULE_NAME;
     const NAME: &'static str = "graphql";
-    const REQUIRES: &'static [&'static str] = &[oap_core::MODULE_NAME, oap_storage::MODULE_NAME];
+    const REQUIRES: &'static [&'static str] =
+        &[oap_core::MODULE_NAME, oap_storage::MODULE_NAME, oap_cluster::MODULE_NAME];
     type Config = GraphqlConfig;
 
     fn build(&self, config: GraphqlConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
@@ -72,13 +73,14 @@ impl ModuleProvider for GraphqlProvider {
         let core = ctx.service::<CoreConfigRef>()?;
         let storage = ctx.service::<StorageRef>()?;
         let buckets = ctx.service::<TimeBuckets>()?;
+        let membership = ctx.service::<oap_cluster::MembershipRef>()?;
         let http = ctx.service::<HttpServerRef>()?;
         // The same files the write path compiled at its start, read again: the query side
         // needs each metric's model and function, and the storage module cannot offer the
         // catalog (its crate is below the OAL compiler's).
         let catalog = oap_stream::definitions::load_catalog(&core.oal_dir, &core.apdex_threshold_file)
             .map_err(ModuleError::Config)?;
-        let context = QueryContext { storage, catalog: Arc::new(catalog), core, buckets };
+        let context = QueryContext { storage, catalog: Arc::new(catalog), core, buckets, membership };
         let limits =
             Limits { max_depth: self.config.max_query_depth, max_complexity: self.config.max_query_complexity };
         let schema = schema::build(context.clone(), limits);

@@ -1,6 +1,7 @@
 //! The REST status endpoints the UI's settings page reads (query-api.md §9):
 //! `GET /status/config/ttl` (JSON when asked for, else `key=value` lines) and
-//! `GET /status/cluster/nodes` (the aggregator list; a standalone node lists itself).
+//! `GET /status/cluster/nodes` (the aggregating nodes from the cluster coordinator; a standalone
+//! node lists itself).
 
 use axum::Router;
 use axum::extract::State;
@@ -49,9 +50,5 @@ async fn ttl(State(context): State<QueryContext>, headers: HeaderMap) -> Respons
 }
 
 async fn nodes(State(context): State<QueryContext>) -> Response {
-    let host = match context.core.grpc_host.as_str() {
-        "" | "0.0.0.0" | "::" => "127.0.0.1".to_owned(),
-        host => host.to_owned(),
-    };
-    axum::Json(json!({ "nodes": [{ "host": host, "port": context.core.grpc_port, "self": true }] })).into_response()
+    axum::Json(json!({ "nodes": *context.membership.nodes() })).into_response()
 }

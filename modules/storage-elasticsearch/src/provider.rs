@@ -28,7 +28,8 @@ pub struct ElasticsearchProviderFactory;
 impl TypedProviderFactory for ElasticsearchProviderFactory {
     const MODULE: &'static str = MODULE_NAME;
     const NAME: &'static str = "elasticsearch";
-    const REQUIRES: &'static [&'static str] = &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME];
+    const REQUIRES: &'static [&'static str] =
+        &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME, oap_cluster::MODULE_NAME];
     type Config = ElasticsearchConfig;
 
     fn build(&self, config: ElasticsearchConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {

@@ -1,6 +1,7 @@
 //! Provider `storage.embedded` (the default, `SW_STORAGE=embedded`): opens the store in
 //! `dataDir` while the modules prepare — a directory that cannot be written or read stops the
-//! server with the reason — then starts the common storage work.
+//! server with the reason, and so does a cluster coordinator other than `standalone`: the store
+//! belongs to one process — then starts the common storage work.
 
 use std::sync::Arc;
 
@@ -43,7 +44,8 @@ pub struct EmbeddedProviderFactory;
 impl TypedProviderFactory for EmbeddedProviderFactory {
     const MODULE: &'static str = MODULE_NAME;
     const NAME: &'static str = "embedded";
-    const REQUIRES: &'static [&'static str] = &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME];
+    const REQUIRES: &'static [&'static str] =
+        &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME, oap_cluster::MODULE_NAME];
     type Config = EmbeddedConfig;
 
     fn build(&self, config: EmbeddedConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
@@ -69,6 +71,15 @@ struct EmbeddedProvider {
 #[async_trait]
 impl ModuleProvider for EmbeddedProvider {
     async fn prepare(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        let membership = ctx.service::<oap_cluster::MembershipRef>()?;
+        if !membership.is_standalone() {
+            return Err(ModuleError::Config(format!(
+                "storage.embedded: the embedded store belongs to one process, and cluster.{} makes this node one of \
+                 several; a cluster needs shared storage (SW_STORAGE=elasticsearch), or run one node with \
+                 SW_CLUSTER=standalone",
+                membership.coordinator()
+            )));
+        }
         let budget = Budget { cache_size: self.config.cache_size, memtable_size: self.config.memtable_size };
         let path = self.config.data_dir.clone();
         let store = tokio::task::spawn_blocking(move || EmbeddedStore::open(path, budget))

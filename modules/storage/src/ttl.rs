@@ -66,13 +66,17 @@ impl DataKeeper {
         Ok(dropped)
     }
 
-    /// Runs every `period`, the first time one period from now.
-    pub fn start(self, period: Duration) -> JoinHandle<()> {
+    /// Runs every `period`, the first time one period from now, each time only if `leads()`
+    /// says this node is the one that deletes (the first of the cluster's sorted node list).
+    pub fn start(self, period: Duration, leads: impl Fn() -> bool + Send + 'static) -> JoinHandle<()> {
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
+                if !leads() {
+                    continue;
+                }
                 let now_ms = oap_model::now_ms();
                 match self.run_once(now_ms).await {
                     Ok(0) => {}

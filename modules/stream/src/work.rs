@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use oap_cluster::MembershipRef;
 use oap_core::{CoreConfig, CoreConfigRef, Downsampling, Role, SourceDispatcherRef, TimeBuckets};
 use oap_kernel::{ModuleContext, ModuleError};
 use oap_storage::record_stream::RecordStream;
@@ -38,7 +39,7 @@ pub struct StreamWork {
 
 impl StreamWork {
     /// Reads the metric definitions, installs every model in `storage` and starts the streams and
-    /// the keeper; the provider must require `core` and `telemetry`.
+    /// the keeper; the provider must require `core`, `telemetry` and `cluster`.
     pub async fn start(ctx: &mut ModuleContext<'_>, storage: &StorageRef) -> Result<Self, ModuleError> {
         let core = ctx.service::<CoreConfigRef>()?;
         let telemetry = ctx.service::<MetricsCreatorRef>()?;
@@ -96,9 +97,10 @@ impl StreamWork {
                 Ok::<_, ModuleError>(TopNReport::start(top_n, records.clone(), core.top_n_report_period))
             })
             .transpose()?;
+        let membership = ctx.service::<MembershipRef>()?;
         let keeper = core.enable_data_keeper_executor.then(|| {
             DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets.clone())
-                .start(core.data_keeper_execute_period)
+                .start(core.data_keeper_execute_period, move || membership.is_first())
         });
         Ok(Self { metrics, records, top_n, writer, keeper })
     }
