@@ -17,6 +17,7 @@ const PROTO_FILES: &[&str] = &[
     "skywalking/v3/configuration_discovery.proto",
     "skywalking/v3/event.proto",
     "compat/compat.proto",
+    "oap/remote/v1/remote.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -1,16 +1,22 @@
 //! The `cluster` module through the real binary, with a real etcd: nodes find each other,
 //! receivers follow the list without joining it, a node that stops leaves at once and one that
 //! dies leaves when its lease expires; configurations that cannot work refuse to start with
-//! the reason.
+//! the reason; and two receivers routing to two aggregators store exactly what one Mixed node
+//! stores of the same traffic.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::agent::{Scrape, send_segments, span};
 use common::etcd::Etcd;
 use common::graphql::Client;
-use common::{Backend, OapProcess, Ports, scratch_dir};
-use serde_json::Value;
+use common::{Backend, OapProcess, Ports, scratch_dir, start_server_on};
+use oap_oal::{ApdexThresholds, Catalog};
+use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanType};
+use oap_storage::{ScanQuery, StorageRef};
+use prost::Message;
+use serde_json::{Value, json};
 
 /// A node of an etcd cluster on Elasticsearch, with role `role`.
 fn node(etcd: &Etcd, backend: &Backend, role: &str) -> (OapProcess, Ports) {
@@ -24,6 +30,7 @@ fn node(etcd: &Etcd, backend: &Backend, role: &str) -> (OapProcess, Ports) {
         ("SW_CLUSTER_ETCD_ENDPOINTS", etcd.endpoint.clone()),
         ("SW_CLUSTER_ETCD_LEASE_TTL", "3".to_owned()),
         ("SW_CLUSTER_ETCD_POLL_PERIOD", "1".to_owned()),
+        ("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()),
         ("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()),
     ]);
     let mut server = OapProcess::spawn(dir, &env, &[]);
@@ -131,4 +138,150 @@ async fn configurations_a_cluster_cannot_work_with_are_refused_with_the_reason()
     assert!(!status.success());
     let log = server.log();
     assert!(log.contains("would register `0.0.0.0`") && log.contains("SW_CLUSTER_INTERNAL_COM_HOST"), "{log}");
+}
+
+/// Known traffic that needs no network address alias (refs carry no peer address, exits go to
+/// a database), so that what it becomes does not depend on which node analysed which segment:
+/// 3 services × 2 instances, 4 endpoints each, `rounds` calls per endpoint and instance, the
+/// later services called by the earlier ones.
+fn traffic(start: i64, rounds: usize) -> Vec<Vec<u8>> {
+    let mut segments = Vec::new();
+    for round in 0..rounds {
+        for service in 0..3 {
+            for instance in 0..2 {
+                for endpoint in 0..4 {
+                    let n = ((round * 3 + service) * 2 + instance) * 4 + endpoint;
+                    let latency = i64::try_from(10 + (n * 37) % 900).expect("small");
+                    let mut entry =
+                        span(0, SpanType::Entry, SpanLayer::Http, &format!("/op{endpoint}"), start, latency);
+                    entry.is_error = n % 7 == 0;
+                    if service > 0 {
+                        entry.refs = vec![SegmentReference {
+                            ref_type: RefType::CrossProcess as i32,
+                            trace_id: format!("trace-{n}"),
+                            parent_trace_segment_id: format!("parent-{n}"),
+                            parent_span_id: 1,
+                            parent_service: format!("svc-{}", service - 1),
+                            parent_service_instance: format!("svc-{}-i{instance}", service - 1),
+                            parent_endpoint: format!("/op{endpoint}"),
+                            network_address_used_at_peer: String::new(),
+                        }];
+                    }
+                    let mut query = span(1, SpanType::Exit, SpanLayer::Database, "SELECT", start + 1, latency / 3);
+                    query.peer = "mysql:3306".to_owned();
+                    query.component_id = 5;
+                    query.tags = vec![KeyStringValuePair { key: "db.type".to_owned(), value: "mysql".to_owned() }];
+                    segments.push(
+                        SegmentObject {
+                            trace_id: format!("trace-{n}"),
+                            trace_segment_id: format!("segment-{n}"),
+                            spans: vec![entry, query],
+                            service: format!("svc-{service}"),
+                            service_instance: format!("svc-{service}-i{instance}"),
+                            ..SegmentObject::default()
+                        }
+                        .encode_to_vec(),
+                    );
+                }
+            }
+        }
+    }
+    segments
+}
+
+/// Every row of every metric stream, sorted, as `model/id/bucket = values`.
+async fn every_metric_row(store: &StorageRef, catalog: &Catalog) -> Vec<String> {
+    let mut rows = Vec::new();
+    for stream in catalog.streams() {
+        let model = &stream.model;
+        if !model.kind.is_metrics() {
+            continue;
+        }
+        for row in store.scan(model, &ScanQuery::default()).await.expect("a scan") {
+            rows.push(format!("{}/{}/{} = {:?}", model.name, row.id, row.time_bucket, row.values));
+        }
+    }
+    rows.sort();
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_receivers_and_two_aggregators_store_exactly_what_one_mixed_node_stores() {
+    let definitions = oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal");
+    let catalog = Catalog::new(definitions, ApdexThresholds::default()).expect("catalog");
+    let start = oap_model::now_ms() - 5_000;
+    let segments = traffic(start, 5);
+
+    // One Mixed node, standalone, on the embedded store.
+    let mixed_dir = scratch_dir("cluster-mixed-reference");
+    let mixed_ports = Ports::free();
+    let mut mixed = start_server_on(&mixed_dir, &mixed_ports, &Backend::Embedded);
+    send_segments(mixed_ports.grpc, segments.clone()).await;
+
+    // The cluster on Elasticsearch: the traffic split over the two receivers.
+    let etcd = Etcd::start();
+    let backend = Backend::elasticsearch();
+    let (_aggregator_a, aggregator_a) = node(&etcd, &backend, "Aggregator");
+    let (_aggregator_b, aggregator_b) = node(&etcd, &backend, "Aggregator");
+    let (_receiver_a, receiver_a) = node(&etcd, &backend, "Receiver");
+    let (_receiver_b, receiver_b) = node(&etcd, &backend, "Receiver");
+    let both = sorted(vec![aggregator_a.grpc, aggregator_b.grpc]);
+    for ports in [&receiver_a, &receiver_b] {
+        wait_for_list(ports, &both.iter().map(|port| (*port, false)).collect::<Vec<_>>(), Duration::from_secs(10))
+            .await;
+    }
+    let (first, second) = segments.split_at(segments.len() / 2);
+    send_segments(receiver_a.grpc, first.to_vec()).await;
+    send_segments(receiver_b.grpc, second.to_vec()).await;
+
+    // The reference: stopped cleanly once it has written hours and days (every 4th second).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    mixed.signal("TERM");
+    assert!(mixed.wait_exit(Duration::from_secs(30)).is_some_and(|status| status.success()), "{}", mixed.log());
+    let expected = every_metric_row(&Backend::Embedded.open(&mixed_dir).await, &catalog).await;
+    assert!(expected.len() > 100, "the reference stored {} rows", expected.len());
+
+    // The cluster's rows, once its aggregators have written them all.
+    let store = backend.open(&mixed_dir).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored = every_metric_row(&store, &catalog).await;
+        if stored == expected {
+            break;
+        }
+        if Instant::now() > deadline {
+            let missing: Vec<&String> = expected.iter().filter(|row| !stored.contains(row)).take(10).collect();
+            let extra: Vec<&String> = stored.iter().filter(|row| !expected.contains(row)).take(10).collect();
+            panic!(
+                "the cluster stored {} rows, the Mixed node {}; missing {missing:#?}; extra {extra:#?}",
+                stored.len(),
+                expected.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("{} metric rows equal", expected.len());
+    // Both aggregators took a share, over the network.
+    for ports in [&aggregator_a, &aggregator_b] {
+        let taken = Scrape::from_port(ports.telemetry).await.value("remote_in_count");
+        assert!(taken > 0.0, "the aggregator on {} took no metrics", ports.grpc);
+        println!("aggregator on {} took {taken} metrics", ports.grpc);
+    }
+
+    // Every node answers the same through GraphQL, a receiver as an aggregator.
+    let minute = oap_model::TimeBuckets::system().minute(start).expect("a minute").to_string();
+    let text = format!("{}-{}-{} {}", &minute[0..4], &minute[4..6], &minute[6..8], &minute[8..12]);
+    let document = "query($entity: Entity!, $duration: Duration!) { cpm: execExpression(expression: \"service_cpm\", \
+                    entity: $entity, duration: $duration) { results { values { value } } error } }";
+    let variables = json!({
+        "entity": { "serviceName": "svc-1", "normal": true },
+        "duration": { "start": text, "end": text, "step": "MINUTE" },
+    });
+    let mut answers = Vec::new();
+    for ports in [&receiver_a, &aggregator_b] {
+        answers.push(Client::new(ports.rest).data(document, variables.clone()).await);
+    }
+    assert_eq!(answers[0], answers[1]);
+    // 5 rounds × 2 instances × 4 endpoints calls to svc-1 in the minute.
+    assert_eq!(answers[0]["cpm"]["results"][0]["values"][0]["value"], "40", "{}", answers[0]);
 }

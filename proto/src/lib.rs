@@ -9,6 +9,7 @@
 //!   by name, 64-bit integers as strings), which the HTTP receivers use.
 //! - [`compat`]: the package-less service names (`/TraceSegmentReportService/collect`) that
 //!   older agents call; they reuse the `skywalking.v3` messages.
+//! - [`oap::remote::v1`]: the node-to-node protocol of an oap-rs cluster (ours).
 
 /// The `skywalking` protobuf package tree.
 pub mod skywalking {
@@ -27,6 +28,18 @@ pub mod compat {
     pub use super::skywalking;
 
     include!(concat!(env!("OUT_DIR"), "/_.rs"));
+}
+
+/// Package `oap.remote.v1`: what oap-rs nodes send each other (our own protocol).
+pub mod oap {
+    /// Node-to-node messages and services.
+    pub mod remote {
+        /// Version 1.
+        #[allow(missing_docs, clippy::all, clippy::unwrap_used)]
+        pub mod v1 {
+            include!(concat!(env!("OUT_DIR"), "/oap.remote.v1.rs"));
+        }
+    }
 }
 
 pub use skywalking::v3;

@@ -5,6 +5,8 @@
 //! - [`l1`]: per-thread pre-aggregation of sources into metrics, bounded, flushed every
 //!   `l1FlushPeriod`;
 //! - [`route`]: each metric to its aggregator by the hash of its entity id;
+//! - [`remote`]: the aggregators on other nodes of a cluster, and the service taking their
+//!   metrics;
 //! - [`l2`]: merge with storage, persist every `persistentPeriod`, roll minutes up into hours
 //!   and days;
 //! - [`metrics_stream`]: the three wired together;
@@ -18,6 +20,7 @@ pub mod definitions;
 pub mod l1;
 pub mod l2;
 pub mod metrics_stream;
+pub mod remote;
 pub mod route;
 pub mod sharded;
 pub mod top_n;

@@ -5,8 +5,8 @@
 //! local.
 //!
 //! An aggregator is anything that takes a batch of metrics: the local L2 on a Mixed node; a
-//! remote node's client once the cluster exists. The target list can be replaced while running
-//! (a cluster change).
+//! remote node's client (`remote::RemotePeer`) in a cluster. The target list is replaced while
+//! running as the cluster's node list changes.
 
 use std::sync::{Arc, RwLock};
 
@@ -50,6 +50,15 @@ impl Router {
         targets.sort_by(|a, b| a.address.cmp(&b.address));
         targets.dedup_by(|a, b| a.address == b.address);
         *self.targets.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::from(targets);
+    }
+
+    /// Whether an aggregator of this address is among the targets.
+    pub fn has_target(&self, address: &str) -> bool {
+        self.targets
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .iter()
+            .any(|target| target.address == address)
     }
 
     /// Sends every metric to its aggregator; returns how many could not be delivered (they are

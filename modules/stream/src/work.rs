@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oap_cluster::MembershipRef;
-use oap_core::{CoreConfig, CoreConfigRef, Downsampling, Role, SourceDispatcherRef, TimeBuckets};
+use oap_core::{CoreConfig, CoreConfigRef, Downsampling, GrpcServerRef, Role, SourceDispatcherRef, TimeBuckets};
 use oap_kernel::{ModuleContext, ModuleError};
 use oap_storage::record_stream::RecordStream;
 use oap_storage::retry::WriteMetrics;
@@ -20,7 +20,8 @@ use crate::definitions::load_catalog;
 use crate::l1::{DEFAULT_CAPACITY, L1};
 use crate::l2::{L2, L2Config, L2Metrics};
 use crate::metrics_stream::MetricsStream;
-use crate::route::{Router, Target};
+use crate::remote::{RemoteMetrics, RemoteReceiver, follow_membership};
+use crate::route::{Aggregator, Router, Target};
 use crate::top_n::{TopN, TopNReport};
 
 /// How long shutdown waits for queued records to be stored.
@@ -35,6 +36,7 @@ pub struct StreamWork {
     top_n: Option<TopNReport>,
     writer: JoinHandle<()>,
     keeper: Option<JoinHandle<()>>,
+    follower: Option<JoinHandle<()>>,
 }
 
 impl StreamWork {
@@ -80,6 +82,20 @@ impl StreamWork {
         let dropped =
             telemetry.counter("metrics_route_dropped_count", "Metrics L1 could not hand to any aggregator", &[])?;
         let router = Arc::new(Router::new(targets, dropped));
+        let membership = ctx.service::<MembershipRef>()?;
+        let follower = if membership.is_standalone() {
+            None
+        } else {
+            // A node of a cluster: the targets are the cluster's aggregating nodes, and an
+            // aggregating node takes the metrics the others route to it.
+            let remote = RemoteMetrics::new(&*telemetry)?;
+            let local = l2.clone().map(|l2| l2 as Arc<dyn Aggregator>);
+            if let Some(local) = &local {
+                let grpc = ctx.service::<GrpcServerRef>()?;
+                grpc.add_service(RemoteReceiver::service(local.clone(), &catalog, remote.clone()))?;
+            }
+            Some(follow_membership(membership.clone(), &router, local, &catalog, remote))
+        };
         let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
         let metrics = MetricsStream::start(l1, router, l2, core.l1_flush_period);
         if core.role != Role::Aggregator {
@@ -97,12 +113,11 @@ impl StreamWork {
                 Ok::<_, ModuleError>(TopNReport::start(top_n, records.clone(), core.top_n_report_period))
             })
             .transpose()?;
-        let membership = ctx.service::<MembershipRef>()?;
         let keeper = core.enable_data_keeper_executor.then(|| {
             DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets.clone())
                 .start(core.data_keeper_execute_period, move || membership.is_first())
         });
-        Ok(Self { metrics, records, top_n, writer, keeper })
+        Ok(Self { metrics, records, top_n, writer, keeper, follower })
     }
 
     /// Stops the keeper, persists the metrics held, reports the top-N lists, and waits (a
@@ -110,6 +125,9 @@ impl StreamWork {
     pub async fn stop(self) {
         if let Some(keeper) = self.keeper {
             keeper.abort();
+        }
+        if let Some(follower) = self.follower {
+            follower.abort();
         }
         self.metrics.stop().await;
         if let Some(top_n) = self.top_n {

@@ -1,0 +1,307 @@
+//! Metrics between the nodes of a cluster (pipeline-and-storage.md §4): the router's targets
+//! follow the cluster's node list — this node's own L2 in-process, every other aggregating node
+//! through a [`RemotePeer`] — and [`RemoteReceiver`] takes the batches other nodes send into
+//! the local L2.
+//!
+//! A peer keeps a bounded queue of batches (a full queue makes L1's flush wait: backpressure)
+//! and sends them one at a time, in order, each with a deadline. A batch that fails is sent
+//! again, with a growing pause, while the peer is listed; once the peer has left the list its
+//! batches are routed again over the nodes that remain, not dropped. Each batch carries its
+//! sender and a sequence number, so one sent again after a lost answer is taken once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use oap_cluster::MembershipRef;
+use oap_oal::Catalog;
+use oap_oal::catalog::Metric;
+use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
+use oap_proto::oap::remote::v1::remote_service_server::{RemoteService, RemoteServiceServer};
+use oap_proto::oap::remote::v1::{MetricBatch, TakeReply};
+use oap_storage::retry::{Outage, OutageLog};
+use oap_telemetry::{Counter, MetricsCreator, TelemetryError};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tonic::{Request, Response, Status};
+use tracing::{error, info, warn};
+
+use crate::route::{Aggregator, Router, Target};
+
+/// Batches a peer holds queued at most.
+const PEER_QUEUE: usize = 64;
+/// How long one batch may take to be answered (SkyWalking's `remoteTimeout`).
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(20);
+/// The longest pause between two attempts at a batch.
+const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+
+/// A digest of the streams a catalog defines, in order: nodes exchange metrics by stream number,
+/// so two nodes must agree on it (FNV-1a over the names).
+pub fn catalog_digest(catalog: &Catalog) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for stream in catalog.streams() {
+        for byte in stream.model.name.bytes().chain(std::iter::once(0)) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    hash
+}
+
+/// Counters of the node-to-node traffic.
+#[derive(Clone)]
+pub struct RemoteMetrics {
+    sent: Counter,
+    retried: Counter,
+    rerouted: Counter,
+    lost: Counter,
+    received: Counter,
+    duplicates: Counter,
+}
+
+impl RemoteMetrics {
+    /// The counters, registered in `metrics`.
+    pub fn new(metrics: &dyn MetricsCreator) -> Result<Self, TelemetryError> {
+        Ok(Self {
+            sent: metrics.counter("remote_out_count", "Metrics another node's L2 took from this node", &[])?,
+            retried: metrics.counter("remote_out_retry_count", "Batches sent again to a node", &[])?,
+            rerouted: metrics.counter(
+                "remote_out_rerouted_count",
+                "Metrics routed again because their node left the cluster",
+                &[],
+            )?,
+            lost: metrics.counter(
+                "remote_out_error_count",
+                "Metrics a node refused for good (other metric definitions)",
+                &[],
+            )?,
+            received: metrics.counter("remote_in_count", "Metrics taken from other nodes", &[])?,
+            duplicates: metrics.counter("remote_in_duplicate_count", "Batches received again and taken once", &[])?,
+        })
+    }
+}
+
+/// What every peer of this node shares.
+#[derive(Clone)]
+struct PeerContext {
+    sender: u64,
+    catalog: u64,
+    router: Weak<Router>,
+    membership: MembershipRef,
+    metrics: RemoteMetrics,
+}
+
+/// Another aggregating node, as this node's router sees it.
+pub struct RemotePeer {
+    queue: mpsc::Sender<Vec<Metric>>,
+}
+
+#[async_trait]
+impl Aggregator for RemotePeer {
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+        self.queue.send(metrics).await.map_err(|_| "the peer's sender stopped".to_owned())
+    }
+}
+
+impl RemotePeer {
+    fn start(address: String, context: PeerContext) -> Arc<Self> {
+        let (queue, batches) = mpsc::channel(PEER_QUEUE);
+        tokio::spawn(send_all(address, batches, context));
+        Arc::new(Self { queue })
+    }
+}
+
+/// Whether `address` (`host:port`) is still one of the cluster's nodes.
+fn listed(membership: &MembershipRef, address: &str) -> bool {
+    membership.nodes().iter().any(|node| node.address() == address)
+}
+
+/// Sends the peer's batches in order until its queue closes (the peer left the router).
+async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, context: PeerContext) {
+    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{address}")) {
+        Ok(endpoint) => endpoint.connect_timeout(Duration::from_secs(3)),
+        Err(error) => {
+            error!(%address, %error, "not a node address");
+            return;
+        }
+    };
+    let mut client = RemoteServiceClient::new(endpoint.connect_lazy());
+    let mut sequence = 0u64;
+    while let Some(batch) = batches.recv().await {
+        sequence += 1;
+        let count = batch.len();
+        let encoded = match postcard::to_allocvec(&batch) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                context.metrics.lost.inc_by(count as u64);
+                error!(%address, %error, metrics = count, "metrics could not be encoded; they are lost");
+                continue;
+            }
+        };
+        let message = MetricBatch {
+            sender: context.sender,
+            sequence,
+            catalog: context.catalog,
+            metrics: encoded,
+            count: u32::try_from(count).unwrap_or(u32::MAX),
+        };
+        let mut pause = Duration::from_millis(50);
+        let mut outage = Outage::default();
+        loop {
+            let mut request = Request::new(message.clone());
+            request.set_timeout(REMOTE_TIMEOUT);
+            match client.take(request).await {
+                Ok(_) => {
+                    context.metrics.sent.inc_by(count as u64);
+                    if let Some((attempts, waited)) = outage.ended() {
+                        info!(%address, failed_attempts = attempts, ?waited, "metrics delivered after retries");
+                    }
+                    break;
+                }
+                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                    context.metrics.lost.inc_by(count as u64);
+                    error!(%address, %status, metrics = count, "a node refused metrics for good; they are lost");
+                    break;
+                }
+                Err(status) => {
+                    if !listed(&context.membership, &address) {
+                        reroute(&address, batch, &context).await;
+                        break;
+                    }
+                    context.metrics.retried.inc();
+                    match outage.failed() {
+                        Some(OutageLog::Began) => {
+                            warn!(%address, %status, "sending metrics to a node failed; retrying")
+                        }
+                        Some(OutageLog::Lasts { attempts, failing_for }) => {
+                            warn!(%address, %status, failed_attempts = attempts, ?failing_for, "a node still takes no metrics");
+                        }
+                        None => {}
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LONGEST_PAUSE);
+                }
+            }
+        }
+    }
+}
+
+/// Routes a batch of a node that left over the nodes that remain, once the router no longer
+/// lists the node.
+async fn reroute(address: &str, batch: Vec<Metric>, context: &PeerContext) {
+    let Some(router) = context.router.upgrade() else { return };
+    while router.has_target(&sort_key(address)) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    context.metrics.rerouted.inc_by(batch.len() as u64);
+    info!(%address, metrics = batch.len(), "a node left the cluster; its metrics are routed again");
+    router.route(batch).await;
+}
+
+/// `host_port`, the key nodes are sorted by, of `host:port`.
+fn sort_key(address: &str) -> String {
+    match address.rsplit_once(':') {
+        Some((host, port)) => format!("{host}_{port}"),
+        None => address.to_owned(),
+    }
+}
+
+/// Keeps the router's targets equal to the cluster's aggregating nodes: `local` for this node,
+/// a [`RemotePeer`] for each other one (kept while it stays listed).
+pub fn follow_membership(
+    membership: MembershipRef,
+    router: &Arc<Router>,
+    local: Option<Arc<dyn Aggregator>>,
+    catalog: &Catalog,
+    metrics: RemoteMetrics,
+) -> JoinHandle<()> {
+    let context = PeerContext {
+        sender: rand::random(),
+        catalog: catalog_digest(catalog),
+        router: Arc::downgrade(router),
+        membership: membership.clone(),
+        metrics,
+    };
+    let router = router.clone();
+    let mut changes = membership.watch();
+    tokio::spawn(async move {
+        let mut peers: HashMap<String, Arc<RemotePeer>> = HashMap::new();
+        loop {
+            let nodes = changes.borrow_and_update().clone();
+            let mut targets = Vec::with_capacity(nodes.len());
+            let mut kept = HashMap::new();
+            for node in nodes.iter() {
+                let address = node.address();
+                let aggregator: Arc<dyn Aggregator> = if node.is_self {
+                    match &local {
+                        Some(local) => local.clone(),
+                        None => continue,
+                    }
+                } else {
+                    let peer =
+                        peers.remove(&address).unwrap_or_else(|| RemotePeer::start(address.clone(), context.clone()));
+                    kept.insert(address.clone(), peer.clone());
+                    peer
+                };
+                // The router sorts by this key, as the cluster sorts its nodes.
+                targets.push(Target { address: sort_key(&address), aggregator });
+            }
+            // Peers no longer listed are dropped here: their queues close once the router lets
+            // them go, and what they still hold is routed again.
+            peers = kept;
+            router.set_targets(targets);
+            if changes.changed().await.is_err() {
+                return;
+            }
+        }
+    })
+}
+
+/// Takes other nodes' batches into this node's L2.
+pub struct RemoteReceiver {
+    l2: Arc<dyn Aggregator>,
+    catalog: u64,
+    /// The last sequence taken from each sender.
+    taken: Mutex<HashMap<u64, u64>>,
+    metrics: RemoteMetrics,
+}
+
+impl RemoteReceiver {
+    /// The gRPC service over `l2`.
+    pub fn service(
+        l2: Arc<dyn Aggregator>,
+        catalog: &Catalog,
+        metrics: RemoteMetrics,
+    ) -> RemoteServiceServer<RemoteReceiver> {
+        RemoteServiceServer::new(Self {
+            l2,
+            catalog: catalog_digest(catalog),
+            taken: Mutex::new(HashMap::new()),
+            metrics,
+        })
+        .max_decoding_message_size(256 << 20)
+    }
+}
+
+#[async_trait]
+impl RemoteService for RemoteReceiver {
+    async fn take(&self, request: Request<MetricBatch>) -> Result<Response<TakeReply>, Status> {
+        let batch = request.into_inner();
+        if batch.catalog != self.catalog {
+            return Err(Status::failed_precondition("this node defines other metric streams (its OAL differs)"));
+        }
+        let last = self.taken.lock().unwrap_or_else(PoisonError::into_inner).get(&batch.sender).copied();
+        if last.is_some_and(|last| batch.sequence <= last) {
+            self.metrics.duplicates.inc();
+            return Ok(Response::new(TakeReply { duplicate: true }));
+        }
+        let metrics: Vec<Metric> = postcard::from_bytes(&batch.metrics)
+            .map_err(|error| Status::invalid_argument(format!("unreadable metrics: {error}")))?;
+        let count = metrics.len();
+        self.l2.take(metrics).await.map_err(Status::unavailable)?;
+        self.taken.lock().unwrap_or_else(PoisonError::into_inner).insert(batch.sender, batch.sequence);
+        self.metrics.received.inc_by(count as u64);
+        Ok(Response::new(TakeReply { duplicate: false }))
+    }
+}
