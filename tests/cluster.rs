@@ -285,3 +285,106 @@ async fn two_receivers_and_two_aggregators_store_exactly_what_one_mixed_node_sto
     // 5 rounds × 2 instances × 4 endpoints calls to svc-1 in the minute.
     assert_eq!(answers[0]["cpm"]["results"][0]["values"][0]["value"], "40", "{}", answers[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregator_killed_under_load_loses_only_what_it_held_and_says_so() {
+    let etcd = Etcd::start();
+    let backend = Backend::elasticsearch();
+    let (_survivor, survivor) = node(&etcd, &backend, "Aggregator");
+    let (mut victim, victim_ports) = node(&etcd, &backend, "Aggregator");
+    let (receiver_process, receiver) = node(&etcd, &backend, "Receiver");
+    let order = sorted(vec![survivor.grpc, victim_ports.grpc]);
+    wait_for_list(&receiver, &order.iter().map(|port| (*port, false)).collect::<Vec<_>>(), Duration::from_secs(10))
+        .await;
+    // Which of the two a service's metrics go to while both are listed.
+    let survivor_index = order.iter().position(|port| *port == survivor.grpc).expect("listed");
+    let services: Vec<String> = (0..12).map(|n| format!("kill-svc-{n}")).collect();
+    let owned_by_survivor =
+        |name: &str| oap_stream::route::target_index(&oap_model::ids::service_id(name, true), 2) == survivor_index;
+    assert!(
+        services.iter().any(|name| owned_by_survivor(name)) && !services.iter().all(|name| owned_by_survivor(name))
+    );
+
+    // Load: one segment of one entry span per service every 200 ms, each answered.
+    let mut sent = 0usize;
+    let send_round = |round: usize| {
+        let now = oap_model::now_ms();
+        let segments: Vec<Vec<u8>> = services
+            .iter()
+            .map(|service| {
+                SegmentObject {
+                    trace_id: format!("{service}-{round}"),
+                    trace_segment_id: format!("{service}-{round}"),
+                    spans: vec![span(0, SpanType::Entry, SpanLayer::Http, "/kill", now - 20, 10)],
+                    service: service.clone(),
+                    service_instance: format!("{service}-i"),
+                    ..SegmentObject::default()
+                }
+                .encode_to_vec()
+            })
+            .collect();
+        send_segments(receiver.grpc, segments)
+    };
+    let started = Instant::now();
+    let mut killed_at = None;
+    while started.elapsed() < Duration::from_secs(16) {
+        send_round(sent).await;
+        sent += 1;
+        if killed_at.is_none() && started.elapsed() > Duration::from_secs(6) {
+            victim.signal("KILL");
+            victim.wait_exit(Duration::from_secs(10)).expect("killed");
+            killed_at = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The survivor alone is listed now.
+    wait_for_list(&receiver, &[(survivor.grpc, false)], Duration::from_secs(10)).await;
+
+    // Calls per service, summed over the minute rows of service_cpm, once the survivor has
+    // written what it holds.
+    let store = backend.open(&scratch_dir("cluster-kill-read")).await;
+    let definitions = oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal");
+    let catalog = Catalog::new(definitions, ApdexThresholds::default()).expect("catalog");
+    let model = catalog.find("service_cpm").expect("service_cpm").1.model.clone();
+    let total = model.column("total").expect("total");
+    let counted = |rows: &[oap_storage::Row], service: &str| -> i64 {
+        let id = oap_model::ids::service_id(service, true);
+        rows.iter().filter(|row| row.id == id && row.time_bucket > 100_000_000_000).map(|row| row.long(total)).sum()
+    };
+    let sent = i64::try_from(sent).expect("small");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let rows = loop {
+        let rows = store.scan(&model, &ScanQuery::default()).await.expect("a scan");
+        let exact = services.iter().filter(|name| owned_by_survivor(name)).all(|name| counted(&rows, name) == sent);
+        if exact || Instant::now() > deadline {
+            break rows;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut lost = 0;
+    for service in &services {
+        let stored = counted(&rows, service);
+        if owned_by_survivor(service) {
+            assert_eq!(stored, sent, "{service}, whose aggregator survived, has every call");
+        } else {
+            assert!(stored > 0 && stored <= sent, "{service}: {stored} of {sent} calls; never more than sent");
+            lost += sent - stored;
+        }
+    }
+    // What the dead node held is counted and logged by the receiver that sent it.
+    let scrape = Scrape::from_port(receiver.telemetry).await;
+    let at_risk = scrape.value("remote_out_at_risk_count");
+    println!(
+        "{sent} calls per service; {lost} calls of the victim's services lost; {at_risk} metrics reported at risk; \
+         the kill {:?} before the end",
+        killed_at.map(|at| at.elapsed())
+    );
+    if lost > 0 {
+        assert!(at_risk > 0.0, "calls were lost and nothing was reported");
+        assert!(
+            receiver_process.log().contains("a node left the cluster holding metrics"),
+            "{}",
+            receiver_process.log()
+        );
+    }
+}

@@ -80,13 +80,20 @@ pub struct L2Metrics {
 enum Command {
     Metrics(Vec<Metric>),
     Flush(oneshot::Sender<()>),
+    /// Entities may have changed owner: what is cached may be stale, and this minute's rows
+    /// may have been written by another node.
+    OwnersChanged(i64),
     Stop,
 }
+
+/// How far past now rows are read again after the cluster's node list changed, ms.
+const OWNER_CHANGE_MARGIN_MS: i64 = 5 * 60_000;
 
 /// The L2 of a node: its partitions.
 pub struct L2 {
     senders: Vec<mpsc::Sender<Command>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
+    buckets: TimeBuckets,
 }
 
 impl L2 {
@@ -116,7 +123,7 @@ impl L2 {
             senders.push(sender);
             tasks.push(tokio::spawn(partition.run(receiver)));
         }
-        Arc::new(Self { senders, tasks: Mutex::new(tasks) })
+        Arc::new(Self { senders, tasks: Mutex::new(tasks), buckets })
     }
 
     /// Persists everything held, at every level, now; returns once it is stored.
@@ -130,6 +137,18 @@ impl L2 {
         }
         for wait in waits {
             let _ = wait.await;
+        }
+    }
+
+    /// Says that the cluster's node list changed, so entities may have moved between
+    /// aggregators: the cache of stored rows is dropped and rows of this minute are read again
+    /// — and of the next few, for agents whose clocks run ahead — before they are written
+    /// (another node may have written them).
+    pub async fn owners_changed(&self) {
+        // Agents' clocks may run ahead: the next few minutes may have been written too.
+        let minute = self.buckets.minute(now_ms() + OWNER_CHANGE_MARGIN_MS).unwrap_or(i64::MAX);
+        for sender in &self.senders {
+            let _ = sender.send(Command::OwnersChanged(minute)).await;
         }
     }
 
@@ -224,6 +243,10 @@ impl Partition {
                         self.round(true).await;
                         let _ = done.send(());
                     }
+                    Some(Command::OwnersChanged(minute)) => {
+                        self.cache.clear();
+                        self.boot_minute = self.boot_minute.max(minute);
+                    }
                     Some(Command::Stop) | None => {
                         self.round(true).await;
                         return;
@@ -290,8 +313,9 @@ impl Partition {
         );
     }
 
-    /// Whether a minute row can have nothing stored: newer than this node's start and than the
-    /// session timeout, so no earlier write of it can exist that the cache would not hold.
+    /// Whether a minute row can have nothing stored: newer than this node's start (and than the
+    /// last change of the cluster's node list) and than the session timeout, so no earlier
+    /// write of it can exist that the cache would not hold.
     fn is_fresh(&self, minute: i64, now_ms: i64) -> bool {
         let timeout = i64::try_from(self.config.session_timeout.as_millis()).unwrap_or(i64::MAX);
         minute > self.boot_minute

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use oap_cluster::MembershipRef;
@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status};
 use tracing::{error, info, warn};
 
+use crate::l2::L2;
 use crate::route::{Aggregator, Router, Target};
 
 /// Batches a peer holds queued at most.
@@ -58,6 +59,7 @@ pub struct RemoteMetrics {
     lost: Counter,
     received: Counter,
     duplicates: Counter,
+    at_risk: Counter,
 }
 
 impl RemoteMetrics {
@@ -78,6 +80,11 @@ impl RemoteMetrics {
             )?,
             received: metrics.counter("remote_in_count", "Metrics taken from other nodes", &[])?,
             duplicates: metrics.counter("remote_in_duplicate_count", "Batches received again and taken once", &[])?,
+            at_risk: metrics.counter(
+                "remote_out_at_risk_count",
+                "Metrics a node that left had taken within its last persistent period: lost unless it stopped cleanly",
+                &[],
+            )?,
         })
     }
 }
@@ -85,6 +92,9 @@ impl RemoteMetrics {
 /// What every peer of this node shares.
 #[derive(Clone)]
 struct PeerContext {
+    /// How long an aggregator holds what it took before it is stored: `persistentPeriod` and a
+    /// margin. What a peer took within this of its last answer is what its death may lose.
+    holds_for: Duration,
     sender: u64,
     catalog: u64,
     router: Weak<Router>,
@@ -128,6 +138,8 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
     };
     let mut client = RemoteServiceClient::new(endpoint.connect_lazy());
     let mut sequence = 0u64;
+    // What the peer took lately, and when: what it may still hold unstored.
+    let mut recent: std::collections::VecDeque<(Instant, usize)> = std::collections::VecDeque::new();
     while let Some(batch) = batches.recv().await {
         sequence += 1;
         let count = batch.len();
@@ -154,6 +166,7 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
             match client.take(request).await {
                 Ok(_) => {
                     context.metrics.sent.inc_by(count as u64);
+                    recent.push_back((Instant::now(), count));
                     if let Some((attempts, waited)) = outage.ended() {
                         info!(%address, failed_attempts = attempts, ?waited, "metrics delivered after retries");
                     }
@@ -184,6 +197,24 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
                 }
             }
         }
+        // Keep what was taken within `holds_for` of the latest delivery: if the peer dies now,
+        // that is what it may not have stored.
+        if let Some(&(latest, _)) = recent.back() {
+            while recent.front().is_some_and(|(at, _)| latest.duration_since(*at) > context.holds_for) {
+                recent.pop_front();
+            }
+        }
+    }
+    // The router let the peer go: it left the cluster.
+    let at_risk: usize = recent.iter().map(|(_, count)| count).sum();
+    if at_risk > 0 && !listed(&context.membership, &address) {
+        context.metrics.at_risk.inc_by(at_risk as u64);
+        warn!(
+            %address,
+            metrics = at_risk,
+            "a node left the cluster holding metrics it took from this one within its persistent period; \
+             they are lost unless it stopped cleanly (remote_out_at_risk_count)"
+        );
     }
 }
 
@@ -207,16 +238,19 @@ fn sort_key(address: &str) -> String {
     }
 }
 
-/// Keeps the router's targets equal to the cluster's aggregating nodes: `local` for this node,
-/// a [`RemotePeer`] for each other one (kept while it stays listed).
+/// Keeps the router's targets equal to the cluster's aggregating nodes: `l2` for this node, a
+/// [`RemotePeer`] for each other one (kept while it stays listed); tells `l2` when the list
+/// changes, as entities then change owner.
 pub fn follow_membership(
     membership: MembershipRef,
     router: &Arc<Router>,
-    local: Option<Arc<dyn Aggregator>>,
+    l2: Option<Arc<L2>>,
     catalog: &Catalog,
+    persistent_period: Duration,
     metrics: RemoteMetrics,
 ) -> JoinHandle<()> {
     let context = PeerContext {
+        holds_for: persistent_period + Duration::from_secs(2),
         sender: rand::random(),
         catalog: catalog_digest(catalog),
         router: Arc::downgrade(router),
@@ -225,8 +259,10 @@ pub fn follow_membership(
     };
     let router = router.clone();
     let mut changes = membership.watch();
+    let local = l2.clone().map(|l2| l2 as Arc<dyn Aggregator>);
     tokio::spawn(async move {
         let mut peers: HashMap<String, Arc<RemotePeer>> = HashMap::new();
+        let mut first = true;
         loop {
             let nodes = changes.borrow_and_update().clone();
             let mut targets = Vec::with_capacity(nodes.len());
@@ -251,6 +287,10 @@ pub fn follow_membership(
             // them go, and what they still hold is routed again.
             peers = kept;
             router.set_targets(targets);
+            if let Some(l2) = l2.as_ref().filter(|_| !first) {
+                l2.owners_changed().await;
+            }
+            first = false;
             if changes.changed().await.is_err() {
                 return;
             }

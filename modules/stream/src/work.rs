@@ -21,7 +21,7 @@ use crate::l1::{DEFAULT_CAPACITY, L1};
 use crate::l2::{L2, L2Config, L2Metrics};
 use crate::metrics_stream::MetricsStream;
 use crate::remote::{RemoteMetrics, RemoteReceiver, follow_membership};
-use crate::route::{Aggregator, Router, Target};
+use crate::route::{Router, Target};
 use crate::top_n::{TopN, TopNReport};
 
 /// How long shutdown waits for queued records to be stored.
@@ -89,12 +89,11 @@ impl StreamWork {
             // A node of a cluster: the targets are the cluster's aggregating nodes, and an
             // aggregating node takes the metrics the others route to it.
             let remote = RemoteMetrics::new(&*telemetry)?;
-            let local = l2.clone().map(|l2| l2 as Arc<dyn Aggregator>);
-            if let Some(local) = &local {
+            if let Some(l2) = &l2 {
                 let grpc = ctx.service::<GrpcServerRef>()?;
-                grpc.add_service(RemoteReceiver::service(local.clone(), &catalog, remote.clone()))?;
+                grpc.add_service(RemoteReceiver::service(l2.clone(), &catalog, remote.clone()))?;
             }
-            Some(follow_membership(membership.clone(), &router, local, &catalog, remote))
+            Some(follow_membership(membership.clone(), &router, l2.clone(), &catalog, core.persistent_period, remote))
         };
         let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
         let metrics = MetricsStream::start(l1, router, l2, core.l1_flush_period);

@@ -153,6 +153,30 @@ async fn fresh_minutes_are_not_read_but_hours_and_days_are() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn after_the_node_list_changes_rows_another_node_wrote_are_read_and_merged() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let (first, second) = (start(&catalog, &store), start(&catalog, &store));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A fresh minute for both: the first node owns the entity and writes 1 call.
+    let now = TimeBuckets::utc().minute(oap_model::now_ms() + 60_000).expect("a minute");
+    first.take(vec![cpm(&catalog, now, 1)]).await.expect("taken");
+    first.flush().await;
+    assert_eq!(stored_cpm(&store, now), Some((1, 1)));
+    // The first node leaves; the entity's metrics now reach the second, which is told.
+    second.owners_changed().await;
+    second.take(vec![cpm(&catalog, now, 2)]).await.expect("taken");
+    second.flush().await;
+    assert_eq!(stored_cpm(&store, now), Some((3, 3)), "the first node's call and the second's");
+    // And back: the first node's cached row is stale (3 is stored, it cached 1).
+    first.owners_changed().await;
+    first.take(vec![cpm(&catalog, now, 4)]).await.expect("taken");
+    first.flush().await;
+    assert_eq!(stored_cpm(&store, now), Some((7, 7)), "every call once");
+    first.stop().await;
+    second.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_relation_whose_components_did_not_grow_is_not_rewritten() {
     let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
     let l2 = start(&catalog, &store);
