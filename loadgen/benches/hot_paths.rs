@@ -16,6 +16,11 @@
 //!   persisted to the embedded store, minute, hour and day rows (per metric; steady state: every
 //!   row is already cached and stored, so each is an update).
 //!
+//! - `remote_route`: the same metrics as one batch to another node of a cluster, over gRPC on
+//!   loopback — encoded, sent, decoded, checked and handed to an aggregator that only counts
+//!   them (per metric; what a Receiver node adds per metric over a Mixed node's in-process
+//!   hand-off).
+//!
 //! Run: `cargo bench -p oap-loadgen --bench hot_paths`
 
 use std::sync::Arc;
@@ -31,6 +36,7 @@ use oap_model::TimeBuckets;
 use oap_model::source::Source;
 use oap_oal::Catalog;
 use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
+use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
 use oap_proto::v3::SegmentObject;
 use oap_storage::Storage;
 use oap_storage::retry::WriteMetrics;
@@ -143,8 +149,21 @@ fn main() {
     group.bench_function("l2_merge", |b| {
         b.iter_batched(|| metrics.clone(), |metrics| runtime.block_on(merge(&l2, metrics)), BatchSize::LargeInput);
     });
-    group.finish();
     runtime.block_on(l2.stop());
+
+    let client = runtime.block_on(remote_receiver(&catalog));
+    let digest = oap_stream::remote::catalog_digest(&catalog);
+    let encoded = oap_stream::remote::encode_batch(7, 0, digest, &metrics).expect("encodes").metrics.len();
+    println!("a batch of {} metrics is {encoded} bytes on the wire between nodes", metrics.len());
+    let mut sequence = 0;
+    group.bench_function("remote_route", |b| {
+        b.iter(|| {
+            sequence += 1;
+            let batch = oap_stream::remote::encode_batch(7, sequence, digest, &metrics).expect("encodes");
+            runtime.block_on(client.clone().take(batch)).expect("taken");
+        });
+    });
+    group.finish();
     let _ = std::fs::remove_dir_all(&dir);
     criterion.final_summary();
 }
@@ -165,6 +184,37 @@ async fn start_l2(catalog: &Arc<Catalog>, dir: &std::path::Path) -> Arc<L2> {
     let counter = || Counter::new("bench", "counts nowhere").expect("a counter");
     let metrics = L2Metrics { writes: WriteMetrics::detached(), expired: counter(), read_errors: counter() };
     L2::start(catalog.clone(), Arc::new(store), config, metrics, TimeBuckets::system())
+}
+
+/// An aggregator that only counts what it takes.
+struct Counting(std::sync::atomic::AtomicU64);
+
+#[async_trait::async_trait]
+impl Aggregator for Counting {
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+        self.0.fetch_add(metrics.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// A node's remote service on a loopback port, over a counting aggregator; a client of it.
+async fn remote_receiver(catalog: &Catalog) -> RemoteServiceClient<tonic::transport::Channel> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let address = listener.local_addr().expect("an address");
+    let telemetry = oap_telemetry::MetricsRegistry::new();
+    let metrics = oap_stream::remote::RemoteMetrics::new(&telemetry).expect("metrics");
+    let service = oap_stream::remote::RemoteReceiver::service(Arc::new(Counting(0.into())), catalog, metrics);
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .expect("a uri")
+        .connect()
+        .await
+        .expect("connects");
+    RemoteServiceClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)
 }
 
 /// One L2 round: the batch taken, then everything persisted.

@@ -50,6 +50,17 @@ pub fn catalog_digest(catalog: &Catalog) -> u64 {
     hash
 }
 
+/// The message carrying `metrics`, the `sequence`th batch of process `sender` to one node.
+pub fn encode_batch(sender: u64, sequence: u64, catalog: u64, metrics: &[Metric]) -> Result<MetricBatch, String> {
+    Ok(MetricBatch {
+        sender,
+        sequence,
+        catalog,
+        metrics: postcard::to_allocvec(metrics).map_err(|error| error.to_string())?,
+        count: u32::try_from(metrics.len()).unwrap_or(u32::MAX),
+    })
+}
+
 /// Counters of the node-to-node traffic.
 #[derive(Clone)]
 pub struct RemoteMetrics {
@@ -143,20 +154,13 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
     while let Some(batch) = batches.recv().await {
         sequence += 1;
         let count = batch.len();
-        let encoded = match postcard::to_allocvec(&batch) {
-            Ok(encoded) => encoded,
+        let message = match encode_batch(context.sender, sequence, context.catalog, &batch) {
+            Ok(message) => message,
             Err(error) => {
                 context.metrics.lost.inc_by(count as u64);
                 error!(%address, %error, metrics = count, "metrics could not be encoded; they are lost");
                 continue;
             }
-        };
-        let message = MetricBatch {
-            sender: context.sender,
-            sequence,
-            catalog: context.catalog,
-            metrics: encoded,
-            count: u32::try_from(count).unwrap_or(u32::MAX),
         };
         let mut pause = Duration::from_millis(50);
         let mut outage = Outage::default();
