@@ -19,6 +19,8 @@
 pub mod builtin;
 pub mod dao;
 pub mod error;
+#[cfg(test)]
+mod fake;
 pub mod model;
 pub mod query;
 pub mod record_stream;

@@ -95,47 +95,10 @@ async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedRecei
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
+    use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::error::StorageError;
-    use crate::model::{Model, ModelRef};
-    use crate::query::ScanQuery;
-    use crate::row::{Row, RowKey};
-
-    /// A store that is unavailable for its first `failures` writes, then keeps what it is given.
-    #[derive(Default)]
-    struct Flaky {
-        failures: AtomicUsize,
-        rows: Mutex<Vec<String>>,
-    }
-
-    #[async_trait]
-    impl Storage for Flaky {
-        async fn install(&self, _models: &[ModelRef]) -> Result<(), StorageError> {
-            Ok(())
-        }
-        async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
-            if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
-                return Err(StorageError::Unavailable("disk busy".to_owned()));
-            }
-            let mut rows = self.rows.lock().expect("lock");
-            rows.extend(batch.iter().map(|write| write.row().id.clone()));
-            Ok(())
-        }
-        async fn multi_get(&self, _model: &Model, _keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
-            Ok(Vec::new())
-        }
-        async fn scan(&self, _model: &Model, _query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
-            Ok(Vec::new())
-        }
-        async fn delete_before(&self, _model: &Model, _day: i64) -> Result<usize, StorageError> {
-            Ok(0)
-        }
-    }
+    use crate::fake::FakeStore;
 
     fn segment(id: &'static str) -> Source<'static> {
         Source::Segment(oap_model::source::SegmentRecord {
@@ -153,26 +116,22 @@ mod tests {
         })
     }
 
-    fn stored(store: &Flaky) -> Vec<String> {
-        store.rows.lock().expect("lock").clone()
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_failed_write_is_retried_and_counted_and_settles_only_once_stored() {
-        let store = Arc::new(Flaky { failures: AtomicUsize::new(3), ..Flaky::default() });
+        let store = Arc::new(FakeStore { failures: AtomicUsize::new(3), ..FakeStore::default() });
         let metrics = WriteMetrics::detached();
         let (stream, _writer) = RecordStream::start(store.clone(), metrics.clone());
         stream.accept(&segment("s1"));
         stream.accept(&segment("s2"));
         stream.settle().expect("records wait").await.expect("stored in the end");
-        assert_eq!(stored(&store), ["s1", "s2"]);
+        assert_eq!(store.stored(), ["s1", "s2"]);
         assert_eq!((metrics.retries(), metrics.errors(), metrics.rows()), (3, 0, 2));
         assert_eq!(metrics.waiting(), 0.0, "nothing waits once stored");
     }
 
     #[tokio::test]
     async fn other_sources_are_not_records() {
-        let store = Arc::new(Flaky::default());
+        let store = Arc::new(FakeStore::default());
         let (stream, _writer) = RecordStream::start(store.clone(), WriteMetrics::detached());
         stream.accept(&Source::ServiceMeta(oap_model::source::ServiceMeta {
             name: "db".into(),
@@ -180,6 +139,6 @@ mod tests {
             time_bucket: 1,
         }));
         stream.settle().expect("records wait").await.expect("nothing to store");
-        assert!(stored(&store).is_empty());
+        assert!(store.stored().is_empty());
     }
 }

@@ -91,48 +91,14 @@ impl DataKeeper {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
-    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
-    use crate::dao::{MetadataQueryDao, MetricsQueryDao, TopologyQueryDao, TraceQueryDao};
-    use crate::model::Model;
-    use crate::query::ScanQuery;
-    use crate::row::{Row, RowKey};
-    use crate::storage::{Storage, Write};
-
-    /// Counts the deletions asked of it.
-    #[derive(Default)]
-    struct Deletions(AtomicUsize);
-
-    #[async_trait]
-    impl Storage for Deletions {
-        async fn install(&self, _models: &[ModelRef]) -> Result<(), StorageError> {
-            Ok(())
-        }
-        async fn write(&self, _batch: &[Write]) -> Result<(), StorageError> {
-            Ok(())
-        }
-        async fn multi_get(&self, _model: &Model, _keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
-            Ok(Vec::new())
-        }
-        async fn scan(&self, _model: &Model, _query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
-            Ok(Vec::new())
-        }
-        async fn delete_before(&self, _model: &Model, _day: i64) -> Result<usize, StorageError> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(0)
-        }
-    }
-    impl MetricsQueryDao for Deletions {}
-    impl TraceQueryDao for Deletions {}
-    impl TopologyQueryDao for Deletions {}
-    impl MetadataQueryDao for Deletions {}
+    use crate::fake::FakeStore;
 
     #[tokio::test(start_paused = true)]
     async fn only_the_node_that_leads_deletes() {
-        let store = Arc::new(Deletions::default());
+        let store = Arc::new(FakeStore::default());
         let models = crate::builtin::models();
         let count = models.len();
         let day = Duration::from_secs(86_400);
@@ -143,10 +109,10 @@ mod tests {
             move || leads.load(Ordering::SeqCst)
         });
         tokio::time::sleep(Duration::from_secs(181)).await;
-        assert_eq!(store.0.load(Ordering::SeqCst), 0, "three periods as the second node: nothing deleted");
+        assert_eq!(store.deletions.load(Ordering::SeqCst), 0, "three periods as the second node: nothing deleted");
         leads.store(true, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_secs(60)).await;
-        assert_eq!(store.0.load(Ordering::SeqCst), count, "one period as the first: every model once");
+        assert_eq!(store.deletions.load(Ordering::SeqCst), count, "one period as the first: every model once");
         task.abort();
     }
 
