@@ -152,6 +152,11 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
     // What the peer took lately, and when: what it may still hold unstored.
     let mut recent: std::collections::VecDeque<(Instant, usize)> = std::collections::VecDeque::new();
     while let Some(batch) = batches.recv().await {
+        if !listed(&context.membership, &address) {
+            // Left while this batch waited: no need to try a node that is gone.
+            reroute(&address, batch, &context).await;
+            continue;
+        }
         sequence += 1;
         let count = batch.len();
         let message = match encode_batch(context.sender, sequence, context.catalog, &batch) {
