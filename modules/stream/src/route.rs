@@ -9,11 +9,17 @@
 //! running as the cluster's node list changes.
 
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use oap_oal::catalog::Metric;
 use oap_telemetry::Counter;
+use tokio::sync::watch;
 use tracing::warn;
+
+/// How long metrics wait for an aggregator when there is none (a Receiver before any
+/// Aggregator has registered), holding L1's flush back, before they are dropped and counted.
+const NO_TARGET_PATIENCE: Duration = Duration::from_secs(10);
 
 /// Something metrics can be routed to.
 #[async_trait]
@@ -34,13 +40,15 @@ pub struct Target {
 /// Routes batches to the aggregators.
 pub struct Router {
     targets: RwLock<Arc<[Target]>>,
+    /// Bumped whenever the targets change, for a route waiting for one.
+    changed: watch::Sender<u64>,
     dropped: Counter,
 }
 
 impl Router {
     /// A router over `targets`; `dropped` counts metrics that had nowhere to go.
     pub fn new(targets: Vec<Target>, dropped: Counter) -> Self {
-        let router = Self { targets: RwLock::new(Arc::from(Vec::new())), dropped };
+        let router = Self { targets: RwLock::new(Arc::from(Vec::new())), changed: watch::Sender::new(0), dropped };
         router.set_targets(targets);
         router
     }
@@ -50,6 +58,29 @@ impl Router {
         targets.sort_by(|a, b| a.address.cmp(&b.address));
         targets.dedup_by(|a, b| a.address == b.address);
         *self.targets.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::from(targets);
+        self.changed.send_modify(|version| *version += 1);
+    }
+
+    fn current(&self) -> Arc<[Target]> {
+        self.targets.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// The targets, waiting up to `NO_TARGET_PATIENCE` for some if there are none.
+    async fn some_targets(&self) -> Arc<[Target]> {
+        let mut changes = self.changed.subscribe();
+        let targets = self.current();
+        if !targets.is_empty() {
+            return targets;
+        }
+        let _ = tokio::time::timeout(NO_TARGET_PATIENCE, async {
+            while changes.changed().await.is_ok() {
+                if !self.current().is_empty() {
+                    return;
+                }
+            }
+        })
+        .await;
+        self.current()
     }
 
     /// Whether an aggregator of this address is among the targets.
@@ -62,9 +93,12 @@ impl Router {
     }
 
     /// Sends every metric to its aggregator; returns how many could not be delivered (they are
-    /// counted and logged).
+    /// counted and logged). With no aggregator at all, waits up to `NO_TARGET_PATIENCE` for one.
     pub async fn route(&self, metrics: Vec<Metric>) -> usize {
-        let targets = self.targets.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        if metrics.is_empty() {
+            return 0;
+        }
+        let targets = self.some_targets().await;
         if targets.is_empty() {
             if !metrics.is_empty() {
                 self.dropped.inc_by(metrics.len() as u64);
@@ -115,7 +149,52 @@ pub fn target_index(entity_id: &str, count: usize) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+
+    /// Keeps what it takes.
+    #[derive(Default)]
+    struct Keep(Mutex<usize>);
+
+    #[async_trait]
+    impl Aggregator for Keep {
+        async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+            *self.0.lock().expect("lock") += metrics.len();
+            Ok(())
+        }
+    }
+
+    fn metric() -> Metric {
+        Metric {
+            stream: oap_oal::StreamId(0),
+            entity_id: "YQ==.1".into(),
+            time_bucket: 202_611_211_230,
+            fixed: Vec::new().into(),
+            value: oap_oal::MetricValue::Cpm { total: 1 },
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn with_no_aggregator_metrics_wait_for_one_then_are_dropped_and_counted() {
+        let dropped = Counter::new("dropped", "test").expect("counter");
+        let router = Arc::new(Router::new(Vec::new(), dropped.clone()));
+        let keep = Arc::new(Keep::default());
+        let routing = tokio::spawn({
+            let router = router.clone();
+            async move { router.route(vec![metric(), metric()]).await }
+        });
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        router.set_targets(vec![Target { address: "a_1".to_owned(), aggregator: keep.clone() }]);
+        assert_eq!(routing.await.expect("routed"), 0, "an aggregator came within the patience");
+        assert_eq!(*keep.0.lock().expect("lock"), 2);
+
+        router.set_targets(Vec::new());
+        let started = tokio::time::Instant::now();
+        assert_eq!(router.route(vec![metric()]).await, 1);
+        assert_eq!(started.elapsed(), NO_TARGET_PATIENCE, "dropped after the patience, not before");
+        assert_eq!(dropped.get(), 1);
+    }
 
     #[test]
     fn hashes_are_javas() {
