@@ -24,7 +24,8 @@ impl RemoteNode {
         format!("{}:{}", self.host, self.port)
     }
 
-    fn sort_key(&self) -> String {
+    /// `host_port`: what SkyWalking sorts nodes by, as text.
+    pub fn sort_key(&self) -> String {
         format!("{}_{}", self.host, self.port)
     }
 }

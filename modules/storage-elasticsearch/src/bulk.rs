@@ -338,12 +338,7 @@ fn fail(
 }
 
 async fn request(client: &Elasticsearch, body: Vec<Bytes>, refresh: Refresh) -> Result<BulkAnswer, StorageError> {
-    let response = client
-        .bulk(BulkParts::None)
-        .body(body)
-        .refresh(refresh)
-        .send()
-        .await
-        .map_err(|error| client::unreachable(&error))?;
+    let response =
+        client.bulk(BulkParts::None).body(body).refresh(refresh).send().await.map_err(client::unreachable)?;
     client::answer(response, "bulk").await
 }

@@ -46,7 +46,7 @@ pub fn is_retryable(status: u16) -> bool {
 }
 
 /// A request that got no answer: the server may be down, unreachable or slow, so it is retried.
-pub fn unreachable(error: &elasticsearch::Error) -> StorageError {
+pub fn unreachable(error: elasticsearch::Error) -> StorageError {
     StorageError::Unavailable(format!("elasticsearch did not answer: {error}"))
 }
 

@@ -13,7 +13,7 @@
 //!   natively).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -23,8 +23,8 @@ use elasticsearch::indices::{
 };
 use elasticsearch::{Elasticsearch, MgetParts, SearchParts};
 use oap_storage::dao::{EntityAverage, MetadataQueryDao, MetricsQueryDao, Top, TopologyQueryDao, TraceQueryDao};
-use oap_storage::{Filter, Model, ModelKind, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Write};
-use serde::Deserialize;
+use oap_storage::{Filter, Model, ModelKind, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Write, day_of};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use tracing::{debug, info};
 
@@ -63,6 +63,28 @@ pub struct ElasticsearchStore {
     indices: Mutex<HashSet<String>>,
     /// The day each table's indices were last deleted before.
     expired: Mutex<HashMap<String, i64>>,
+}
+
+/// The rows of one model in a write batch: the field of their ids, and the index of the day
+/// last seen.
+struct BatchModel<'b> {
+    model: &'b ModelRef,
+    id_field: String,
+    day: Option<(i64, String)>,
+}
+
+/// A `_bulk` action line: `{"index":{"_index":…,"_id":…}}`.
+#[derive(Serialize)]
+struct Action<'a> {
+    index: ActionTarget<'a>,
+}
+
+#[derive(Serialize)]
+struct ActionTarget<'a> {
+    #[serde(rename = "_index")]
+    index: &'a str,
+    #[serde(rename = "_id")]
+    id: &'a str,
 }
 
 #[derive(Deserialize)]
@@ -123,11 +145,6 @@ impl ElasticsearchStore {
         }
     }
 
-    /// The bulk writer, for its metrics.
-    pub fn bulk(&self) -> &BulkWriter {
-        &self.bulk
-    }
-
     fn fields<'m>(&self, model: &'m Model, id_field: &'m str) -> Fields<'m> {
         Fields { table: self.layout.table_field(model).map(|field| (field, &*model.name)), id: id_field }
     }
@@ -144,7 +161,7 @@ impl ElasticsearchStore {
             .body(template)
             .send()
             .await
-            .map_err(|error| client::unreachable(&error))?;
+            .map_err(client::unreachable)?;
         answer::<Json>(response, &format!("index template {alias}")).await?;
 
         let pattern = format!("{alias}-*");
@@ -156,7 +173,7 @@ impl ElasticsearchStore {
             .ignore_unavailable(true)
             .send()
             .await
-            .map_err(|error| client::unreachable(&error))?;
+            .map_err(client::unreachable)?;
         let existing: Map<String, Json> = answer(response, &format!("mappings of {pattern}")).await?;
         let properties = mapping.properties();
         for (index, current) in existing {
@@ -177,7 +194,7 @@ impl ElasticsearchStore {
                 .body(json!({ "properties": missing }))
                 .send()
                 .await
-                .map_err(|error| client::unreachable(&error))?;
+                .map_err(client::unreachable)?;
             answer::<Json>(response, &format!("mapping of {index}")).await?;
         }
         Ok(())
@@ -212,7 +229,7 @@ impl ElasticsearchStore {
                 .create(IndicesCreateParts::Index(&name))
                 .send()
                 .await
-                .map_err(|error| client::unreachable(&error))?;
+                .map_err(client::unreachable)?;
             let status = response.status_code().as_u16();
             if !(200..300).contains(&status) {
                 let body = response.text().await.unwrap_or_default();
@@ -238,7 +255,7 @@ impl ElasticsearchStore {
             .body(body)
             .send()
             .await
-            .map_err(|error| client::unreachable(&error))?;
+            .map_err(client::unreachable)?;
         if response.status_code().as_u16() == 404 {
             // The alias exists only once an index does.
             return Ok(SearchAnswer { hits: Hits { hits: Vec::new() }, aggregations: None });
@@ -305,20 +322,39 @@ impl Storage for ElasticsearchStore {
         self.ensure_installed(batch).await?;
         let mut indices = HashSet::new();
         let mut documents = Vec::with_capacity(batch.len());
+        // A batch is mostly one model's rows of one day: their id field and index are worked
+        // out once per model and day, not per row.
+        let mut models: Vec<BatchModel<'_>> = Vec::new();
         for write in batch {
             let (model, row) = (write.model(), write.row());
             model.check(&row.values)?;
-            let index = self.layout.index(model, row.time_bucket).ok_or_else(|| {
-                invalid(format!("time bucket {} of a `{}` row is not a date", row.time_bucket, model.name))
-            })?;
+            let at = match models.iter().position(|known| Arc::ptr_eq(known.model, model)) {
+                Some(at) => at,
+                None => {
+                    models.push(BatchModel { model, id_field: self.layout.id_field(model), day: None });
+                    models.len() - 1
+                }
+            };
+            let context = &mut models[at];
+            let day = day_of(row.time_bucket);
+            let index = match &context.day {
+                Some((known, index)) if *known == day => index,
+                _ => {
+                    let index = self.layout.index(model, row.time_bucket).ok_or_else(|| {
+                        invalid(format!("time bucket {} of a `{}` row is not a date", row.time_bucket, model.name))
+                    })?;
+                    indices.insert(index.clone());
+                    &context.day.insert((day, index)).1
+                }
+            };
             let id = self.layout.document_id(model, &row.id, row.time_bucket);
-            let mut line = serde_json::to_vec(&json!({ "index": { "_index": &index, "_id": id } }))
+            let mut line = Vec::with_capacity(256);
+            serde_json::to_writer(&mut line, &Action { index: ActionTarget { index, id: &id } })
                 .map_err(|error| invalid(format!("cannot encode an action: {error}")))?;
             line.push(b'\n');
-            document::write(&mut line, model, self.fields(model, &self.layout.id_field(model)), row)?;
+            document::write(&mut line, model, self.fields(model, &context.id_field), row)?;
             line.push(b'\n');
             documents.push(Bytes::from(line));
-            indices.insert(index);
         }
         self.ensure_indices(indices.clone()).await?;
         let outcome = self.bulk.write(documents).await;
@@ -355,7 +391,7 @@ impl Storage for ElasticsearchStore {
                 .body(json!({ "docs": docs }))
                 .send()
                 .await
-                .map_err(|error| client::unreachable(&error))?;
+                .map_err(client::unreachable)?;
             let found: MgetAnswer = answer(response, "mget").await?;
             for doc in found.docs {
                 if let Some(error) = doc.error {
@@ -419,7 +455,7 @@ impl Storage for ElasticsearchStore {
             .ignore_unavailable(true)
             .send()
             .await
-            .map_err(|error| client::unreachable(&error))?;
+            .map_err(client::unreachable)?;
         let indices: Map<String, Json> = if response.status_code().as_u16() == 404 {
             Map::new()
         } else {
@@ -438,7 +474,7 @@ impl Storage for ElasticsearchStore {
                 .delete(IndicesDeleteParts::Index(&[index]))
                 .send()
                 .await
-                .map_err(|error| client::unreachable(&error))?;
+                .map_err(client::unreachable)?;
             answer::<Json>(response, &format!("deleting {index}")).await?;
             lock(&self.indices).remove(index);
             info!(%index, "expired index deleted");

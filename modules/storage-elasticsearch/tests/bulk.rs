@@ -138,7 +138,7 @@ async fn a_busy_server_fails_the_write_as_retryable_and_items_that_stay_turned_a
 }
 
 #[tokio::test]
-async fn requests_hold_at_most_bulk_actions_documents_and_share_writers() {
+async fn requests_hold_at_most_bulk_actions_documents_and_every_writer_is_answered() {
     let harness = harness(2, Box::new(|ids| (StatusCode::OK, vec![201; ids.len()]))).await;
     harness.writer.write(documents(&["a", "b", "c", "d", "e"])).await.expect("stored");
     let sizes: Vec<usize> = harness.requests().iter().map(Vec::len).collect();

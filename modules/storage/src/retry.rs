@@ -84,7 +84,6 @@ pub async fn write_until_stored(
     batch: &[Write],
     metrics: &WriteMetrics,
 ) -> Result<(), StorageError> {
-    let mut pause = FIRST_PAUSE;
     let mut outage = Outage::default();
     let rows = batch.len();
     let outcome = loop {
@@ -108,8 +107,7 @@ pub async fn write_until_stored(
                     }
                     None => {}
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(LONGEST_PAUSE);
+                outage.pause().await;
             }
             Err(failure) => {
                 metrics.errors.inc();
@@ -124,12 +122,21 @@ pub async fn write_until_stored(
     outcome
 }
 
-/// The failures of one call retried until it passes, to log them sparingly: when they begin,
+/// The failures of one call retried until it passes: the pause before the next attempt, from
+/// `FIRST_PAUSE` doubling up to `LONGEST_PAUSE`; and what to log, sparingly — when they begin,
 /// at most once every `LOG_EVERY` while they last, and when they end.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Outage {
     /// When the first failure happened, how many there were, when the last log line was.
     state: Option<(Instant, u64, Instant)>,
+    /// The next pause.
+    pause: Duration,
+}
+
+impl Default for Outage {
+    fn default() -> Self {
+        Self { state: None, pause: FIRST_PAUSE }
+    }
 }
 
 /// What to log after a failure.
@@ -165,6 +172,12 @@ impl Outage {
         }
     }
 
+    /// Waits before the next attempt, each time twice as long, up to `LONGEST_PAUSE`.
+    pub async fn pause(&mut self) {
+        tokio::time::sleep(self.pause).await;
+        self.pause = (self.pause * 2).min(LONGEST_PAUSE);
+    }
+
     /// Whether any failure happened.
     pub fn began(&self) -> bool {
         self.state.is_some()
@@ -189,5 +202,17 @@ mod tests {
             assert_eq!(outage.failed(), None, "within LOG_EVERY of the first line");
         }
         assert_eq!(outage.ended().map(|(attempts, _)| attempts), Some(101));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pauses_double_from_50_ms_up_to_5_s() {
+        let mut outage = Outage::default();
+        let mut waited = Vec::new();
+        for _ in 0..9 {
+            let before = tokio::time::Instant::now();
+            outage.pause().await;
+            waited.push(before.elapsed().as_millis());
+        }
+        assert_eq!(waited, [50, 100, 200, 400, 800, 1_600, 3_200, 5_000, 5_000]);
     }
 }

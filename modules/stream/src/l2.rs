@@ -105,7 +105,7 @@ impl L2 {
         metrics: L2Metrics,
         buckets: TimeBuckets,
     ) -> Arc<Self> {
-        let boot_minute = buckets.minute(now_ms()).unwrap_or(0);
+        let fresh_after = buckets.minute(now_ms()).unwrap_or(0);
         let (mut senders, mut tasks) = (Vec::new(), Vec::new());
         for _ in 0..config.partitions.max(1) {
             let (sender, receiver) = mpsc::channel(QUEUE);
@@ -115,7 +115,7 @@ impl L2 {
                 config: config.clone(),
                 metrics: metrics.clone(),
                 buckets: buckets.clone(),
-                boot_minute,
+                fresh_after,
                 pending: [Increments::new(), Increments::new(), Increments::new()],
                 cache: HashMap::new(),
                 rounds: 0,
@@ -225,7 +225,9 @@ struct Partition {
     config: L2Config,
     metrics: L2Metrics,
     buckets: TimeBuckets,
-    boot_minute: i64,
+    /// Minute rows after this one are written by this node alone (it started, or the cluster's
+    /// node list last changed, at or before it).
+    fresh_after: i64,
     /// Increments not persisted yet, per level.
     pending: [Increments; 3],
     cache: HashMap<Key, Cached>,
@@ -245,7 +247,7 @@ impl Partition {
                     }
                     Some(Command::OwnersChanged(minute)) => {
                         self.cache.clear();
-                        self.boot_minute = self.boot_minute.max(minute);
+                        self.fresh_after = self.fresh_after.max(minute);
                     }
                     Some(Command::Stop) | None => {
                         self.round(true).await;
@@ -318,7 +320,7 @@ impl Partition {
     /// write of it can exist that the cache would not hold.
     fn is_fresh(&self, minute: i64, now_ms: i64) -> bool {
         let timeout = i64::try_from(self.config.session_timeout.as_millis()).unwrap_or(i64::MAX);
-        minute > self.boot_minute
+        minute > self.fresh_after
             && self.buckets.start_millis(minute).is_some_and(|start| start > now_ms.saturating_sub(timeout))
     }
 
@@ -436,7 +438,6 @@ fn merge(increments: &mut Increments, key: Key, metric: Box<Metric>) {
 
 /// A multi-get, retried while the store is unavailable.
 async fn read_until_loaded(storage: &dyn Storage, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
-    let mut pause = Duration::from_millis(50);
     let mut outage = Outage::default();
     loop {
         match storage.multi_get(model, keys).await {
@@ -448,8 +449,7 @@ async fn read_until_loaded(storage: &dyn Storage, model: &Model, keys: &[RowKey]
                     }
                     None => {}
                 }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(5));
+                outage.pause().await;
             }
             other => {
                 if let Some((attempts, waited)) = outage.ended() {

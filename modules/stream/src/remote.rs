@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use oap_cluster::MembershipRef;
+use oap_cluster::{MembershipRef, RemoteNode};
 use oap_oal::Catalog;
 use oap_oal::catalog::Metric;
 use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
@@ -34,8 +34,6 @@ use crate::route::{Aggregator, Router, Target};
 const PEER_QUEUE: usize = 64;
 /// How long one batch may take to be answered (SkyWalking's `remoteTimeout`).
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(20);
-/// The longest pause between two attempts at a batch.
-const LONGEST_PAUSE: Duration = Duration::from_secs(5);
 
 /// A digest of the streams a catalog defines, in order: nodes exchange metrics by stream number,
 /// so two nodes must agree on it (FNV-1a over the names).
@@ -126,20 +124,21 @@ impl Aggregator for RemotePeer {
 }
 
 impl RemotePeer {
-    fn start(address: String, context: PeerContext) -> Arc<Self> {
+    fn start(node: RemoteNode, context: PeerContext) -> Arc<Self> {
         let (queue, batches) = mpsc::channel(PEER_QUEUE);
-        tokio::spawn(send_all(address, batches, context));
+        tokio::spawn(send_all(node, batches, context));
         Arc::new(Self { queue })
     }
 }
 
-/// Whether `address` (`host:port`) is still one of the cluster's nodes.
-fn listed(membership: &MembershipRef, address: &str) -> bool {
-    membership.nodes().iter().any(|node| node.address() == address)
+/// Whether `peer` is still one of the cluster's nodes.
+fn listed(membership: &MembershipRef, peer: &RemoteNode) -> bool {
+    membership.nodes().iter().any(|node| node.host == peer.host && node.port == peer.port)
 }
 
 /// Sends the peer's batches in order until its queue closes (the peer left the router).
-async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, context: PeerContext) {
+async fn send_all(peer: RemoteNode, mut batches: mpsc::Receiver<Vec<Metric>>, context: PeerContext) {
+    let address = peer.address();
     let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{address}")) {
         Ok(endpoint) => endpoint.connect_timeout(Duration::from_secs(3)),
         Err(error) => {
@@ -152,9 +151,9 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
     // What the peer took lately, and when: what it may still hold unstored.
     let mut recent: std::collections::VecDeque<(Instant, usize)> = std::collections::VecDeque::new();
     while let Some(batch) = batches.recv().await {
-        if !listed(&context.membership, &address) {
+        if !listed(&context.membership, &peer) {
             // Left while this batch waited: no need to try a node that is gone.
-            reroute(&address, batch, &context).await;
+            reroute(&peer, batch, &context).await;
             continue;
         }
         sequence += 1;
@@ -167,7 +166,6 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
                 continue;
             }
         };
-        let mut pause = Duration::from_millis(50);
         let mut outage = Outage::default();
         loop {
             let mut request = Request::new(message.clone());
@@ -187,8 +185,8 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
                     break;
                 }
                 Err(status) => {
-                    if !listed(&context.membership, &address) {
-                        reroute(&address, batch, &context).await;
+                    if !listed(&context.membership, &peer) {
+                        reroute(&peer, batch, &context).await;
                         break;
                     }
                     context.metrics.retried.inc();
@@ -201,8 +199,7 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
                         }
                         None => {}
                     }
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(LONGEST_PAUSE);
+                    outage.pause().await;
                 }
             }
         }
@@ -216,7 +213,7 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
     }
     // The router let the peer go: it left the cluster.
     let at_risk: usize = recent.iter().map(|(_, count)| count).sum();
-    if at_risk > 0 && !listed(&context.membership, &address) {
+    if at_risk > 0 && !listed(&context.membership, &peer) {
         context.metrics.at_risk.inc_by(at_risk as u64);
         warn!(
             %address,
@@ -229,22 +226,15 @@ async fn send_all(address: String, mut batches: mpsc::Receiver<Vec<Metric>>, con
 
 /// Routes a batch of a node that left over the nodes that remain, once the router no longer
 /// lists the node.
-async fn reroute(address: &str, batch: Vec<Metric>, context: &PeerContext) {
+async fn reroute(peer: &RemoteNode, batch: Vec<Metric>, context: &PeerContext) {
     let Some(router) = context.router.upgrade() else { return };
-    while router.has_target(&sort_key(address)) {
+    let key = peer.sort_key();
+    while router.has_target(&key) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     context.metrics.rerouted.inc_by(batch.len() as u64);
-    info!(%address, metrics = batch.len(), "a node left the cluster; its metrics are routed again");
+    info!(address = %peer.address(), metrics = batch.len(), "a node left the cluster; its metrics are routed again");
     router.route(batch).await;
-}
-
-/// `host_port`, the key nodes are sorted by, of `host:port`.
-fn sort_key(address: &str) -> String {
-    match address.rsplit_once(':') {
-        Some((host, port)) => format!("{host}_{port}"),
-        None => address.to_owned(),
-    }
 }
 
 /// Keeps the router's targets equal to the cluster's aggregating nodes: `l2` for this node, a
@@ -277,20 +267,19 @@ pub fn follow_membership(
             let mut targets = Vec::with_capacity(nodes.len());
             let mut kept = HashMap::new();
             for node in nodes.iter() {
-                let address = node.address();
+                // The router sorts by this key, as the cluster sorts its nodes.
+                let key = node.sort_key();
                 let aggregator: Arc<dyn Aggregator> = if node.is_self {
                     match &local {
                         Some(local) => local.clone(),
                         None => continue,
                     }
                 } else {
-                    let peer =
-                        peers.remove(&address).unwrap_or_else(|| RemotePeer::start(address.clone(), context.clone()));
-                    kept.insert(address.clone(), peer.clone());
+                    let peer = peers.remove(&key).unwrap_or_else(|| RemotePeer::start(node.clone(), context.clone()));
+                    kept.insert(key.clone(), peer.clone());
                     peer
                 };
-                // The router sorts by this key, as the cluster sorts its nodes.
-                targets.push(Target { address: sort_key(&address), aggregator });
+                targets.push(Target { address: key, aggregator });
             }
             // Peers no longer listed are dropped here: their queues close once the router lets
             // them go, and what they still hold is routed again.

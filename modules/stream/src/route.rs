@@ -67,10 +67,14 @@ impl Router {
 
     /// The targets, waiting up to `NO_TARGET_PATIENCE` for some if there are none.
     async fn some_targets(&self) -> Arc<[Target]> {
-        let mut changes = self.changed.subscribe();
         let targets = self.current();
         if !targets.is_empty() {
             return targets;
+        }
+        // Subscribed before looking again, so that a change in between is not missed.
+        let mut changes = self.changed.subscribe();
+        if !self.current().is_empty() {
+            return self.current();
         }
         let _ = tokio::time::timeout(NO_TARGET_PATIENCE, async {
             while changes.changed().await.is_ok() {
@@ -85,11 +89,7 @@ impl Router {
 
     /// Whether an aggregator of this address is among the targets.
     pub fn has_target(&self, address: &str) -> bool {
-        self.targets
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .iter()
-            .any(|target| target.address == address)
+        self.current().iter().any(|target| target.address == address)
     }
 
     /// Sends every metric to its aggregator; returns how many could not be delivered (they are
@@ -100,10 +100,8 @@ impl Router {
         }
         let targets = self.some_targets().await;
         if targets.is_empty() {
-            if !metrics.is_empty() {
-                self.dropped.inc_by(metrics.len() as u64);
-                warn!(metrics = metrics.len(), "no aggregator to route metrics to; they are dropped");
-            }
+            self.dropped.inc_by(metrics.len() as u64);
+            warn!(metrics = metrics.len(), "no aggregator to route metrics to; they are dropped");
             return metrics.len();
         }
         let batches: Vec<Vec<Metric>> = if targets.len() == 1 {
