@@ -78,8 +78,9 @@ fn analyzer() -> SegmentAnalyzer {
 
 /// Analyses every segment of the batch, handing each source to `each`.
 fn analyse(analyzer: &SegmentAnalyzer, batch: &Batch, each: &mut dyn FnMut(&Source<'_>)) {
+    let now = now_ms();
     for (segment, wire) in batch.segments.iter().zip(&batch.wire) {
-        analyzer.analyze(segment, wire, &mut |source: Source<'_>| each(&source)).expect("a valid segment");
+        analyzer.analyze(segment, wire, now, &mut |source: Source<'_>| each(&source)).expect("a valid segment");
     }
 }
 

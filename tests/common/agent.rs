@@ -16,23 +16,32 @@ pub fn fixtures() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/python-agent")
 }
 
-/// A fixture segment's wire bytes, e.g. `py-frontend-0`.
+/// A fixture segment, e.g. `py-frontend-0`, moved to start a minute ago (the server refuses
+/// segments older than its TTL), in the protobuf encoding.
 pub fn segment_bytes(name: &str) -> Vec<u8> {
-    std::fs::read(fixtures().join(format!("{name}.bin"))).expect("fixture segment")
+    let wire = std::fs::read(fixtures().join(format!("{name}.bin"))).expect("fixture segment");
+    let mut segment = oap_proto::v3::SegmentObject::decode(wire.as_slice()).expect("a fixture segment decodes");
+    move_to_recent(std::slice::from_mut(&mut segment));
+    segment.encode_to_vec()
 }
 
-/// Line `n` (1-based) of `python.jsonl`: one segment in the proto3 JSON mapping.
+/// Line `n` (1-based) of `python.jsonl`: one segment in the proto3 JSON mapping, moved to start
+/// a minute ago.
 pub fn segment_json(n: usize) -> String {
     let text = std::fs::read_to_string(fixtures().join("python.jsonl")).expect("fixture segments");
-    text.lines().nth(n - 1).expect("line").to_owned()
+    let mut segment: oap_proto::v3::SegmentObject =
+        serde_json::from_str(text.lines().nth(n - 1).expect("line")).expect("a segment");
+    move_to_recent(std::slice::from_mut(&mut segment));
+    serde_json::to_string(&segment).expect("a segment encodes")
 }
 
-/// The Python agent's 100 segments, every time moved by the same amount so that its first span
-/// starts at `start`; as sent, and as read.
-pub fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<oap_proto::v3::SegmentObject>) {
-    let text = std::fs::read_to_string(fixtures().join("python.jsonl")).expect("read python.jsonl");
-    let mut segments: Vec<oap_proto::v3::SegmentObject> =
-        text.lines().map(|line| serde_json::from_str(line).expect("a segment")).collect();
+/// Moves every time of `segments` by the same amount, so that the first span starts a minute
+/// ago.
+fn move_to_recent(segments: &mut [oap_proto::v3::SegmentObject]) {
+    shift_to(segments, oap_model::now_ms() - 60_000);
+}
+
+fn shift_to(segments: &mut [oap_proto::v3::SegmentObject], start: i64) {
     let first = segments.iter().flat_map(|segment| &segment.spans).map(|span| span.start_time).min().expect("spans");
     let shift = start - first;
     for span in segments.iter_mut().flat_map(|segment| &mut segment.spans) {
@@ -42,6 +51,15 @@ pub fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<oap_proto::v3::SegmentObje
             log.time += shift;
         }
     }
+}
+
+/// The Python agent's 100 segments, every time moved by the same amount so that its first span
+/// starts at `start`; as sent, and as read.
+pub fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<oap_proto::v3::SegmentObject>) {
+    let text = std::fs::read_to_string(fixtures().join("python.jsonl")).expect("read python.jsonl");
+    let mut segments: Vec<oap_proto::v3::SegmentObject> =
+        text.lines().map(|line| serde_json::from_str(line).expect("a segment")).collect();
+    shift_to(&mut segments, start);
     (segments.iter().map(Message::encode_to_vec).collect(), segments)
 }
 

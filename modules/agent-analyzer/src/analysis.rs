@@ -26,7 +26,7 @@ use oap_model::source::{RequestFacts, RequestType, SourceSink, SpanTags};
 use oap_model::{NamingControl, TimeBuckets};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanObject, SpanType};
 
-pub use self::validate::AnalysisError;
+pub use self::validate::{AnalysisError, MAX_AHEAD_MS, MAX_ID_LENGTH, SegmentLimits};
 use crate::alias::NetworkAddressAliasCache;
 use crate::settings::{AnalyzerConfig, SamplingPolicy, StatusStrategy, Thresholds};
 
@@ -67,6 +67,8 @@ pub struct AnalysisRules {
     pub uninstrumented_gateways: HashSet<String>,
     /// Tag keys indexed for trace search.
     pub searchable_tag_keys: HashSet<String>,
+    /// What a segment may be: spans, and how old.
+    pub limits: SegmentLimits,
 }
 
 impl Default for AnalysisRules {
@@ -102,6 +104,9 @@ impl AnalysisRules {
                     .push(ConfigError::new("noUpstreamRealAddressAgents", format!("`{id}` is not a component id"))),
             }
         }
+        if analyzer.max_spans_per_segment == 0 {
+            errors.push(ConfigError::new("maxSpansPerSegment", "must be at least 1"));
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -117,6 +122,11 @@ impl AnalysisRules {
             no_upstream_real_address_agents,
             uninstrumented_gateways: analyzer.uninstrumented_gateways.iter().map(|g| gateway_address(g)).collect(),
             searchable_tag_keys: core.searchable_traces_tags.iter().cloned().collect(),
+            limits: SegmentLimits {
+                max_spans: analyzer.max_spans_per_segment,
+                max_age_ms: i64::try_from(core.record_data_ttl.max(core.metrics_data_ttl).as_millis())
+                    .unwrap_or(i64::MAX),
+            },
         })
     }
 
@@ -145,15 +155,17 @@ impl SegmentAnalyzer {
         &self.aliases
     }
 
-    /// Analyses one segment. `raw` is the segment's protobuf encoding, stored in the segment
-    /// record. A segment that fails validation yields no source at all.
+    /// Analyses one segment, received at `now_ms` (the server's clock, ms since the epoch).
+    /// `raw` is the segment's protobuf encoding, stored in the segment record. A segment that
+    /// fails validation yields no source at all.
     pub fn analyze<S: SourceSink + ?Sized>(
         &self,
         segment: &SegmentObject,
         raw: &[u8],
+        now_ms: i64,
         sink: &mut S,
     ) -> Result<(), AnalysisError> {
-        validate::validate(segment)?;
+        validate::validate(segment, &self.rules.limits, now_ms)?;
         let ctx = SegmentContext {
             rules: &self.rules,
             buckets: &self.buckets,

@@ -17,7 +17,9 @@ pub mod settings;
 use oap_kernel::{ModuleDefinition, ServiceDecl};
 
 pub use self::alias::NetworkAddressAliasCache;
-pub use self::analysis::{AnalysisError, AnalysisRules, SegmentAnalyzer, USER};
+pub use self::analysis::{
+    AnalysisError, AnalysisRules, MAX_AHEAD_MS, MAX_ID_LENGTH, SegmentAnalyzer, SegmentLimits, USER,
+};
 pub use self::provider::AnalyzerProviderFactory;
 
 /// The module's name in `application.yml`.

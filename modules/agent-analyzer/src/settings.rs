@@ -42,6 +42,10 @@ pub struct AnalyzerConfig {
     /// gateways without an agent (a port-less host means port 80).
     #[serde(rename = "uninstrumentedGateways", deserialize_with = "de::comma_list")]
     pub uninstrumented_gateways: Vec<String>,
+    /// `maxSpansPerSegment` (`SW_MAX_SPANS_PER_SEGMENT`, ours): a segment with more spans is
+    /// refused (the Java agent stops at 300 by default).
+    #[serde(rename = "maxSpansPerSegment")]
+    pub max_spans_per_segment: usize,
 }
 
 impl Default for AnalyzerConfig {
@@ -56,6 +60,7 @@ impl Default for AnalyzerConfig {
             slow_cache_write_threshold: "default:20,redis:10".to_owned(),
             max_slow_sql_length: 2000,
             uninstrumented_gateways: Vec::new(),
+            max_spans_per_segment: 10_000,
         }
     }
 }

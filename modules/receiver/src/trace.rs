@@ -113,7 +113,7 @@ impl TraceReceiver {
 
     fn analyse(&self, segment: &SegmentObject, raw: &[u8]) -> Result<(), AnalysisError> {
         let dispatcher = &*self.dispatcher;
-        self.analyzer.analyze(segment, raw, &mut |source: Source<'_>| dispatcher.dispatch(&source))
+        self.analyzer.analyze(segment, raw, oap_model::now_ms(), &mut |source: Source<'_>| dispatcher.dispatch(&source))
     }
 }
 

@@ -4,11 +4,50 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use oap_storage::{ColumnType, Model, Row, StorageError, Value};
+use oap_storage::{ColumnType, Indexing, Model, Row, StorageError, Value};
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value as Json};
 
 use crate::layout::TIME_BUCKET;
+
+/// Elasticsearch's longest document id, in bytes.
+pub const MAX_DOCUMENT_ID: usize = 512;
+
+/// Lucene's longest indexed term, in bytes: a longer keyword fails its whole document.
+pub const MAX_TERM: usize = 32_766;
+
+/// Refuses, as invalid, a row Elasticsearch would refuse: a document id or an indexed keyword
+/// too long to hold. Checked before the row is sent, so the reason is ours and clear.
+pub fn check_limits(model: &Model, document_id: &str, row: &Row) -> Result<(), StorageError> {
+    let shown = || row.id.chars().take(64).collect::<String>();
+    if document_id.len() > MAX_DOCUMENT_ID {
+        return Err(StorageError::Invalid(format!(
+            "a `{}` row `{}…` has a document id of {} bytes, more than the {MAX_DOCUMENT_ID} Elasticsearch holds",
+            model.name,
+            shown(),
+            document_id.len()
+        )));
+    }
+    for (column, value) in model.columns.iter().zip(&row.values) {
+        if column.indexing == Indexing::StorageOnly {
+            continue;
+        }
+        let longest = match value {
+            Value::Text(text) => text.len(),
+            Value::TextList(list) => list.iter().map(String::len).max().unwrap_or(0),
+            _ => 0,
+        };
+        if longest > MAX_TERM {
+            return Err(StorageError::Invalid(format!(
+                "a `{}` row `{}…` has a `{}` of {longest} bytes, more than the {MAX_TERM} an indexed keyword holds",
+                model.name,
+                shown(),
+                column.name
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// How a model's rows are written and read: the fields beside the columns.
 #[derive(Debug, Clone, Copy)]

@@ -348,6 +348,7 @@ impl Storage for ElasticsearchStore {
                 }
             };
             let id = self.layout.document_id(model, &row.id, row.time_bucket);
+            document::check_limits(model, &id, row)?;
             let mut line = Vec::with_capacity(256);
             serde_json::to_writer(&mut line, &Action { index: ActionTarget { index, id: &id } })
                 .map_err(|error| invalid(format!("cannot encode an action: {error}")))?;

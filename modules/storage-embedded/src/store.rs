@@ -3,6 +3,10 @@
 //! Writes are encoded by the caller's task and committed by one thread, which takes every batch
 //! that queued while it was busy, commits each atomically, then syncs the journal once for all
 //! of them (group commit) before any caller hears `Ok`. Reads run on the blocking pool.
+//!
+//! No row can stop the committer: a row whose key or value the database cannot hold fails its
+//! own write as invalid before it is queued, and a batch the database still panics on fails
+//! alone while the committer goes on with the next.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +21,7 @@ use oap_storage::{
     Filter, Indexing, Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Value, ValueRef, Write, day_of,
 };
 use tokio::sync::oneshot;
-use tracing::{debug, info};
+use tracing::{debug, error, info};
 
 use crate::codec;
 use crate::layout::{self, META, Partition, Placement};
@@ -27,6 +31,12 @@ const MAX_JOURNAL: u64 = 64 << 20;
 
 /// Batches the committer takes at most in one round.
 const MAX_JOBS_PER_ROUND: usize = 64;
+
+/// The longest key the database holds (its keys carry a 16-bit length).
+const MAX_KEY: usize = u16::MAX as usize;
+
+/// The longest value the database holds (its values carry a 32-bit length).
+const MAX_VALUE: usize = u32::MAX as usize;
 
 /// Why the store could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -165,17 +175,29 @@ impl EmbeddedStore {
 
     fn encode(batch: &[Write]) -> Result<Encoded, StorageError> {
         let mut entries: Vec<(Partition<'_>, Entries)> = Vec::new();
-        let mut push = |partition, key, value| match entries.iter_mut().find(|(known, _)| *known == partition) {
-            Some((_, list)) => list.push((key, value)),
-            None => entries.push((partition, vec![(key, value)])),
-        };
         for write in batch {
             let (model, row) = (write.model(), write.row());
+            let mut push = |partition, key: Vec<u8>, value: Vec<u8>| {
+                if key.len() > MAX_KEY || value.len() > MAX_VALUE {
+                    return Err(StorageError::Invalid(format!(
+                        "row `{}…` of `{}` cannot be stored: a key of {} bytes (at most {MAX_KEY}) or a value of {} bytes",
+                        row.id.chars().take(64).collect::<String>(),
+                        model.name,
+                        key.len(),
+                        value.len()
+                    )));
+                }
+                match entries.iter_mut().find(|(known, _)| *known == partition) {
+                    Some((_, list)) => list.push((key, value)),
+                    None => entries.push((partition, vec![(key, value)])),
+                }
+                Ok(())
+            };
             model.check(&row.values)?;
             match Placement::of(model) {
                 Placement::Meta => {
                     let key = layout::meta_key(&model.name, &row.id);
-                    push(Partition::Meta, key, codec::encode_meta(row.time_bucket, &row.values)?);
+                    push(Partition::Meta, key, codec::encode_meta(row.time_bucket, &row.values)?)?;
                 }
                 Placement::Daily { group } => {
                     let day = day_of(row.time_bucket);
@@ -186,11 +208,11 @@ impl EmbeddedStore {
                         if let Value::Text(value) = row.value(column) {
                             let key = layout::lookup_key(&model.name, column, value, row.time_bucket, &row.id)
                                 .ok_or_else(|| StorageError::Invalid(format!("`{}` too long to index", spec.name)))?;
-                            push(Partition::Lookup(group, day), key, Vec::new());
+                            push(Partition::Lookup(group, day), key, Vec::new())?;
                         }
                     }
                     let key = layout::daily_key(&model.name, row.time_bucket, &row.id);
-                    push(Partition::Data(group, day), key, codec::encode(&row.values)?);
+                    push(Partition::Data(group, day), key, codec::encode(&row.values)?)?;
                 }
             }
         }
@@ -497,7 +519,16 @@ fn commit_all(inner: &Inner, queue: &mpsc::Receiver<Job>) {
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut dones = Vec::with_capacity(jobs.len());
         for job in jobs {
-            outcomes.push(inner.apply(job.entries));
+            let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.apply(job.entries)));
+            outcomes.push(applied.unwrap_or_else(|panic| {
+                let reason = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no reason given".to_owned());
+                error!(%reason, "the database refused a batch; the committer goes on");
+                Err(StorageError::Invalid(format!("the database refused the batch: {reason}")))
+            }));
             dones.push(job.done);
         }
         if outcomes.iter().any(Result::is_ok)

@@ -23,6 +23,8 @@ pub struct FakeStore {
     pub rows: Mutex<Vec<String>>,
     /// `delete_before` calls.
     pub deletions: AtomicUsize,
+    /// A batch with a row of this id is refused as invalid.
+    pub refused_id: Option<String>,
 }
 
 impl FakeStore {
@@ -41,6 +43,9 @@ impl Storage for FakeStore {
     async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
         if self.failures.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             return Err(StorageError::Unavailable("disk busy".to_owned()));
+        }
+        if batch.iter().any(|write| Some(&write.row().id) == self.refused_id.as_ref()) {
+            return Err(StorageError::Invalid("refused: the row cannot be stored".to_owned()));
         }
         self.rows.lock().expect("lock").extend(batch.iter().map(|write| write.row().id.clone()));
         Ok(())

@@ -5,6 +5,11 @@
 //! agents share each write (group commit).
 //!
 //! Records are written by the node that received them, whatever its role.
+//!
+//! A row the store refuses for good (which the receivers' checks should make impossible) fails
+//! alone: the rows around it are stored (`write_until_stored`), and only the settles queued after
+//! it hear the failure — an agent's rows are queued before its settle, so no agent is
+//! acknowledged for a row that was not stored.
 
 use std::sync::Arc;
 
@@ -71,23 +76,24 @@ impl SourceConsumer for RecordStream {
 async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedReceiver<Message>, metrics: WriteMetrics) {
     let mut taken = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut settles = Vec::new();
+    // Each settle with the number of writes queued before it.
+    let mut settles: Vec<(usize, oneshot::Sender<Result<(), String>>)> = Vec::new();
     while messages.recv_many(&mut taken, MAX_BATCH).await > 0 {
         for message in taken.drain(..) {
             match message {
                 Message::Write(write) => batch.push(write),
-                Message::Settle(done) => settles.push(done),
+                Message::Settle(done) => settles.push((batch.len(), done)),
             }
         }
-        let outcome = if batch.is_empty() {
-            Ok(())
-        } else {
-            write_until_stored(&*storage, &batch, &metrics).await.map_err(|failure| failure.to_string())
-        };
+        let outcome = if batch.is_empty() { Ok(()) } else { write_until_stored(&*storage, &batch, &metrics).await };
         batch.clear();
-        for done in settles.drain(..) {
+        for (before, done) in settles.drain(..) {
+            let answer = match &outcome {
+                Err(refused) if before > refused.first => Err(refused.failure.to_string()),
+                _ => Ok(()),
+            };
             // The sender may have gone (the agent hung up); nothing to tell then.
-            let _ = done.send(outcome.clone());
+            let _ = done.send(answer);
         }
     }
     info!("record writer stopped");
@@ -127,6 +133,35 @@ mod tests {
         assert_eq!(store.stored(), ["s1", "s2"]);
         assert_eq!((metrics.retries(), metrics.errors(), metrics.rows()), (3, 0, 2));
         assert_eq!(metrics.waiting(), 0.0, "nothing waits once stored");
+    }
+
+    #[tokio::test]
+    async fn an_unwritable_row_fails_only_itself_and_the_settles_after_it() {
+        let store = Arc::new(FakeStore { refused_id: Some("bad".to_owned()), ..FakeStore::default() });
+        let metrics = WriteMetrics::detached();
+        // Queue everything before the writer can take any of it, so it is one batch.
+        let (queue, messages) = mpsc::unbounded_channel();
+        let settle = |queue: &mpsc::UnboundedSender<Message>| {
+            let (done, wait) = oneshot::channel();
+            queue.send(Message::Settle(done)).expect("queued");
+            wait
+        };
+        let write = |id: &'static str| {
+            let Source::Segment(record) = segment(id) else { unreachable!("a segment") };
+            Message::Write(Write::Insert(segment::MODEL.clone(), SegmentRow::from_source(&record).into_row()))
+        };
+        queue.send(write("s1")).expect("queued");
+        let before = settle(&queue);
+        queue.send(write("bad")).expect("queued");
+        queue.send(write("s2")).expect("queued");
+        let after = settle(&queue);
+        let writer = tokio::spawn(write_all(store.clone(), messages, metrics.clone()));
+        before.await.expect("answered").expect("its rows are stored");
+        let refused = after.await.expect("answered").expect_err("a row before it was refused");
+        assert!(refused.contains("refused"), "{refused}");
+        assert_eq!(store.stored(), ["s1", "s2"], "the rows around the bad one are stored");
+        drop(queue);
+        writer.await.expect("the writer ends when its queue closes");
     }
 
     #[tokio::test]

@@ -6,6 +6,9 @@
 //! While a batch waits, its rows are counted in `storage_write_waiting_rows`, and the failure is
 //! logged when it begins, then at most once every `LOG_EVERY`, and once more when the batch is
 //! stored — an outage of the store gives a handful of lines, not one per attempt.
+//!
+//! A batch refused for good is written again row by row, so that one row no store can hold
+//! (which the receivers' checks should make impossible) fails alone and the rest are stored.
 
 use std::time::{Duration, Instant};
 
@@ -78,8 +81,45 @@ impl WriteMetrics {
     }
 }
 
-/// Writes `batch` until the store takes it, or fails in a way retrying cannot mend.
+/// Rows of a batch the store refused for good; the others are stored.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{rows} row(s) refused, the first at {first}: {failure}")]
+pub struct Refused {
+    /// The index of the first refused row in the batch.
+    pub first: usize,
+    /// How many rows were refused.
+    pub rows: usize,
+    /// Why the first was.
+    pub failure: StorageError,
+}
+
+/// Writes `batch` until the store takes it. Should the store refuse it in a way retrying cannot
+/// mend, its rows are written one by one, and the error names the rows that were refused.
 pub async fn write_until_stored(
+    storage: &(impl Storage + ?Sized),
+    batch: &[Write],
+    metrics: &WriteMetrics,
+) -> Result<(), Refused> {
+    let failure = match write_whole_until_stored(storage, batch, metrics).await {
+        Ok(()) => return Ok(()),
+        Err(failure) if batch.len() == 1 => return Err(Refused { first: 0, rows: 1, failure }),
+        Err(failure) => failure,
+    };
+    warn!(%failure, rows = batch.len(), "a batch was refused; storing its rows one by one");
+    let mut refused: Option<Refused> = None;
+    for (index, write) in batch.iter().enumerate() {
+        if let Err(failure) = write_whole_until_stored(storage, std::slice::from_ref(write), metrics).await {
+            match &mut refused {
+                Some(refused) => refused.rows += 1,
+                None => refused = Some(Refused { first: index, rows: 1, failure }),
+            }
+        }
+    }
+    refused.map_or(Ok(()), Err)
+}
+
+/// Writes `batch` until the store takes it, or fails in a way retrying cannot mend.
+async fn write_whole_until_stored(
     storage: &(impl Storage + ?Sized),
     batch: &[Write],
     metrics: &WriteMetrics,

@@ -48,7 +48,8 @@ macro_rules! storage_suite {
             ttl_drops_whole_days,
             concurrent_writers_lose_nothing,
             acknowledged_writes_survive_a_reopen,
-            invalid_writes_are_refused_and_harm_nothing
+            invalid_writes_are_refused_and_harm_nothing,
+            rows_too_long_to_hold_are_refused_and_harm_nothing
         );
     };
     (@tests $target:expr; $($test:ident),+) => {
@@ -742,4 +743,23 @@ pub async fn invalid_writes_are_refused_and_harm_nothing(target: &impl Target) {
     write(&store, vec![insert(&model, cpm_row("X", 202_611_211_230, 5))]).await;
     let point = store.read_points(&model, "X", &[202_611_211_230]).await.expect("points");
     assert_eq!(point[0].as_ref().map(value_of), Some(5));
+}
+
+/// Rows whose id or looked-up value is too long for any store (64 KiB: past an embedded key and
+/// an Elasticsearch document id) fail their own write as invalid; the store goes on writing.
+pub async fn rows_too_long_to_hold_are_refused_and_harm_nothing(target: &impl Target) {
+    let store = fresh(target).await;
+    let huge = "t".repeat(65_535);
+    let long_trace = segment_row("s-long-trace", &huge, "A", "a1", "A/api", 20_261_121_000_000, 1, 1, false, &[]);
+    let long_id = segment_row(&huge, "t1", "A", "a1", "A/api", 20_261_121_000_000, 1, 1, false, &[]);
+    for row in [long_trace, long_id] {
+        let refused = store.write(&[insert(&segment::MODEL, row.into_row())]).await.expect_err("too long to hold");
+        assert!(!refused.is_retryable(), "{refused}");
+    }
+    let metric = cpm_row(&huge, 202_611_211_230, 1);
+    assert!(!store.write(&[insert(&cpm(), metric)]).await.expect_err("a 64 KiB metric id").is_retryable());
+    let fine = segment_row("s-fine", "t1", "A", "a1", "A/api", 20_261_121_000_000, 1, 1, false, &[]);
+    write(&store, vec![insert(&segment::MODEL, fine.into_row())]).await;
+    let found = store.segments_of_trace("t1", None, 200).await.expect("segments of t1");
+    assert_eq!(found.iter().map(|row| row.segment_id.as_str()).collect::<Vec<_>>(), ["s-fine"]);
 }

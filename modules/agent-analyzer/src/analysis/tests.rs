@@ -134,7 +134,7 @@ fn run(analyzer: &SegmentAnalyzer, segment: &SegmentObject) -> Vec<String> {
     let raw = segment.encode_to_vec();
     let mut described = Vec::new();
     analyzer
-        .analyze(segment, &raw, &mut |source: Source<'_>| described.push(describe(&source)))
+        .analyze(segment, &raw, START, &mut |source: Source<'_>| described.push(describe(&source)))
         .expect("a valid segment");
     described.sort();
     described
@@ -609,7 +609,7 @@ fn invalid_segments_are_rejected_whole() {
     let analyzer = analyzer_with(AnalysisRules::default());
     let check = |segment: SegmentObject, expected: &str| {
         let mut emitted = 0;
-        let error = analyzer.analyze(&segment, &[], &mut |_: Source<'_>| emitted += 1).expect_err("invalid");
+        let error = analyzer.analyze(&segment, &[], START, &mut |_: Source<'_>| emitted += 1).expect_err("invalid");
         assert_eq!(error.to_string(), expected);
         assert_eq!(emitted, 0, "nothing of a rejected segment is emitted");
     };
