@@ -3,6 +3,7 @@
 //! others were kept, so clients do not resend them.
 
 use axum::response::{IntoResponse, Response};
+use oap_telemetry::LogLimit;
 use tonic::Status;
 use tracing::warn;
 
@@ -16,13 +17,16 @@ pub(crate) struct Batch {
 }
 
 impl Batch {
-    /// Tallies the outcomes of a batch's elements, logging each rejection.
+    /// Tallies the outcomes of a batch's elements, logging rejections (a few per interval).
     pub(crate) fn of<E: std::fmt::Display>(outcomes: impl Iterator<Item = Result<(), E>>) -> Self {
         let mut batch = Batch { total: 0, rejected: 0, first_error: None };
         for outcome in outcomes {
             batch.total += 1;
             if let Err(error) = outcome {
-                warn!(%error, "batch element rejected");
+                static LOG: LogLimit = LogLimit::default_budget();
+                if let Some(left_out) = LOG.admit() {
+                    warn!(%error, left_out, "batch element rejected");
+                }
                 batch.rejected += 1;
                 batch.first_error.get_or_insert_with(|| error.to_string());
             }

@@ -25,7 +25,7 @@ use oap_proto::v3::{
     ConfigurationSyncRequest, Event, GoProfileData, LogData, MeterData, MeterDataCollection, ProfileTaskCommandQuery,
     ProfileTaskFinishReport, ThreadSnapshot,
 };
-use oap_telemetry::MetricsCreatorRef;
+use oap_telemetry::{LogLimit, MetricsCreatorRef};
 use prost::Message;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -91,13 +91,19 @@ impl AgentRpcs for QuietRpcs {
         let method = &self.methods[method];
         (method.check)(&message).map_err(|error| {
             metrics.reject();
-            warn!(method = method.name, %error, "malformed request message rejected");
+            static LOG: LogLimit = LogLimit::default_budget();
+            if let Some(left_out) = LOG.admit() {
+                warn!(method = method.name, %error, left_out, "malformed request message rejected");
+            }
             Status::invalid_argument(format!("malformed `{}` request: {error}", method.name))
         })
     }
 
     fn reject(&self, _method: usize, status: &Status) {
-        warn!(%status, "request refused by the transport");
+        static LOG: LogLimit = LogLimit::default_budget();
+        if let Some(left_out) = LOG.admit() {
+            warn!(%status, left_out, "request refused by the transport");
+        }
         self.metrics.of(Protocol::Grpc).reject();
     }
 }

@@ -25,7 +25,7 @@ use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, Modu
 use oap_model::source::{ServiceInstanceUpdate, ServiceMeta, Source};
 use oap_model::{Layer, NamingControl};
 use oap_proto::v3::{InstancePingPkg, InstanceProperties};
-use oap_telemetry::MetricsCreatorRef;
+use oap_telemetry::{LogLimit, MetricsCreatorRef};
 use prost::Message;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -178,7 +178,10 @@ impl ManagementReceiver {
         let _timer = metrics.time();
         handle(self).inspect_err(|rejection| {
             metrics.reject();
-            warn!(%rejection, "management request rejected");
+            static LOG: LogLimit = LogLimit::default_budget();
+            if let Some(left_out) = LOG.admit() {
+                warn!(%rejection, left_out, "management request rejected");
+            }
         })
     }
 
@@ -248,7 +251,10 @@ impl AgentRpcs for ManagementRpcs {
     }
 
     fn reject(&self, _method: ManagementMethod, status: &Status) {
-        warn!(%status, "management request refused by the transport");
+        static LOG: LogLimit = LogLimit::default_budget();
+        if let Some(left_out) = LOG.admit() {
+            warn!(%status, left_out, "management request refused by the transport");
+        }
         self.0.reject_unreadable(Protocol::Grpc);
     }
 }

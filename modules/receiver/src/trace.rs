@@ -21,7 +21,7 @@ use oap_core::{GrpcServerRef, HttpServerRef, SourceDispatcherRef};
 use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_model::source::Source;
 use oap_proto::v3::{SegmentObject, SpanAttachedEvent};
-use oap_telemetry::MetricsCreatorRef;
+use oap_telemetry::{LogLimit, MetricsCreatorRef};
 use prost::Message;
 use serde::Deserialize;
 use tonic::Status;
@@ -117,6 +117,14 @@ impl TraceReceiver {
     }
 }
 
+/// Logs a rejected segment, a few per interval (every one is counted).
+fn log_rejected(rejection: &SegmentRejection) {
+    static LOG: LogLimit = LogLimit::default_budget();
+    if let Some(left_out) = LOG.admit() {
+        warn!(%rejection, left_out, "segment rejected");
+    }
+}
+
 /// A `SegmentCollection` whose segments stay encoded, so each is decoded (and rejected) alone
 /// and keeps its original bytes.
 #[derive(Clone, PartialEq, Message)]
@@ -148,7 +156,7 @@ impl AgentRpcs for TraceRpcs {
     fn handle(&self, method: TraceMethod, message: Bytes) -> Result<(), Status> {
         match method {
             TraceMethod::Collect => self.0.receive_encoded(Protocol::Grpc, &message).map_err(|rejection| {
-                warn!(%rejection, "segment rejected");
+                log_rejected(&rejection);
                 Status::invalid_argument(rejection.to_string())
             }),
             TraceMethod::CollectInSync => {
@@ -170,7 +178,10 @@ impl AgentRpcs for TraceRpcs {
     }
 
     fn reject(&self, _method: TraceMethod, status: &Status) {
-        warn!(%status, "segment request refused by the transport");
+        static LOG: LogLimit = LogLimit::default_budget();
+        if let Some(left_out) = LOG.admit() {
+            warn!(%status, left_out, "segment request refused by the transport");
+        }
         self.0.reject_unreadable(Protocol::Grpc);
     }
 }
@@ -179,7 +190,7 @@ async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<B
     let reply = http::reply_one(
         body,
         || receiver.reject_unreadable(Protocol::Http),
-        |json| receiver.receive_json(json).inspect_err(|rejection| warn!(%rejection, "segment rejected")),
+        |json| receiver.receive_json(json).inspect_err(log_rejected),
     );
     http::settled(receiver.settle().await, reply)
 }

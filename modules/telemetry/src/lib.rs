@@ -12,6 +12,7 @@
 //! - `none`: metrics are still counted (tests and other modules may read them) but not served.
 
 mod error;
+mod log_limit;
 mod none;
 mod prometheus_provider;
 mod registry;
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use oap_kernel::{ModuleDefinition, ServiceDecl};
 
 pub use self::error::TelemetryError;
+pub use self::log_limit::LogLimit;
 pub use self::none::NoneProviderFactory;
 pub use self::prometheus_provider::{PrometheusConfig, PrometheusProviderFactory};
 pub use self::registry::MetricsRegistry;
