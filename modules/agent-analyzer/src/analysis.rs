@@ -172,7 +172,10 @@ impl SegmentAnalyzer {
             aliases: &self.aliases,
             segment,
             service: self.rules.naming.service(&segment.service),
-            instance: self.rules.naming.instance(&segment.service_instance),
+            instance: self
+                .rules
+                .naming
+                .instance(self.rules.naming.service(&segment.service), &segment.service_instance),
         };
         segment_record::emit(&ctx, raw, sink);
         for span in &segment.spans {

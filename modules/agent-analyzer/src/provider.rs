@@ -62,9 +62,11 @@ impl ModuleProvider for AnalyzerProvider {
     async fn prepare(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
         let core = ctx.service::<CoreConfigRef>()?;
         let buckets = ctx.service::<TimeBuckets>()?;
-        let rules = AnalysisRules::new(&self.config, &core, self.sampling.clone()).map_err(|errors| {
+        let mut rules = AnalysisRules::new(&self.config, &core, self.sampling.clone()).map_err(|errors| {
             ModuleError::Config(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
         })?;
+        // The server's one naming, whose budgets every receiver shares.
+        rules.naming = ctx.service::<oap_model::NamingControl>()?;
         let aliases = Arc::new(NetworkAddressAliasCache::new());
         self.aliases = Some(aliases.clone());
         ctx.register(SegmentAnalyzer::new(rules, buckets, aliases))

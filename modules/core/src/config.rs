@@ -137,6 +137,18 @@ pub struct CoreConfig {
     /// `endpointNameMaxLength` (`SW_ENDPOINT_NAME_MAX_LENGTH`).
     #[serde(rename = "endpointNameMaxLength")]
     pub endpoint_name_max_length: usize,
+    /// `maxHttpUrisNumberPerService` (`SW_CORE_MAX_HTTP_URIS_NUMBER_PER_SVR`): ungrouped
+    /// endpoint names a service may have; further ones are recorded as `_abandoned`.
+    #[serde(rename = "maxHttpUrisNumberPerService")]
+    pub max_http_uris_number_per_service: usize,
+    /// `maxInstancesNumberPerService` (`SW_CORE_MAX_INSTANCES_NUMBER_PER_SVR`, ours): instances
+    /// a service may have; further ones are recorded as `_abandoned`.
+    #[serde(rename = "maxInstancesNumberPerService")]
+    pub max_instances_number_per_service: usize,
+    /// `endpointNameGroupingFile` (`SW_CORE_ENDPOINT_NAME_GROUPING_FILE`, ours): the endpoint
+    /// name grouping rules (`endpoint-name-grouping.yml`); without it nothing is grouped.
+    #[serde(rename = "endpointNameGroupingFile")]
+    pub endpoint_name_grouping_file: String,
     /// `serviceCacheRefreshInterval` (`SW_SERVICE_CACHE_REFRESH_INTERVAL`), seconds.
     #[serde(rename = "serviceCacheRefreshInterval", deserialize_with = "de::duration_secs")]
     pub service_cache_refresh_interval: Duration,
@@ -197,6 +209,9 @@ impl Default for CoreConfig {
             service_name_max_length: 70,
             instance_name_max_length: 70,
             endpoint_name_max_length: 150,
+            max_http_uris_number_per_service: oap_model::naming::DEFAULT_MAX_ENDPOINTS,
+            max_instances_number_per_service: oap_model::naming::DEFAULT_MAX_INSTANCES,
+            endpoint_name_grouping_file: "endpoint-name-grouping.yml".to_owned(),
             service_cache_refresh_interval: Duration::from_secs(10),
             searchable_traces_tags: tags(
                 "http.method,http.status_code,rpc.status_code,db.type,db.instance,mq.queue,mq.topic,mq.broker",
@@ -214,13 +229,21 @@ impl Default for CoreConfig {
 
 impl CoreConfig {
     /// The name length limits (`serviceNameMaxLength`, `instanceNameMaxLength`,
-    /// `endpointNameMaxLength`) every receiver and analyzer cuts names to.
+    /// `endpointNameMaxLength`) and budgets (`maxHttpUrisNumberPerService`,
+    /// `maxInstancesNumberPerService`), without grouping rules and with budgets of its own; the
+    /// server's one shared [`oap_model::NamingControl`] is core's service (see `naming`).
     pub fn naming(&self) -> oap_model::NamingControl {
-        oap_model::NamingControl {
-            service_name_max_length: self.service_name_max_length,
-            instance_name_max_length: self.instance_name_max_length,
-            endpoint_name_max_length: self.endpoint_name_max_length,
-        }
+        self.naming_with(oap_model::naming::EndpointGrouping::default())
+    }
+
+    /// [`Self::naming`] with these grouping rules.
+    pub fn naming_with(&self, grouping: oap_model::naming::EndpointGrouping) -> oap_model::NamingControl {
+        oap_model::NamingControl::new(
+            self.service_name_max_length,
+            self.instance_name_max_length,
+            self.endpoint_name_max_length,
+        )
+        .with(grouping, self.max_http_uris_number_per_service, self.max_instances_number_per_service)
     }
 
     /// Every problem with the values, each with its key.
@@ -246,6 +269,8 @@ impl CoreConfig {
         require(self.service_name_max_length > 0, "serviceNameMaxLength", "must be greater than 0");
         require(self.instance_name_max_length > 0, "instanceNameMaxLength", "must be greater than 0");
         require(self.endpoint_name_max_length > 0, "endpointNameMaxLength", "must be greater than 0");
+        require(self.max_http_uris_number_per_service > 0, "maxHttpUrisNumberPerService", "must be greater than 0");
+        require(self.max_instances_number_per_service > 0, "maxInstancesNumberPerService", "must be greater than 0");
         require(self.prepare_threads > 0, "prepareThreads", "must be greater than 0");
         errors
     }

@@ -18,6 +18,7 @@ mod config;
 mod dispatcher;
 mod grpc_server;
 mod http_server;
+pub mod naming;
 mod provider;
 
 use std::sync::Arc;
@@ -53,6 +54,7 @@ pub fn module_definition() -> ModuleDefinition {
             ServiceDecl::of::<HttpServerRef>(),
             ServiceDecl::of::<SourceDispatcherRef>(),
             ServiceDecl::of::<TimeBuckets>(),
+            ServiceDecl::of::<oap_model::NamingControl>(),
         ],
     )
 }

@@ -76,6 +76,7 @@ impl ModuleProvider for CoreProvider {
         ctx.register(self.http.clone())?;
         let dispatcher: SourceDispatcherRef = Arc::new(SourceDispatcher::new());
         ctx.register(dispatcher)?;
+        ctx.register(crate::naming::load(&self.config)?)?;
         ctx.register(TimeBuckets::system())
     }
 
@@ -84,6 +85,8 @@ impl ModuleProvider for CoreProvider {
         let uptime = metrics.gauge("uptime", "oap server start up time", &[])?;
         let started = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         uptime.set(started.as_secs_f64());
+        let naming = ctx.service::<oap_model::NamingControl>()?;
+        self.servers.push(crate::naming::keep(naming, metrics.as_ref(), self.shutdown.clone())?);
 
         let grpc = bind(&self.config.grpc_host, self.config.grpc_port, "gRPC").await?;
         let http = bind(&self.config.rest_host, self.config.rest_port, "HTTP").await?;

@@ -20,7 +20,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use axum::routing::post;
-use oap_core::{CoreConfigRef, GrpcServerRef, HttpServerRef, SourceDispatcherRef, TimeBuckets};
+use oap_core::{GrpcServerRef, HttpServerRef, SourceDispatcherRef, TimeBuckets};
 use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_model::source::{ServiceInstanceUpdate, ServiceMeta, Source};
 use oap_model::{Layer, NamingControl};
@@ -197,7 +197,8 @@ impl ManagementReceiver {
         if instance.is_empty() {
             return Err(ManagementRejection::Missing { message, field: "serviceInstance" });
         }
-        Ok((self.naming.service(service), self.naming.instance(instance)))
+        let service = self.naming.service(service);
+        Ok((service, self.naming.instance(service, instance)))
     }
 
     fn current_minute(&self) -> i64 {
@@ -311,7 +312,7 @@ impl ModuleProvider for RegisterReceiverProvider {
         let receiver = Arc::new(ManagementReceiver::new(
             ctx.service::<SourceDispatcherRef>()?,
             ctx.service::<TimeBuckets>()?,
-            ctx.service::<CoreConfigRef>()?.naming(),
+            ctx.service::<NamingControl>()?,
             ReceiverMetrics::new(metrics.as_ref(), "management", "management")?,
         ));
         let max = grpc.max_message_size();
@@ -433,8 +434,7 @@ mod tests {
 
     #[test]
     fn names_are_cut_to_the_limits_and_empty_names_rejected() {
-        let naming =
-            NamingControl { service_name_max_length: 4, instance_name_max_length: 3, endpoint_name_max_length: 150 };
+        let naming = NamingControl::new(4, 3, 150);
         let (receiver, recorder) = receiver(naming);
         receiver
             .keep_alive(Encoded::Json(br#"{"service": "frontend", "serviceInstance": "instance"}"#))

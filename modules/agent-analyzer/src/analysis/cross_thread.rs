@@ -19,7 +19,7 @@ pub(super) fn exit_or_local<'a, S: SourceSink + ?Sized>(
         return;
     }
     let dest_layer = own_layer(span);
-    let dest_endpoint = ctx.rules.naming.endpoint(&span.operation_name);
+    let dest_endpoint = ctx.rules.naming.endpoint(ctx.service, &span.operation_name);
     // SkyWalking leaves the request type unset on these sources.
     let facts = RequestFacts { request_type: None, ..*facts };
     for reference in &span.refs {

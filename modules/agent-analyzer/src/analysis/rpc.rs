@@ -27,11 +27,11 @@ impl<'a> Caller<'a> {
     /// addresses, else the parent service.
     pub(super) fn from_ref(ctx: &SegmentContext<'a>, span: &SpanObject, reference: &'a SegmentReference) -> Self {
         let naming = &ctx.rules.naming;
+        let parent_service = naming.service(&reference.parent_service);
         let parent_endpoint = match reference.parent_endpoint.as_str() {
             "" => USER,
-            endpoint => naming.endpoint(endpoint),
+            endpoint => naming.endpoint(parent_service, endpoint),
         };
-        let parent_service = naming.service(&reference.parent_service);
         let address = reference.network_address_used_at_peer.as_str();
         let virtual_layer = if is_layer(span, SpanLayer::Mq) {
             Some(Layer::VIRTUAL_MQ)
@@ -43,13 +43,13 @@ impl<'a> Caller<'a> {
         match virtual_layer {
             Some(layer) => Caller {
                 service: naming.service(address),
-                instance: naming.instance(address),
+                instance: naming.instance(naming.service(address), address),
                 layer,
                 endpoint: Some((parent_endpoint, parent_service, Layer::GENERAL)),
             },
             None => Caller {
                 service: parent_service,
-                instance: naming.instance(&reference.parent_service_instance),
+                instance: naming.instance(parent_service, &reference.parent_service_instance),
                 layer: Layer::GENERAL,
                 endpoint: Some((parent_endpoint, parent_service, Layer::GENERAL)),
             },
@@ -62,7 +62,7 @@ impl<'a> Caller<'a> {
             let naming = &ctx.rules.naming;
             return Caller {
                 service: naming.service(&span.peer),
-                instance: naming.instance(&span.peer),
+                instance: naming.instance(naming.service(&span.peer), &span.peer),
                 layer: Layer::VIRTUAL_MQ,
                 endpoint: None,
             };
@@ -89,7 +89,7 @@ pub(super) fn entry<'a, S: SourceSink + ?Sized>(
     sink: &mut S,
 ) {
     let dest_layer = own_layer(span);
-    let dest_endpoint = ctx.rules.naming.endpoint(&span.operation_name);
+    let dest_endpoint = ctx.rules.naming.endpoint(ctx.service, &span.operation_name);
     let mut emit_for = |caller: Caller<'a>| {
         sink.accept(Source::Service(Service {
             name: ctx.service,
@@ -200,7 +200,7 @@ pub(super) fn exit<'a, S: SourceSink + ?Sized>(
             (&target.service_name, "", Layer::GENERAL)
         }
         Some(target) => (&target.service_name, &target.service_instance_name, Layer::GENERAL),
-        None => (peer, naming.instance(&span.peer), conjectural_layer(ctx, span, peer)),
+        None => (peer, naming.instance(peer, &span.peer), conjectural_layer(ctx, span, peer)),
     };
     let relation = ServiceRelation {
         source_service_name: ctx.service,
@@ -209,7 +209,7 @@ pub(super) fn exit<'a, S: SourceSink + ?Sized>(
         dest_service_name: dest_service,
         dest_service_instance_name: dest_instance,
         dest_layer,
-        endpoint: naming.endpoint(&span.operation_name),
+        endpoint: naming.endpoint(dest_service, &span.operation_name),
         component_id: span.component_id,
         detect_point: DetectPoint::Client,
         request: *facts,
@@ -258,13 +258,13 @@ fn logic_endpoint<'a, S: SourceSink + ?Sized>(
     let Some(tag) = span.tags.iter().find(|tag| tag.key == "x-le") else { return };
     let Ok(json) = serde_json::from_str::<Value>(&tag.value) else { return };
     let (name, latency, status) = if is_local && json.get("logic-span").and_then(Value::as_bool) == Some(true) {
-        (Cow::Borrowed(ctx.rules.naming.endpoint(&span.operation_name)), facts.latency, facts.status)
+        (Cow::Borrowed(ctx.rules.naming.endpoint(ctx.service, &span.operation_name)), facts.latency, facts.status)
     } else {
         let name = json.get("name").and_then(Value::as_str);
         let latency = json.get("latency").and_then(Value::as_i64).and_then(|l| i32::try_from(l).ok());
         let status = json.get("status").and_then(Value::as_bool);
         let (Some(name), Some(latency), Some(status)) = (name, latency, status) else { return };
-        (Cow::Owned(ctx.rules.naming.endpoint(name).to_owned()), latency, status)
+        (Cow::Owned(ctx.rules.naming.endpoint(ctx.service, name).to_owned()), latency, status)
     };
     sink.accept(Source::Endpoint(Endpoint {
         name,

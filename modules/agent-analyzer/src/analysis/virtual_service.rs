@@ -170,8 +170,8 @@ fn mq<'a, S: SourceSink + ?Sized>(
         return;
     }
     let endpoint: Cow<'a, str> = match parts.as_slice() {
-        [single] => Cow::Borrowed(ctx.rules.naming.endpoint(single)),
-        _ => Cow::Owned(ctx.rules.naming.endpoint(&parts.join("/")).to_owned()),
+        [single] => Cow::Borrowed(ctx.rules.naming.endpoint(name, single)),
+        _ => Cow::Owned(ctx.rules.naming.endpoint(name, &parts.join("/")).to_owned()),
     };
     sink.accept(Source::EndpointMeta(EndpointMeta {
         service_name: Cow::Borrowed(name),
