@@ -195,11 +195,11 @@ mod tests {
         assert_eq!((status, body), (StatusCode::OK, (4usize << 20).to_string()));
         // A declared length over the limit is refused before any byte is read: this body
         // would never end.
-        let endless = Body::from_stream(futures_endless());
+        let endless = Body::from_stream(endless_body());
         let (status, body) = post_to(router.clone(), endless, Some((4 << 20) + 1)).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
         // Without a length, reading stops at the limit.
-        let (status, _) = post_to(router, Body::from_stream(futures_endless()), None).await;
+        let (status, _) = post_to(router, Body::from_stream(endless_body()), None).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     }
 
@@ -213,7 +213,7 @@ mod tests {
     }
 
     /// A body that never ends, 64 KiB at a time.
-    fn futures_endless() -> impl tokio_stream::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    fn endless_body() -> impl tokio_stream::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
         tokio_stream::iter(std::iter::repeat_with(|| Ok(Bytes::from(vec![b'y'; 64 << 10]))))
     }
 }
