@@ -8,9 +8,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::agent::{Scrape, send_segments, span};
+use common::agent::{RawSegmentCollection, Scrape, send_segments, span};
 use common::etcd::Etcd;
 use common::graphql::Client;
+use common::tls::TestCa;
 use common::{Backend, OapProcess, Ports, scratch_dir, start_server_on};
 use oap_oal::scope::Scope;
 use oap_oal::{ApdexThresholds, Catalog};
@@ -21,9 +22,15 @@ use serde_json::{Value, json};
 
 /// A node of an etcd cluster on Elasticsearch, with role `role`.
 fn node(etcd: &Etcd, backend: &Backend, role: &str) -> (OapProcess, Ports) {
+    node_with(etcd, backend, role, Vec::new())
+}
+
+/// [`node`], with `extra` environment.
+fn node_with(etcd: &Etcd, backend: &Backend, role: &str, extra: Vec<(&'static str, String)>) -> (OapProcess, Ports) {
     let dir = scratch_dir(&format!("cluster-{}", role.to_lowercase()));
     let ports = Ports::free();
     let mut env = ports.env();
+    env.extend(extra);
     env.extend(backend.env(&dir));
     env.extend([
         ("SW_CORE_ROLE", role.to_owned()),
@@ -139,6 +146,67 @@ async fn configurations_a_cluster_cannot_work_with_are_refused_with_the_reason()
     assert!(!status.success());
     let log = server.log();
     assert!(log.contains("would register `0.0.0.0`") && log.contains("SW_CLUSTER_INTERNAL_COM_HOST"), "{log}");
+}
+
+/// With TLS on every gRPC port (and the agent token asked of agents), a Receiver reaches the
+/// Aggregator over TLS, trusting `gRPCSslTrustedCAPath`, without the token (it is no agent); a
+/// node with TLS but no CA to trust its peers with refuses to start, saying so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_send_metrics_to_each_other_over_tls() {
+    const TOKEN: &str = "cluster-t0ken";
+    let ca = TestCa::new(&scratch_dir("cluster-tls-ca"));
+    let mut tls = ca.grpc_env();
+    tls.push(("SW_AUTHENTICATION", TOKEN.to_owned()));
+
+    // No CA for the peers.
+    let etcd = Etcd::start();
+    let backend = Backend::elasticsearch();
+    let dir = scratch_dir("cluster-tls-no-ca");
+    let ports = Ports::free();
+    let mut env = ports.env();
+    env.extend(backend.env(&dir));
+    env.extend(tls.clone());
+    env.extend([("SW_CLUSTER", "etcd".to_owned()), ("SW_CLUSTER_ETCD_ENDPOINTS", etcd.endpoint.clone())]);
+    let mut server = OapProcess::spawn(dir, &env, &[]);
+    let status = server.wait_exit(Duration::from_secs(30)).expect("it stops");
+    assert!(!status.success());
+    assert!(server.log().contains("gRPCSslTrustedCAPath: needed when gRPCSslEnabled is true"), "{}", server.log());
+
+    tls.push(("SW_CORE_GRPC_SSL_TRUSTED_CA_PATH", ca.ca_path.display().to_string()));
+    let (_aggregator, aggregator) = node_with(&etcd, &backend, "Aggregator", tls.clone());
+    let (_receiver, receiver) = node_with(&etcd, &backend, "Receiver", tls);
+    wait_for_list(&receiver, &[(aggregator.grpc, false)], Duration::from_secs(10)).await;
+
+    let channel = tonic::transport::Channel::from_shared(format!("https://127.0.0.1:{}", receiver.grpc))
+        .expect("uri")
+        .tls_config(ca.grpc_client_tls())
+        .expect("TLS")
+        .connect()
+        .await
+        .expect("TLS connect");
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.expect("ready");
+    let batch = RawSegmentCollection { segments: traffic(oap_model::now_ms() - 5_000, 1) }.encode_to_vec();
+    let mut request = tonic::Request::new(bytes::Bytes::from(batch));
+    request.metadata_mut().insert("authentication", TOKEN.parse().expect("ASCII"));
+    let path =
+        tonic::codegen::http::uri::PathAndQuery::from_static("/skywalking.v3.TraceSegmentReportService/collectInSync");
+    grpc.unary(request, path, oap_loadgen::codec::RawCodec).await.expect("the receiver takes the segments");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let taken = Scrape::from_port(aggregator.telemetry).await.value("remote_in_count");
+        if taken > 0.0 {
+            println!("the aggregator took {taken} metrics over TLS");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the aggregator took no metrics from the receiver");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for ports in [&receiver, &aggregator] {
+        let refused = Scrape::from_port(ports.telemetry).await.value("grpc_authentication_failure_count");
+        assert_eq!(refused, 0.0, "the node on {} refused a call", ports.grpc);
+    }
 }
 
 /// Known traffic that needs no network address alias (refs carry no peer address, exits go to

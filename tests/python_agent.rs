@@ -9,6 +9,11 @@
 //! yields client-side relations whose destination is the callee service itself, not the
 //! address. Management calls yield instance properties (`language` = `python`) and heartbeats.
 //!
+//! A third test runs the same agents over TLS with the agent token: the server's gRPC port has a
+//! certificate from a CA the test makes, which the agents' gRPC library trusts through
+//! `GRPC_DEFAULT_SSL_ROOTS_FILE_PATH` (it trusts only the system's roots otherwise), and asks for
+//! a token, which the agents send from `SW_AGENT_AUTHENTICATION`.
+//!
 //! The agent is installed by `tests/setup-python-agent.sh` (which `tests/run.sh` runs).
 
 mod common;
@@ -20,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::Scrape;
+use common::tls::TestCa;
 use common::{Backend, Ports, free_port, scratch_dir};
 use oap_core::{SourceConsumer, SourceDispatcherRef};
 use oap_kernel::BootPlan;
@@ -125,7 +131,16 @@ struct TracedService {
 }
 
 impl TracedService {
-    fn start(name: &str, port: u16, downstream: Option<u16>, grpc_port: u16, dir: &std::path::Path) -> Self {
+    /// Starts service `name` on `port`, calling `downstream`, its agent reporting to `grpc_port`
+    /// with `agent_env` besides the usual settings.
+    fn start(
+        name: &str,
+        port: u16,
+        downstream: Option<u16>,
+        grpc_port: u16,
+        dir: &std::path::Path,
+        agent_env: &[(&str, String)],
+    ) -> Self {
         let log = dir.join(format!("{name}.log"));
         let output = std::fs::File::create(&log).expect("log file");
         let app = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/python-agent/app.py");
@@ -142,6 +157,7 @@ impl TracedService {
             .env("SW_AGENT_METER_REPORTER_PERIOD", "1")
             .env("SW_AGENT_LOGGING_LEVEL", "INFO")
             .env("PYTHONUNBUFFERED", "1")
+            .envs(agent_env.iter().map(|(key, value)| (*key, value.as_str())))
             .stdin(Stdio::null())
             .stdout(output.try_clone().expect("clone"))
             .stderr(output);
@@ -228,8 +244,8 @@ async fn python_agents(backend: Backend) {
     dispatcher.subscribe(recorder.clone()).expect("no source dispatched before the agents start");
 
     let (backend_port, frontend_port) = (free_port(), free_port());
-    let mut backend = TracedService::start("py-backend", backend_port, None, ports.grpc, &dir);
-    let mut frontend = TracedService::start("py-frontend", frontend_port, Some(backend_port), ports.grpc, &dir);
+    let mut backend = TracedService::start("py-backend", backend_port, None, ports.grpc, &dir, &[]);
+    let mut frontend = TracedService::start("py-frontend", frontend_port, Some(backend_port), ports.grpc, &dir, &[]);
     wait_listening(backend_port, &backend).await;
     wait_listening(frontend_port, &frontend).await;
 
@@ -296,6 +312,90 @@ async fn python_agents(backend: Backend) {
         assert!(agent_trouble(&log).is_empty(), "the agent reported trouble:\n{log}");
     }
     assert!(kernel.shutdown().await.is_empty(), "clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_agents_report_over_tls_with_the_agent_token() {
+    const TOKEN: &str = "py-t0ken";
+    let python = agent_python();
+    eprintln!("agent: {}", python.display());
+    let dir = scratch_dir("python-agent-tls");
+    let ca = TestCa::new(&dir);
+
+    let ports = Ports::free();
+    let mut vars: HashMap<String, String> = ports.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    vars.extend(ca.grpc_env().into_iter().map(|(k, v)| (k.to_owned(), v)));
+    vars.insert("SW_AUTHENTICATION".to_owned(), TOKEN.to_owned());
+    vars.insert("SW_TELEMETRY".to_owned(), "none".to_owned());
+    vars.extend(Backend::Embedded.env(&dir).into_iter().map(|(k, v)| (k.to_owned(), v)));
+    let plan = BootPlan::from_yaml(
+        oap_server::BUILTIN_CONFIG,
+        "application.yml",
+        &|name| vars.get(name).cloned(),
+        &[],
+        &oap_server::catalog(),
+    )
+    .expect("the shipped configuration");
+    let kernel = plan.boot().await.expect("the server boots");
+
+    // The agents reach the server at 127.0.0.1, a name the certificate holds.
+    let agent_env = [
+        ("SW_AGENT_FORCE_TLS", "true".to_owned()),
+        ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", ca.ca_path.display().to_string()),
+        ("SW_AGENT_AUTHENTICATION", TOKEN.to_owned()),
+    ];
+    let (backend_port, frontend_port) = (free_port(), free_port());
+    let mut backend = TracedService::start("py-backend", backend_port, None, ports.grpc, &dir, &agent_env);
+    let mut frontend =
+        TracedService::start("py-frontend", frontend_port, Some(backend_port), ports.grpc, &dir, &agent_env);
+    wait_listening(backend_port, &backend).await;
+    wait_listening(frontend_port, &frontend).await;
+
+    let client = reqwest::Client::new();
+    for _ in 0..3 {
+        let response = client.get(format!("http://127.0.0.1:{frontend_port}/api")).send().await.expect("GET /api");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+    }
+
+    // Every call's two segments arrive and are stored.
+    let store = kernel.service::<StorageRef>().expect("the store");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let frontend_segments = stored_segments(&store, "py-frontend").await;
+        let backend_segments = stored_segments(&store, "py-backend").await;
+        if frontend_segments >= 3 && backend_segments >= 3 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "stored: {frontend_segments} frontend, {backend_segments} backend segments\nfrontend:\n{}\nbackend:\n{}",
+            frontend.log(),
+            backend.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Their other calls came over TLS with the token too, and none was refused.
+    let scrape = Scrape(kernel.service::<MetricsCreatorRef>().expect("telemetry").render());
+    assert_eq!(scrape.value("grpc_authentication_failure_count"), 0.0);
+    assert!(scrape.value(r#"management_in_latency_count{protocol="grpc"}"#) >= 2.0, "{}", scrape.0);
+
+    frontend.stop();
+    backend.stop();
+    for service in [&frontend, &backend] {
+        let log = service.log();
+        assert!(agent_trouble(&log).is_empty(), "the agent reported trouble:\n{log}");
+    }
+    assert!(kernel.shutdown().await.is_empty(), "clean shutdown");
+}
+
+/// How many segments of `service` the store holds.
+async fn stored_segments(store: &StorageRef, service: &str) -> usize {
+    let search = TraceSearch {
+        service_id: Some(oap_model::ids::service_id(service, true)),
+        limit: 100,
+        ..TraceSearch::default()
+    };
+    store.search_segments(&search).await.expect("search the store").len()
 }
 
 /// The store holds each of the backend's 4 segments, in a trace with the frontend's `/api`

@@ -5,6 +5,7 @@
 pub mod agent;
 pub mod etcd;
 pub mod graphql;
+pub mod tls;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;

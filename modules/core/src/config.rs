@@ -87,18 +87,43 @@ pub struct CoreConfig {
     /// `maxMessageSize` (`SW_CORE_GRPC_MAX_MESSAGE_SIZE`): largest inbound gRPC message, bytes.
     #[serde(rename = "maxMessageSize")]
     pub max_message_size: usize,
-    /// `gRPCSslEnabled` (`SW_CORE_GRPC_SSL_ENABLED`): not supported yet, only `false` is accepted.
+    /// `gRPCSslEnabled` (`SW_CORE_GRPC_SSL_ENABLED`): TLS on the gRPC port, for agents and
+    /// for the other nodes of a cluster.
     #[serde(rename = "gRPCSslEnabled")]
     pub grpc_ssl_enabled: bool,
-    /// `gRPCSslKeyPath` (`SW_CORE_GRPC_SSL_KEY_PATH`); unused while TLS is off.
+    /// `gRPCSslKeyPath` (`SW_CORE_GRPC_SSL_KEY_PATH`): the gRPC port's PEM private key.
     #[serde(rename = "gRPCSslKeyPath", deserialize_with = "de::scalar_string")]
     pub grpc_ssl_key_path: String,
-    /// `gRPCSslCertChainPath` (`SW_CORE_GRPC_SSL_CERT_CHAIN_PATH`); unused while TLS is off.
+    /// `gRPCSslCertChainPath` (`SW_CORE_GRPC_SSL_CERT_CHAIN_PATH`): the gRPC port's PEM
+    /// certificate chain, leaf first.
     #[serde(rename = "gRPCSslCertChainPath", deserialize_with = "de::scalar_string")]
     pub grpc_ssl_cert_chain_path: String,
-    /// `gRPCSslTrustedCAPath` (`SW_CORE_GRPC_SSL_TRUSTED_CA_PATH`); unused while TLS is off.
+    /// `gRPCSslTrustedCAPath` (`SW_CORE_GRPC_SSL_TRUSTED_CA_PATH`): the PEM CA this node trusts
+    /// when it sends metrics to the other nodes of a cluster over TLS (not a client-certificate
+    /// check on the server side, as in SkyWalking).
     #[serde(rename = "gRPCSslTrustedCAPath", deserialize_with = "de::scalar_string")]
     pub grpc_ssl_trusted_ca_path: String,
+    /// `authentication` (`SW_AUTHENTICATION`): when not empty, the token every agent gRPC call
+    /// must carry as metadata `authentication`. SkyWalking keeps it in `receiver-sharing-server`,
+    /// a module this server does not have, whose receivers share the core's gRPC port by
+    /// default; here it is a core setting of that port, with the same env name.
+    #[serde(deserialize_with = "de::scalar_string")]
+    pub authentication: String,
+    /// `restSSLEnabled` (`SW_CORE_REST_SSL_ENABLED`): TLS (HTTPS) on the REST port.
+    #[serde(rename = "restSSLEnabled")]
+    pub rest_ssl_enabled: bool,
+    /// `restSSLKeyPath` (`SW_CORE_REST_SSL_KEY_PATH`): the REST port's PEM private key.
+    #[serde(rename = "restSSLKeyPath", deserialize_with = "de::scalar_string")]
+    pub rest_ssl_key_path: String,
+    /// `restSSLCertChainPath` (`SW_CORE_REST_SSL_CERT_CHAIN_PATH`): the REST port's PEM
+    /// certificate chain, leaf first.
+    #[serde(rename = "restSSLCertChainPath", deserialize_with = "de::scalar_string")]
+    pub rest_ssl_cert_chain_path: String,
+    /// `restMaxRequestBodySize` (`SW_CORE_REST_MAX_REQUEST_BODY_SIZE`): the largest request body
+    /// on the REST port, bytes (GraphQL, `/status`); the HTTP receivers take up to
+    /// `maxMessageSize`, as over gRPC.
+    #[serde(rename = "restMaxRequestBodySize")]
+    pub rest_max_request_body_size: usize,
     /// `downsampling`: the coarser levels metrics are rolled up to (minute is always kept).
     pub downsampling: Vec<Downsampling>,
     /// `enableDataKeeperExecutor` (`SW_CORE_ENABLE_DATA_KEEPER_EXECUTOR`): delete expired data.
@@ -196,6 +221,11 @@ impl Default for CoreConfig {
             grpc_ssl_key_path: String::new(),
             grpc_ssl_cert_chain_path: String::new(),
             grpc_ssl_trusted_ca_path: String::new(),
+            authentication: String::new(),
+            rest_ssl_enabled: false,
+            rest_ssl_key_path: String::new(),
+            rest_ssl_cert_chain_path: String::new(),
+            rest_max_request_body_size: 2 << 20,
             downsampling: vec![Downsampling::Hour, Downsampling::Day],
             enable_data_keeper_executor: true,
             data_keeper_execute_period: Duration::from_secs(5 * 60),
@@ -254,11 +284,12 @@ impl CoreConfig {
                 errors.push(ConfigError::new(key, message));
             }
         };
-        require(
-            !self.grpc_ssl_enabled,
-            "gRPCSslEnabled",
-            "TLS for gRPC is not supported yet; set it to false and terminate TLS in front of the server",
-        );
+        let tls_file = "is needed when TLS is on (the path of a PEM file)";
+        require(!self.grpc_ssl_enabled || !self.grpc_ssl_key_path.is_empty(), "gRPCSslKeyPath", tls_file);
+        require(!self.grpc_ssl_enabled || !self.grpc_ssl_cert_chain_path.is_empty(), "gRPCSslCertChainPath", tls_file);
+        require(!self.rest_ssl_enabled || !self.rest_ssl_key_path.is_empty(), "restSSLKeyPath", tls_file);
+        require(!self.rest_ssl_enabled || !self.rest_ssl_cert_chain_path.is_empty(), "restSSLCertChainPath", tls_file);
+        require(self.rest_max_request_body_size > 0, "restMaxRequestBodySize", "must be greater than 0");
         require(self.rest_context_path.starts_with('/'), "restContextPath", "must start with `/`");
         require(self.max_message_size > 0, "maxMessageSize", "must be greater than 0");
         require(!self.l1_flush_period.is_zero(), "l1FlushPeriod", "must be greater than 0");
@@ -299,6 +330,8 @@ mod tests {
         assert_eq!(config.max_message_size, 50 * 1024 * 1024);
         assert_eq!(config.downsampling, [Downsampling::Hour, Downsampling::Day]);
         assert_eq!(config.searchable_traces_tags.len(), 8);
+        assert!(!config.grpc_ssl_enabled && !config.rest_ssl_enabled && config.authentication.is_empty());
+        assert_eq!(config.rest_max_request_body_size, 2 * 1024 * 1024);
         assert!(config.validate().is_empty());
     }
 
@@ -315,6 +348,21 @@ mod tests {
     fn values_are_validated() {
         let config = parse("{gRPCSslEnabled: true, l1FlushPeriod: 0, restContextPath: api}").expect("well typed");
         let keys: Vec<String> = config.validate().into_iter().map(|e| e.path).collect();
-        assert_eq!(keys, ["gRPCSslEnabled", "restContextPath", "l1FlushPeriod"]);
+        assert_eq!(keys, ["gRPCSslKeyPath", "gRPCSslCertChainPath", "restContextPath", "l1FlushPeriod"]);
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_takes_skywalking_keys() {
+        let config =
+            parse("{restSSLEnabled: true, restSSLKeyPath: key.pem, restMaxRequestBodySize: 0}").expect("typed");
+        let keys: Vec<String> = config.validate().into_iter().map(|e| e.path).collect();
+        assert_eq!(keys, ["restSSLCertChainPath", "restMaxRequestBodySize"]);
+        let config = parse(
+            "{gRPCSslEnabled: true, gRPCSslKeyPath: k.pem, gRPCSslCertChainPath: c.pem, gRPCSslTrustedCAPath: ca.pem, \
+             restSSLEnabled: true, restSSLKeyPath: k.pem, restSSLCertChainPath: c.pem, authentication: t0ken}",
+        )
+        .expect("typed");
+        assert!(config.validate().is_empty(), "{:?}", config.validate());
+        assert_eq!((config.authentication.as_str(), config.grpc_ssl_trusted_ca_path.as_str()), ("t0ken", "ca.pem"));
     }
 }

@@ -12,14 +12,21 @@
 //! - [`TimeBuckets`]: the one time zone every time bucket is computed in.
 //!
 //! Both servers bind in `start`, so a taken port fails the boot before anything is served, and
-//! close gracefully on shutdown.
+//! close gracefully on shutdown. Their doors:
+//! - [`authentication`]: the agent token on the gRPC port (`authentication`, `SW_AUTHENTICATION`);
+//! - [`tls`]: TLS on either port (`gRPCSslEnabled`, `restSSLEnabled`), with rustls;
+//! - request bodies on the REST port are bounded (`restMaxRequestBodySize`, see [`HttpServer`]);
+//! - [`basic_auth`]: HTTP basic authentication a module may put on its routes (the query API);
 
+pub mod authentication;
+pub mod basic_auth;
 mod config;
 mod dispatcher;
 mod grpc_server;
 mod http_server;
 pub mod naming;
 mod provider;
+pub mod tls;
 
 use std::sync::Arc;
 

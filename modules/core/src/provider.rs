@@ -1,5 +1,5 @@
-//! Provider `core.default`: registers the settings and the servers, binds them in `start`,
-//! serves once every module has started, and closes them on shutdown.
+//! Provider `core.default`: registers the settings and the servers, binds them (and reads their
+//! TLS files) in `start`, serves once every module has started, and closes them on shutdown.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -11,10 +11,13 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
+use tonic::transport::ServerTlsConfig;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use tracing::{info, warn};
 
+use crate::authentication::AgentToken;
+use crate::tls::{HANDSHAKE_TIMEOUT, ServerIdentity, TlsListener};
 use crate::{
     CoreConfig, CoreConfigRef, GrpcServer, GrpcServerRef, HttpServer, HttpServerRef, MODULE_NAME, SourceDispatcher,
     SourceDispatcherRef, TimeBuckets,
@@ -39,10 +42,12 @@ impl TypedProviderFactory for CoreProviderFactory {
             return Err(errors);
         }
         Ok(Box::new(CoreProvider {
-            grpc: Arc::new(GrpcServer::new(config.max_message_size)),
-            http: Arc::new(HttpServer::new(&config.rest_context_path)),
+            grpc: None,
+            http: Arc::new(HttpServer::new(&config.rest_context_path, config.rest_max_request_body_size)),
             config: Arc::new(config),
             listeners: None,
+            grpc_tls: None,
+            rest_tls: None,
             health: None,
             shutdown: CancellationToken::new(),
             servers: Vec::new(),
@@ -50,15 +55,32 @@ impl TypedProviderFactory for CoreProviderFactory {
     }
 }
 
+impl CoreProvider {
+    fn grpc(&self) -> Result<GrpcServerRef, ModuleError> {
+        self.grpc.clone().ok_or_else(|| ModuleError::Other("the gRPC server was not prepared".to_owned()))
+    }
+}
+
 struct CoreProvider {
     config: CoreConfigRef,
-    grpc: GrpcServerRef,
+    /// Made in `prepare`, where its refusal counter can be.
+    grpc: Option<GrpcServerRef>,
     http: HttpServerRef,
     /// gRPC and HTTP listeners, bound in `start` and served from `after_all_started`.
     listeners: Option<(TcpListener, TcpListener)>,
+    /// The gRPC port's identity, when `gRPCSslEnabled`.
+    grpc_tls: Option<ServerIdentity>,
+    /// The REST port's TLS, when `restSSLEnabled`.
+    rest_tls: Option<tokio_rustls::TlsAcceptor>,
     health: Option<HealthReporter>,
     shutdown: CancellationToken,
     servers: Vec<JoinHandle<()>>,
+}
+
+/// Reads a port's key and certificate chain; an unusable file stops the start, named with the
+/// settings that point at it.
+fn identity(key_path: &str, cert_chain_path: &str, settings: &str) -> Result<ServerIdentity, ModuleError> {
+    ServerIdentity::load(key_path, cert_chain_path).map_err(|error| ModuleError::Config(format!("{settings}: {error}")))
 }
 
 async fn bind(host: &str, port: u16, what: &str) -> Result<TcpListener, ModuleError> {
@@ -71,8 +93,18 @@ async fn bind(host: &str, port: u16, what: &str) -> Result<TcpListener, ModuleEr
 #[async_trait]
 impl ModuleProvider for CoreProvider {
     async fn prepare(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        let metrics = ctx.service::<MetricsCreatorRef>()?;
+        let refused = metrics.counter(
+            "grpc_authentication_failure_count",
+            "Agent gRPC calls refused for a missing or wrong authentication token",
+            &[],
+        )?;
+        let token = &self.config.authentication;
+        let token = (!token.is_empty()).then(|| Arc::new(AgentToken::new(token, refused)));
+        let grpc = Arc::new(GrpcServer::new(self.config.max_message_size, token));
+        self.grpc = Some(grpc.clone());
         ctx.register(self.config.clone())?;
-        ctx.register(self.grpc.clone())?;
+        ctx.register(grpc)?;
         ctx.register(self.http.clone())?;
         let dispatcher: SourceDispatcherRef = Arc::new(SourceDispatcher::new());
         ctx.register(dispatcher)?;
@@ -88,13 +120,35 @@ impl ModuleProvider for CoreProvider {
         let naming = ctx.service::<oap_model::NamingControl>()?;
         self.servers.push(crate::naming::keep(naming, metrics.as_ref(), self.shutdown.clone())?);
 
+        let config = &self.config;
+        if config.grpc_ssl_enabled {
+            let settings = "gRPCSslKeyPath/gRPCSslCertChainPath";
+            self.grpc_tls = Some(identity(&config.grpc_ssl_key_path, &config.grpc_ssl_cert_chain_path, settings)?);
+        }
+        if config.rest_ssl_enabled {
+            let settings = "restSSLKeyPath/restSSLCertChainPath";
+            let identity = identity(&config.rest_ssl_key_path, &config.rest_ssl_cert_chain_path, settings)?;
+            // axum serves HTTP/1.1 here (its http2 feature is off).
+            let acceptor = identity.acceptor(&[b"http/1.1"]).map_err(|error| ModuleError::Other(error.to_string()))?;
+            self.rest_tls = Some(acceptor);
+        }
+
+        let grpc_server = self.grpc()?;
         let grpc = bind(&self.config.grpc_host, self.config.grpc_port, "gRPC").await?;
         let http = bind(&self.config.rest_host, self.config.rest_port, "HTTP").await?;
         let grpc_addr = grpc.local_addr().map_err(|error| ModuleError::io("gRPC server", error))?;
         let http_addr = http.local_addr().map_err(|error| ModuleError::io("HTTP server", error))?;
-        self.grpc.set_local_addr(grpc_addr);
+        grpc_server.set_local_addr(grpc_addr);
         self.http.set_local_addr(http_addr);
-        info!(grpc = %grpc_addr, http = %http_addr, role = %self.config.role, "core servers bound");
+        info!(
+            grpc = %grpc_addr,
+            http = %http_addr,
+            role = %self.config.role,
+            grpc_tls = self.grpc_tls.is_some(),
+            rest_tls = self.rest_tls.is_some(),
+            agent_token = grpc_server.requires_agent_token(),
+            "core servers bound"
+        );
         self.listeners = Some((grpc, http));
         Ok(())
     }
@@ -103,18 +157,24 @@ impl ModuleProvider for CoreProvider {
         let Some((grpc_listener, http_listener)) = self.listeners.take() else {
             return Err(ModuleError::Other("the servers were not bound".to_owned()));
         };
+        let grpc = self.grpc()?;
         let (health, health_service) = tonic_health::server::health_reporter();
-        self.grpc.add_service(health_service)?;
+        grpc.add_internal_service(health_service)?;
         self.health = Some(health);
 
         let max_streams = match self.config.max_concurrent_calls_per_connection {
             0 => None,
             limit => Some(limit),
         };
-        let routes = self.grpc.take_routes();
+        let routes = grpc.take_routes();
+        let mut builder = tonic::transport::Server::builder();
+        if let Some(identity) = &self.grpc_tls {
+            let tls = ServerTlsConfig::new().identity(identity.tonic_identity()).timeout(HANDSHAKE_TIMEOUT);
+            builder = builder.tls_config(tls).map_err(|error| ModuleError::Other(format!("gRPC TLS: {error}")))?;
+        }
         let shutdown = self.shutdown.clone();
         self.servers.push(tokio::spawn(async move {
-            let served = tonic::transport::Server::builder()
+            let served = builder
                 .tcp_nodelay(true)
                 .max_concurrent_streams(max_streams)
                 .add_routes(routes)
@@ -126,14 +186,20 @@ impl ModuleProvider for CoreProvider {
         }));
 
         let router = self.http.take_router();
-        let shutdown = self.shutdown.clone();
-        self.servers.push(tokio::spawn(async move {
-            if let Err(error) =
-                axum::serve(http_listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await
-            {
-                warn!(%error, "HTTP server stopped");
-            }
-        }));
+        let shutdown = self.shutdown.clone().cancelled_owned();
+        self.servers.push(match self.rest_tls.take() {
+            Some(acceptor) => tokio::spawn(async move {
+                let listener = TlsListener::new(http_listener, acceptor);
+                if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+                    warn!(%error, "HTTPS server stopped");
+                }
+            }),
+            None => tokio::spawn(async move {
+                if let Err(error) = axum::serve(http_listener, router).with_graceful_shutdown(shutdown).await {
+                    warn!(%error, "HTTP server stopped");
+                }
+            }),
+        });
         Ok(())
     }
 

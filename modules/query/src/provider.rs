@@ -26,11 +26,24 @@ pub struct GraphqlConfig {
     /// `maxQueryDepth` (`SW_QUERY_MAX_QUERY_DEPTH`): the deepest nesting of one document.
     #[serde(rename = "maxQueryDepth")]
     pub max_query_depth: usize,
+    /// `basicAuthUser` (`SW_QUERY_BASIC_AUTH_USER`): when set, GraphQL and `/status` require
+    /// HTTP basic authentication with this user and `basicAuthPassword`. Not a SkyWalking
+    /// setting (SkyWalking leaves this to a gateway in front of the OAP).
+    #[serde(rename = "basicAuthUser", deserialize_with = "oap_kernel::config::de::scalar_string")]
+    pub basic_auth_user: String,
+    /// `basicAuthPassword` (`SW_QUERY_BASIC_AUTH_PASSWORD`).
+    #[serde(rename = "basicAuthPassword", deserialize_with = "oap_kernel::config::de::scalar_string")]
+    pub basic_auth_password: String,
 }
 
 impl Default for GraphqlConfig {
     fn default() -> Self {
-        Self { max_query_complexity: 3_000, max_query_depth: 20 }
+        Self {
+            max_query_complexity: 3_000,
+            max_query_depth: 20,
+            basic_auth_user: String::new(),
+            basic_auth_password: String::new(),
+        }
     }
 }
 
@@ -51,6 +64,10 @@ impl TypedProviderFactory for GraphqlProviderFactory {
         }
         if config.max_query_depth == 0 {
             errors.push(ConfigError::new("maxQueryDepth", "must be at least 1"));
+        }
+        if config.basic_auth_user.is_empty() != config.basic_auth_password.is_empty() {
+            let message = "basicAuthUser and basicAuthPassword are set together or not at all";
+            errors.push(ConfigError::new("basicAuthPassword", message));
         }
         if !errors.is_empty() {
             return Err(errors);
@@ -84,6 +101,8 @@ impl ModuleProvider for GraphqlProvider {
         let limits =
             Limits { max_depth: self.config.max_query_depth, max_complexity: self.config.max_query_complexity };
         let schema = schema::build(context.clone(), limits);
-        http.add_routes(Router::new().route_service("/graphql", GraphQL::new(schema)).merge(rest::routes(context)))
+        let routes = Router::new().route_service("/graphql", GraphQL::new(schema)).merge(rest::routes(context));
+        let (user, password) = (&self.config.basic_auth_user, &self.config.basic_auth_password);
+        http.add_routes(oap_core::basic_auth::require(routes, user, password))
     }
 }

@@ -1,10 +1,13 @@
-//! What the HTTP/JSON receivers share: bodies read within `maxMessageSize`, JSON in the proto3
+//! What the HTTP/JSON receivers share: bodies read within `maxMessageSize` (the limit their
+//! routes are added with, `HttpServer::add_routes_with_body_limit`), JSON in the proto3
 //! mapping, `Commands` replies (`{}`), and rejections as plain-text HTTP errors — 400 for a body
 //! that does not parse or is invalid, 413 for one over the limit.
+//!
+//! As in SkyWalking, the agent token (`authentication`) is not asked of HTTP requests: it is a
+//! gRPC check only.
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::DefaultBodyLimit;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -42,11 +45,6 @@ pub fn settled(settle: Result<(), tonic::Status>, reply: Response) -> Response {
         Ok(()) => reply,
         Err(status) => (StatusCode::SERVICE_UNAVAILABLE, status.message().to_owned()).into_response(),
     }
-}
-
-/// The body limit the receivers' routes apply (`maxMessageSize`, as for gRPC messages).
-pub fn body_limit(max_message_size: usize) -> DefaultBodyLimit {
-    DefaultBodyLimit::max(max_message_size)
 }
 
 /// The body, or why it could not be read (413 when over the limit).

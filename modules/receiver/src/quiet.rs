@@ -282,7 +282,7 @@ impl ModuleProvider for QuietProvider {
                 post(move |body: Result<Bytes, BytesRejection>| async move { accept_array(&metrics, check, body) }),
             );
         }
-        ctx.service::<HttpServerRef>()?.add_routes(router.layer(http::body_limit(grpc.max_message_size())))
+        ctx.service::<HttpServerRef>()?.add_routes_with_body_limit(router, grpc.max_message_size())
     }
 }
 

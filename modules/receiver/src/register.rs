@@ -319,12 +319,12 @@ impl ModuleProvider for RegisterReceiverProvider {
         let rpcs = Arc::new(ManagementRpcs(receiver.clone()));
         grpc.add_service(AgentService::<_, ManagementV3>::new(rpcs.clone(), max))?;
         grpc.add_service(AgentService::<_, ManagementCompat>::new(rpcs, max))?;
-        ctx.service::<HttpServerRef>()?.add_routes(
+        ctx.service::<HttpServerRef>()?.add_routes_with_body_limit(
             Router::new()
                 .route("/v3/management/reportProperties", post(post_report_properties))
                 .route("/v3/management/keepAlive", post(post_keep_alive))
-                .layer(http::body_limit(max))
                 .with_state(receiver),
+            max,
         )
     }
 }

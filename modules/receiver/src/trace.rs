@@ -254,12 +254,12 @@ impl ModuleProvider for TraceReceiverProvider {
         let span_events = Arc::new(QuietRpcs::new(SPAN_ATTACHED_EVENT_METHODS, span_events));
         grpc.add_service(AgentService::<_, SpanAttachedEventV3>::new(span_events, max))?;
 
-        http_server.add_routes(
+        http_server.add_routes_with_body_limit(
             Router::new()
                 .route("/v3/segment", post(post_segment))
                 .route("/v3/segments", post(post_segments))
-                .layer(http::body_limit(max))
                 .with_state(receiver),
+            max,
         )
     }
 }

@@ -8,6 +8,11 @@
 //! again, with a growing pause, while the peer is listed; once the peer has left the list its
 //! batches are routed again over the nodes that remain, not dropped. Each batch carries its
 //! sender and a sequence number, so one sent again after a lost answer is taken once.
+//!
+//! With TLS on the gRPC port (`gRPCSslEnabled`) every node's port speaks TLS, so a peer is
+//! reached over TLS too, trusting the CA of `gRPCSslTrustedCAPath` ([`peer_tls`]), as
+//! SkyWalking's remote client does; each node's certificate must name the address the cluster
+//! lists it at. The remote service is not asked for the agent token (`authentication`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -15,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use oap_cluster::{MembershipRef, RemoteNode};
+use oap_core::CoreConfig;
+use oap_kernel::ModuleError;
 use oap_oal::Catalog;
 use oap_oal::catalog::Metric;
 use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
@@ -24,6 +31,7 @@ use oap_storage::retry::{Outage, OutageLog};
 use oap_telemetry::{Counter, MetricsCreator, TelemetryError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tonic::transport::ClientTlsConfig;
 use tonic::{Request, Response, Status};
 use tracing::{error, info, warn};
 
@@ -109,6 +117,26 @@ struct PeerContext {
     router: Weak<Router>,
     membership: MembershipRef,
     metrics: RemoteMetrics,
+    /// How peers are reached over TLS, when the cluster's gRPC ports have it.
+    tls: Option<ClientTlsConfig>,
+}
+
+/// How this node reaches its peers: `None` (plain text) unless `gRPCSslEnabled`, and then TLS
+/// trusting the CA of `gRPCSslTrustedCAPath`, which must be set and readable.
+pub fn peer_tls(core: &CoreConfig) -> Result<Option<ClientTlsConfig>, ModuleError> {
+    if !core.grpc_ssl_enabled {
+        return Ok(None);
+    }
+    if core.grpc_ssl_trusted_ca_path.is_empty() {
+        return Err(ModuleError::Config(
+            "gRPCSslTrustedCAPath: needed when gRPCSslEnabled is true in a cluster: the PEM CA that signed the \
+             other nodes' certificates"
+                .to_owned(),
+        ));
+    }
+    let ca = oap_core::tls::trusted_ca(&core.grpc_ssl_trusted_ca_path)
+        .map_err(|error| ModuleError::Config(format!("gRPCSslTrustedCAPath: {error}")))?;
+    Ok(Some(ClientTlsConfig::new().ca_certificate(ca)))
 }
 
 /// Another aggregating node, as this node's router sees it.
@@ -139,8 +167,15 @@ fn listed(membership: &MembershipRef, peer: &RemoteNode) -> bool {
 /// Sends the peer's batches in order until its queue closes (the peer left the router).
 async fn send_all(peer: RemoteNode, mut batches: mpsc::Receiver<Vec<Metric>>, context: PeerContext) {
     let address = peer.address();
-    let endpoint = match tonic::transport::Endpoint::from_shared(format!("http://{address}")) {
-        Ok(endpoint) => endpoint.connect_timeout(Duration::from_secs(3)),
+    let scheme = if context.tls.is_some() { "https" } else { "http" };
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{address}"))
+        .and_then(|endpoint| match &context.tls {
+            Some(tls) => endpoint.tls_config(tls.clone()),
+            None => Ok(endpoint),
+        })
+        .map(|endpoint| endpoint.connect_timeout(Duration::from_secs(3)));
+    let endpoint = match endpoint {
+        Ok(endpoint) => endpoint,
         Err(error) => {
             error!(%address, %error, "not a node address");
             return;
@@ -239,7 +274,7 @@ async fn reroute(peer: &RemoteNode, batch: Vec<Metric>, context: &PeerContext) {
 
 /// Keeps the router's targets equal to the cluster's aggregating nodes: `l2` for this node, a
 /// [`RemotePeer`] for each other one (kept while it stays listed); tells `l2` when the list
-/// changes, as entities then change owner.
+/// changes, as entities then change owner. Peers are reached over `tls` when it is set.
 pub fn follow_membership(
     membership: MembershipRef,
     router: &Arc<Router>,
@@ -247,6 +282,7 @@ pub fn follow_membership(
     catalog: &Catalog,
     persistent_period: Duration,
     metrics: RemoteMetrics,
+    tls: Option<ClientTlsConfig>,
 ) -> JoinHandle<()> {
     let context = PeerContext {
         holds_for: persistent_period + Duration::from_secs(2),
@@ -255,6 +291,7 @@ pub fn follow_membership(
         router: Arc::downgrade(router),
         membership: membership.clone(),
         metrics,
+        tls,
     };
     let router = router.clone();
     let mut changes = membership.watch();

@@ -20,7 +20,7 @@ use crate::definitions::load_catalog;
 use crate::l1::{DEFAULT_CAPACITY, L1};
 use crate::l2::{L2, L2Config, L2Metrics};
 use crate::metrics_stream::MetricsStream;
-use crate::remote::{RemoteMetrics, RemoteReceiver, follow_membership};
+use crate::remote::{RemoteMetrics, RemoteReceiver, follow_membership, peer_tls};
 use crate::route::{Router, Target};
 use crate::top_n::{TopN, TopNReport};
 
@@ -89,11 +89,14 @@ impl StreamWork {
             // A node of a cluster: the targets are the cluster's aggregating nodes, and an
             // aggregating node takes the metrics the others route to it.
             let remote = RemoteMetrics::new(&*telemetry)?;
+            let tls = peer_tls(&core)?;
             if let Some(l2) = &l2 {
+                // Nodes, not agents, call it: the agent token does not apply.
                 let grpc = ctx.service::<GrpcServerRef>()?;
-                grpc.add_service(RemoteReceiver::service(l2.clone(), &catalog, remote.clone()))?;
+                grpc.add_internal_service(RemoteReceiver::service(l2.clone(), &catalog, remote.clone()))?;
             }
-            Some(follow_membership(membership.clone(), &router, l2.clone(), &catalog, core.persistent_period, remote))
+            let period = core.persistent_period;
+            Some(follow_membership(membership.clone(), &router, l2.clone(), &catalog, period, remote, tls))
         };
         let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
         let metrics = MetricsStream::start(l1, router, l2, core.l1_flush_period);
