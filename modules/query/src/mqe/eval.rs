@@ -1,7 +1,9 @@
 //! Evaluation of an expression for one entity over one duration: metric names read the
 //! entity's series, `top_n` ranks entities or sampled records, and the operators of
 //! [`outcome`](super::outcome) combine the results. Each metric read is one multi-get (a series)
-//! or one ranked scan, so an expression costs as many reads as it names metrics.
+//! or one ranked scan, so an expression costs as many reads as it names metrics. Evaluation
+//! recurses once per node of the tree, which [`parse`](super::parse) bounds at
+//! [`MAX_DEPTH`](super::parse::MAX_DEPTH) deep.
 
 use std::future::Future;
 use std::pin::Pin;
