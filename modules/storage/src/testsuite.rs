@@ -299,7 +299,6 @@ pub async fn segment_pages_end_on_whole_buckets(target: &impl Target) {
     assert_eq!(page(Some("B/x"), 1, 1).await, ["p6"]);
 }
 
-/// A trace's segments across days, oldest first; a time range narrows them.
 /// Slowest first over more segments than a store holds at once while it reads: every page is
 /// the one sorting them all gives (latency, then id), deep pages too.
 pub async fn slowest_first_pages_of_many_segments(target: &impl Target) {
@@ -326,6 +325,7 @@ pub async fn slowest_first_pages_of_many_segments(target: &impl Target) {
     }
 }
 
+/// A trace's segments across days, oldest first; a time range narrows them.
 pub async fn segments_of_a_trace(target: &impl Target) {
     let store = fresh(target).await;
     write_segments(&store, five_segments()).await;
