@@ -1,5 +1,10 @@
-//! The parser: tokens into a [`Script`], by recursive descent over OAL's small grammar. Every
-//! error names its file, line and column and says what was expected and what was found.
+//! The parser: tokens into a [`Script`], by descent over OAL's small grammar. Every error names
+//! its file, line and column and says what was expected and what was found.
+//!
+//! OAL has no nesting — no parenthesised conditions, no lists of lists, no calls within calls —
+//! so the parser never recurses: every repetition (statements, filters, arguments, list values,
+//! attribute paths) is a loop over the tokens. Input nested or repeated to any depth ends in an
+//! error or a script, never a stack overflow; the tests below hold it to that.
 
 use std::fmt;
 use std::ops::Range;
@@ -462,5 +467,31 @@ mod tests {
         assert_eq!(error("a = from(Service.*).cpm() # x"), "core.oal:1:27: unexpected `#`");
         // The first `é` is the 16th character: columns count characters, not bytes.
         assert_eq!(error("a = from(Servicé.*).cpm(x == é);"), "core.oal:1:16: unexpected `é`");
+    }
+
+    #[test]
+    fn input_nested_or_repeated_20000_times_is_an_error_or_a_script_never_a_crash() {
+        let deep = 20_000;
+        // Nesting the grammar has no place for is refused at its first extra level.
+        let casts = format!("a = from({}Service.latency{}).longAvg();", "(".repeat(deep), ")".repeat(deep));
+        assert_eq!(error(&casts), "core.oal:1:11: expected `long` or `int` in a cast, found `(`");
+        let lists = format!("a = from(Service.*).filter(name in {}\"x\"{}).cpm();", "[".repeat(deep), "]".repeat(deep));
+        assert_eq!(
+            error(&lists),
+            "core.oal:1:37: expected a value: a number, a string, `true`, `false`, `null` or `Enum.VALUE`, found `[`"
+        );
+        let arguments = format!("a = from(Service.latency).percentile2({}10{});", "(".repeat(deep), ")".repeat(deep));
+        assert_eq!(error(&arguments), "core.oal:1:40: expected `long` or `int` in a cast, found `(`");
+        let keys = format!("a = from(Service.tag{}).cpm();", "[\"k\"]".repeat(deep));
+        assert_eq!(error(&keys), "core.oal:1:26: expected `)` after the source, found `[`");
+        // Repetition the grammar allows is a loop, however long.
+        let filters = format!("a = from(Service.*){}.cpm();", ".filter(name == \"x\")".repeat(deep));
+        assert_eq!(metric(&filters).filters.len(), deep);
+        let path = format!("a = from(Service.{}).cpm();", vec!["x"; deep].join("."));
+        assert!(matches!(metric(&path).source.attribute, Attribute::Path { ref path, .. } if path.len() == deep));
+        let values = format!("a = from(Service.*).filter(name in [{}]).cpm();", vec!["1"; deep].join(","));
+        assert!(matches!(&metric(&values).filters[0].right, Literal::List(values) if values.len() == deep));
+        let statements = "a = from(Service.*).cpm();\n".repeat(deep);
+        assert_eq!(parse("core.oal", &statements).expect("parses").statements.len(), deep);
     }
 }

@@ -131,6 +131,30 @@ mod tests {
     }
 
     #[test]
+    fn query_bounds_take_skywalking_style_env_names_and_are_all_checked() {
+        plan_with(&[
+            ("SW_QUERY_MAX_ROWS_PER_REQUEST", "50000"),
+            ("SW_QUERY_MAX_RESPONSE_BYTES", "1048576"),
+            ("SW_QUERY_MAX_CONCURRENT_HEAVY_QUERIES", "2"),
+        ])
+        .expect("valid");
+        let errors = plan_with(&[
+            ("SW_QUERY_MAX_QUERY_COMPLEXITY", "0"),
+            ("SW_QUERY_MAX_ROWS_PER_REQUEST", "0"),
+            ("SW_QUERY_MAX_RESPONSE_BYTES", "100"),
+            ("SW_QUERY_MAX_CONCURRENT_HEAVY_QUERIES", "0"),
+        ])
+        .err()
+        .expect("invalid");
+        let lines: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert!(lines[0].starts_with("query.graphql.maxQueryComplexity"), "{lines:#?}");
+        assert!(lines[1].starts_with("query.graphql.maxRowsPerRequest"), "{lines:#?}");
+        assert!(lines[2].contains("maxResponseBytes") && lines[2].contains("at least 1024, not 100"), "{lines:#?}");
+        assert!(lines[3].starts_with("query.graphql.maxConcurrentHeavyQueries"), "{lines:#?}");
+    }
+
+    #[test]
     fn a_receiver_can_be_turned_off_alone() {
         let plan = plan_with(&[("SW_RECEIVER_JVM", "-"), ("SW_RECEIVER_TRACE", "-")]).expect("valid");
         let modules: Vec<&str> = plan.order().iter().map(|(module, _)| *module).collect();

@@ -16,6 +16,7 @@ use async_graphql::{Request, Variables};
 use oap_core::CoreConfig;
 use oap_model::{TimeBuckets, ids};
 use oap_oal::{ApdexThresholds, Catalog};
+use oap_query::budget::Bounds;
 use oap_query::context::QueryContext;
 use oap_query::schema::{self, Limits, QuerySchema};
 use oap_storage::builtin::segment::{self, SegmentRow};
@@ -170,7 +171,7 @@ fn main() {
             buckets: buckets.clone(),
             membership: Arc::new(oap_cluster::Membership::standalone("127.0.0.1", 11800)),
         };
-        let schema = schema::build(context, Limits { max_depth: 20, max_complexity: 3_000 });
+        let schema = schema::build(context, &Bounds::new(Limits::default()));
 
         let hour = json!({
             "start": minute_text(buckets.minute(now - 3_600_000).expect("minute")),

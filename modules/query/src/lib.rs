@@ -9,11 +9,18 @@
 //! - [`mqe`]: the metrics query expressions `execExpression` evaluates;
 //! - [`components`]: component ids as the names traces and topology show;
 //! - [`rest`]: `/status/config/ttl` and `/status/cluster/nodes`;
+//! - [`http`]: `/graphql`, batches included;
+//! - [`budget`], [`document`], [`guard`]: what one request may cost, and the checks that hold
+//!   it to that;
 //! - [`provider`]: the module's provider, which serves them all.
 
+pub mod budget;
 pub mod components;
 pub mod context;
+pub mod document;
 pub mod duration;
+pub mod guard;
+pub mod http;
 pub mod metrics;
 pub mod mqe;
 pub mod provider;

@@ -444,17 +444,30 @@ impl Inner {
 
 /// The rows of a daily scan as they are read: filtered before they are copied out of the store
 /// and, when the query wants the newest buckets first, complete once the bucket the page ends in
-/// has been read whole (the days and keys are then read in reverse).
+/// has been read whole (the days and keys are then read in reverse). In any other order a paged
+/// scan is trimmed to its page as it goes ([`ScanQuery::trim`]), so it holds at most about twice
+/// the page, not every row that matches.
 struct Page<'q> {
     query: &'q ScanQuery,
     rows: Vec<Row>,
     bound: Option<usize>,
     bucket: Option<i64>,
+    /// How many rows are held before they are trimmed to the page (none: never).
+    trim_at: Option<usize>,
 }
+
+/// The fewest rows a paged scan holds before it trims: sorting a handful of rows per row read
+/// would cost more than holding them.
+const MIN_TRIM_AT: usize = 1_024;
 
 impl<'q> Page<'q> {
     fn new(query: &'q ScanQuery) -> Self {
-        Self { query, rows: Vec::new(), bound: query.newest_first_bound(), bucket: None }
+        let bound = query.newest_first_bound();
+        let trim_at = match bound {
+            Some(_) => None,
+            None => query.page_end().map(|end| end.saturating_mul(2).max(MIN_TRIM_AT)),
+        };
+        Self { query, rows: Vec::new(), bound, bucket: None, trim_at }
     }
 
     fn newest_first(&self) -> bool {
@@ -482,6 +495,9 @@ impl<'q> Page<'q> {
         if self.query.matches_values(time_bucket, &values) {
             let values = values.iter().map(ValueRef::to_value).collect();
             self.rows.push(Row { id: id.to_owned(), time_bucket, values });
+            if self.trim_at.is_some_and(|at| self.rows.len() >= at) {
+                self.query.trim(&mut self.rows);
+            }
         }
         Ok(())
     }

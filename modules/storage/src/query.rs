@@ -173,16 +173,35 @@ impl ScanQuery {
         }
     }
 
+    /// How many rows a paged scan needs at most to answer: the page's end (`offset + limit`);
+    /// `None` when the scan is not paged.
+    pub fn page_end(&self) -> Option<usize> {
+        self.limit.map(|limit| self.offset.saturating_add(limit))
+    }
+
+    /// Drops the rows that cannot be in the page, however many more rows come: sorts `rows` as
+    /// [`ScanQuery::finish`] does and keeps the first [`ScanQuery::page_end`]. A store that
+    /// trims as it reads holds about a page in memory, not every row that matches.
+    pub fn trim(&self, rows: &mut Vec<Row>) {
+        if let Some(end) = self.page_end() {
+            rows.sort_by(|a, b| self.order(a, b));
+            rows.truncate(end);
+        }
+    }
+
+    /// The order of the result: the sort, then ids.
+    fn order(&self, a: &Row, b: &Row) -> Ordering {
+        let by_key = self.sort.map_or(Ordering::Equal, |sort| {
+            let order = compare(sort.key, a, b);
+            if sort.descending { order.reverse() } else { order }
+        });
+        by_key.then_with(|| a.id.cmp(&b.id))
+    }
+
     /// Sorts and pages the matching rows. Ties — and the order without a sort — go by id, so
     /// pages never overlap.
     pub fn finish(&self, mut rows: Vec<Row>) -> Vec<Row> {
-        rows.sort_by(|a, b| {
-            let by_key = self.sort.map_or(Ordering::Equal, |sort| {
-                let order = compare(sort.key, a, b);
-                if sort.descending { order.reverse() } else { order }
-            });
-            by_key.then_with(|| a.id.cmp(&b.id))
-        });
+        rows.sort_by(|a, b| self.order(a, b));
         let rows = rows.into_iter().skip(self.offset);
         match self.limit {
             Some(limit) => rows.take(limit).collect(),
@@ -289,5 +308,25 @@ mod tests {
         assert!(page(4).is_empty());
         let newest = Some(Sort { key: SortKey::TimeBucket, descending: true });
         assert_eq!(ids(&run(&ScanQuery { sort: newest, limit: Some(1), ..ScanQuery::default() })), ["d"]);
+    }
+
+    #[test]
+    fn trimming_while_reading_keeps_every_page_whole() {
+        let by_latency = Some(Sort { key: SortKey::Column(1), descending: true });
+        for (sort, offset, limit) in [(by_latency, 0, 1), (by_latency, 1, 2), (by_latency, 3, 5), (None, 1, 1)] {
+            let query = ScanQuery { sort, offset, limit: Some(limit), ..ScanQuery::default() };
+            // Rows arrive one at a time and are trimmed after each: the page is the same.
+            let mut held = Vec::new();
+            for row in rows() {
+                held.push(row);
+                query.trim(&mut held);
+                assert!(held.len() <= offset + limit);
+            }
+            assert_eq!(ids(&query.finish(held)), ids(&run(&query)), "{query:?}");
+        }
+        // Without a limit nothing can be dropped.
+        let mut all = rows();
+        ScanQuery::default().trim(&mut all);
+        assert_eq!(all.len(), 4);
     }
 }

@@ -39,6 +39,7 @@ macro_rules! storage_suite {
             inserts_updates_and_multi_gets,
             segment_search_filters_sorts_and_pages,
             segment_pages_end_on_whole_buckets,
+            slowest_first_pages_of_many_segments,
             segments_of_a_trace,
             metadata_reads,
             topology_reads,
@@ -297,6 +298,32 @@ pub async fn segment_pages_end_on_whole_buckets(target: &impl Target) {
     assert_eq!(page(Some("A/api"), 2, 3).await, ["p4", "p5", "p3"]);
     assert_eq!(page(Some("A/api"), 4, 4).await, ["p3", "p1"]);
     assert_eq!(page(Some("B/x"), 1, 1).await, ["p6"]);
+}
+
+/// Slowest first over more segments than a store holds at once while it reads: every page is
+/// the one sorting them all gives (latency, then id), deep pages too.
+pub async fn slowest_first_pages_of_many_segments(target: &impl Target) {
+    let store = fresh(target).await;
+    let segments: Vec<SegmentRow> = (0..1_500)
+        .map(|n: i32| {
+            let id = format!("m{n:04}");
+            let bucket = 20_261_121_000_000 + i64::from(n % 60);
+            segment_row(&id, &id, "A", "a1", "A/api", bucket, 100_000 + i64::from(n), (n * 7919) % 1_000, false, &[])
+        })
+        .collect();
+    let mut slowest: Vec<(i32, String)> =
+        segments.iter().map(|segment| (segment.latency, segment.segment_id.clone())).collect();
+    slowest.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    for chunk in segments.chunks(500) {
+        write_segments(&store, chunk.to_vec()).await;
+    }
+    // Each page's end is less than half the rows, so the embedded store trims while it reads.
+    for (offset, limit) in [(0, 10), (200, 50), (600, 7)] {
+        let search = TraceSearch { order: TraceOrder::Duration, offset, limit, ..TraceSearch::default() };
+        let found = store.search_segments(&search).await.expect("search");
+        let expected: Vec<&str> = slowest.iter().skip(offset).take(limit).map(|(_, id)| id.as_str()).collect();
+        assert_eq!(ids(&found), expected, "offset {offset}, limit {limit}");
+    }
 }
 
 /// A trace's segments across days, oldest first; a time range narrows them.

@@ -1,13 +1,16 @@
 //! Evaluation of an expression for one entity over one duration: metric names read the
 //! entity's series, `top_n` ranks entities or sampled records, and the operators of
 //! [`outcome`](super::outcome) combine the results. Each metric read is one multi-get (a series)
-//! or one ranked scan, so an expression costs as many reads as it names metrics.
+//! or one ranked scan, so an expression costs as many reads as it names metrics. Evaluation
+//! recurses once per node of the tree, which [`parse`](super::parse) bounds at
+//! [`MAX_DEPTH`](super::parse::MAX_DEPTH) deep.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use super::outcome::{self, Outcome, ResultType, Series, Value};
 use super::parse::{AttrFilter, Expr, LabelSelector};
+use crate::budget::{RequestBudget, Weight};
 use crate::context::QueryContext;
 use crate::duration::{DurationError, Point, QueryDuration};
 use crate::metrics::read;
@@ -16,19 +19,31 @@ use crate::schema::common::Scope;
 
 type Evaluated<'a> = Pin<Box<dyn Future<Output = Result<Outcome, String>> + Send + 'a>>;
 
-/// An expression's context: who it is about and when.
+/// An expression's context: who it is about and when, and the request's budget, which each
+/// read reserves its rows from.
 pub struct Evaluation<'a> {
     query: &'a QueryContext,
+    budget: &'a RequestBudget,
     entity: &'a Entity,
     duration: QueryDuration,
     points: Vec<Point>,
 }
 
 impl<'a> Evaluation<'a> {
-    /// The context of `entity` over `duration`.
-    pub fn new(query: &'a QueryContext, entity: &'a Entity, duration: QueryDuration) -> Result<Self, DurationError> {
+    /// The context of `entity` over `duration`, within `budget`.
+    pub fn new(
+        query: &'a QueryContext,
+        budget: &'a RequestBudget,
+        entity: &'a Entity,
+        duration: QueryDuration,
+    ) -> Result<Self, DurationError> {
         let points = duration.points(&query.buckets)?;
-        Ok(Self { query, entity, duration, points })
+        Ok(Self { query, budget, entity, duration, points })
+    }
+
+    /// Reserves `rows` for a read; the error is a sentence for the result's `error` field.
+    async fn reserve(&self, rows: usize, weight: Weight) -> Result<(), String> {
+        self.budget.reserve(rows, weight).await.map(|_| ()).map_err(|error| error.to_string())
     }
 
     /// The value of `expr`; an error is a sentence for the result's `error` field.
@@ -71,6 +86,7 @@ impl<'a> Evaluation<'a> {
         let empty = Outcome { ty: ResultType::TimeSeriesValues, series: Vec::new(), labeled };
         // A metric the entity's names cannot identify has no data, as in SkyWalking.
         let Some(entity_id) = self.entity.id(metric.scope) else { return Ok(empty) };
+        self.reserve(self.points.len(), Weight::Light).await?;
         let storage = &self.query.storage;
         let series = if labeled {
             let select = |labels: &[(String, String)]| {
@@ -121,6 +137,8 @@ impl<'a> Evaluation<'a> {
         #[allow(clippy::cast_precision_loss)]
         let (ty, values) = match metric.kind {
             MetricsType::RegularValue => {
+                // A ranking reads every entity's rows in the duration to answer `n`.
+                self.reserve(n, Weight::Heavy).await?;
                 let ranked = match read::parent_service(self.entity.service_name.as_deref(), self.entity.normal) {
                     Some(service_id) => {
                         read::rank(storage, &metric, &self.duration, service_id.as_deref(), attrs, n, descending)
@@ -141,6 +159,7 @@ impl<'a> Evaluation<'a> {
                 (ResultType::SortedList, values)
             }
             MetricsType::SampledRecord => {
+                self.reserve(n, Weight::Light).await?;
                 let records = match self.entity.id(Scope::Service) {
                     Some(entity_id) => read::records(storage, &metric, &entity_id, &self.duration, n, descending)
                         .await

@@ -1,5 +1,10 @@
 //! The MQE grammar (query-api.md §5.4) for the forms oap-rs evaluates: tokens by logos, then a
 //! recursive-descent parser with MQE's precedence — `* / %` over `+ -` over comparisons.
+//!
+//! An expression is bounded before it is evaluated: parentheses and function calls nest at most
+//! [`MAX_DEPTH`] deep, and the tree the parser builds is at most [`MAX_DEPTH`] nodes deep (a chain
+//! `a + b + c …` is a node per operator), so neither the parser, the evaluator nor dropping the
+//! tree can recurse further, whatever the client sends.
 
 use logos::Logos;
 
@@ -189,6 +194,32 @@ pub enum Expr {
     },
 }
 
+/// The deepest an expression may nest: parentheses and calls within each other, and operators
+/// in a chain. The UI's expressions nest a few levels.
+pub const MAX_DEPTH: usize = 64;
+
+fn too_deep() -> String {
+    format!("the expression nests deeper than {MAX_DEPTH} levels (parentheses, calls or chained operators)")
+}
+
+/// An expression and the depth of its tree (a leaf is 1).
+struct Parsed {
+    expr: Expr,
+    depth: usize,
+}
+
+impl Parsed {
+    fn leaf(expr: Expr) -> Self {
+        Self { expr, depth: 1 }
+    }
+
+    /// A node over children at most `below` deep; an error past [`MAX_DEPTH`].
+    fn node(expr: Expr, below: usize) -> Result<Self, String> {
+        let depth = below + 1;
+        if depth > MAX_DEPTH { Err(too_deep()) } else { Ok(Self { expr, depth }) }
+    }
+}
+
 /// Parses an expression; the error is a sentence for the UI.
 pub fn parse(text: &str) -> Result<Expr, String> {
     let mut tokens = Vec::new();
@@ -198,12 +229,18 @@ pub fn parse(text: &str) -> Result<Expr, String> {
             Err(()) => return Err(format!("unexpected `{}` at {}", &text[span.clone()], span.start)),
         }
     }
-    let mut parser = Parser { tokens, at: 0 };
-    let expr = parser.comparison()?;
+    let mut parser = Parser { tokens, at: 0, nesting: 0 };
+    let parsed = parser.comparison()?;
     match parser.peek() {
-        None => Ok(expr),
+        None => Ok(parsed.expr),
         Some(token) => Err(format!("unexpected {} after the expression", describe(token))),
     }
+}
+
+/// `lhs op rhs`, one level above the deeper side.
+fn binary(op: BinaryOp, lhs: Parsed, rhs: Parsed) -> Result<Parsed, String> {
+    let below = lhs.depth.max(rhs.depth);
+    Parsed::node(Expr::Binary { op, lhs: Box::new(lhs.expr), rhs: Box::new(rhs.expr) }, below)
 }
 
 fn describe(token: &Token) -> String {
@@ -241,6 +278,8 @@ fn symbol(token: &Token) -> &'static str {
 struct Parser {
     tokens: Vec<Token>,
     at: usize,
+    /// How many `comparison`s are under way: the parser's own recursion.
+    nesting: usize,
 }
 
 impl Parser {
@@ -278,7 +317,19 @@ impl Parser {
         }
     }
 
-    fn comparison(&mut self) -> Result<Expr, String> {
+    /// A whole expression (the top, or within parentheses or a call's arguments); the one place
+    /// the parser recurses, so the one place it counts.
+    fn comparison(&mut self) -> Result<Parsed, String> {
+        if self.nesting == MAX_DEPTH {
+            return Err(too_deep());
+        }
+        self.nesting += 1;
+        let parsed = self.comparison_within();
+        self.nesting -= 1;
+        parsed
+    }
+
+    fn comparison_within(&mut self) -> Result<Parsed, String> {
         let lhs = self.additive()?;
         let op = match self.peek() {
             Some(Token::Eq) => BinaryOp::Eq,
@@ -291,10 +342,10 @@ impl Parser {
         };
         self.at += 1;
         let rhs = self.additive()?;
-        Ok(Expr::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) })
+        binary(op, lhs, rhs)
     }
 
-    fn additive(&mut self) -> Result<Expr, String> {
+    fn additive(&mut self) -> Result<Parsed, String> {
         let mut lhs = self.multiplicative()?;
         loop {
             let op = match self.peek() {
@@ -304,11 +355,11 @@ impl Parser {
             };
             self.at += 1;
             let rhs = self.multiplicative()?;
-            lhs = Expr::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) };
+            lhs = binary(op, lhs, rhs)?;
         }
     }
 
-    fn multiplicative(&mut self) -> Result<Expr, String> {
+    fn multiplicative(&mut self) -> Result<Parsed, String> {
         let mut lhs = self.primary()?;
         loop {
             let op = match self.peek() {
@@ -319,26 +370,26 @@ impl Parser {
             };
             self.at += 1;
             let rhs = self.primary()?;
-            lhs = Expr::Binary { op, lhs: Box::new(lhs), rhs: Box::new(rhs) };
+            lhs = binary(op, lhs, rhs)?;
         }
     }
 
-    fn primary(&mut self) -> Result<Expr, String> {
+    fn primary(&mut self) -> Result<Parsed, String> {
         match self.next() {
-            Some(Token::Number(number)) => Ok(Expr::Scalar(number)),
+            Some(Token::Number(number)) => Ok(Parsed::leaf(Expr::Scalar(number))),
             Some(Token::Minus) => match self.next() {
-                Some(Token::Number(number)) => Ok(Expr::Scalar(-number)),
+                Some(Token::Number(number)) => Ok(Parsed::leaf(Expr::Scalar(-number))),
                 _ => Err("`-` must be followed by a number".to_owned()),
             },
             Some(Token::LParen) => {
-                let expr = self.comparison()?;
+                let parsed = self.comparison()?;
                 self.expect(&Token::RParen)?;
-                Ok(expr)
+                Ok(parsed)
             }
             Some(Token::Ident(name)) if self.peek() == Some(&Token::LParen) => self.call(&name),
             Some(Token::Ident(name)) => {
                 let labels = if self.peek() == Some(&Token::LBrace) { self.selectors()? } else { Vec::new() };
-                Ok(Expr::Metric { name, labels })
+                Ok(Parsed::leaf(Expr::Metric { name, labels }))
             }
             Some(token) => Err(format!("expected a metric, a number or `(`, found {}", describe(&token))),
             None => Err("the expression is empty or ends too soon".to_owned()),
@@ -367,7 +418,7 @@ impl Parser {
         Ok(LabelSelector { name, values })
     }
 
-    fn call(&mut self, name: &str) -> Result<Expr, String> {
+    fn call(&mut self, name: &str) -> Result<Parsed, String> {
         self.expect(&Token::LParen)?;
         let aggregation = match name {
             "avg" => Some(Aggregation::Avg),
@@ -384,21 +435,24 @@ impl Parser {
             "floor" => Some(MathFn::Floor),
             _ => None,
         };
-        let expr = if let Some(func) = aggregation {
-            Expr::Aggregate { func, expr: Box::new(self.comparison()?) }
+        let parsed = if let Some(func) = aggregation {
+            let inner = self.comparison()?;
+            Parsed::node(Expr::Aggregate { func, expr: Box::new(inner.expr) }, inner.depth)?
         } else if let Some(func) = math {
-            Expr::Math { func, expr: Box::new(self.comparison()?) }
+            let inner = self.comparison()?;
+            Parsed::node(Expr::Math { func, expr: Box::new(inner.expr) }, inner.depth)?
         } else {
             match name {
                 "round" => {
-                    let expr = self.comparison()?;
+                    let inner = self.comparison()?;
                     self.expect(&Token::Comma)?;
                     let places = self.count("decimal places")?;
-                    Expr::Round { expr: Box::new(expr), places: u32::try_from(places).unwrap_or(u32::MAX) }
+                    let places = u32::try_from(places).unwrap_or(u32::MAX);
+                    Parsed::node(Expr::Round { expr: Box::new(inner.expr), places }, inner.depth)?
                 }
-                "top_n" => self.top_n()?,
+                "top_n" => Parsed::leaf(self.top_n()?),
                 "relabels" => {
-                    let expr = self.comparison()?;
+                    let inner = self.comparison()?;
                     self.expect(&Token::Comma)?;
                     let from = self.selector()?;
                     self.expect(&Token::Comma)?;
@@ -412,13 +466,13 @@ impl Parser {
                             to.name
                         ));
                     }
-                    Expr::Relabels { expr: Box::new(expr), from, to }
+                    Parsed::node(Expr::Relabels { expr: Box::new(inner.expr), from, to }, inner.depth)?
                 }
                 other => return Err(format!("unknown function `{other}`")),
             }
         };
         self.expect(&Token::RParen)?;
-        Ok(expr)
+        Ok(parsed)
     }
 
     fn count(&mut self, what: &str) -> Result<usize, String> {
@@ -545,5 +599,39 @@ mod tests {
         assert_eq!(parse("service_cpm # 2").expect_err("lex"), "unexpected `#` at 12");
         assert!(parse("relabels(m,p='1,2',q='a')").expect_err("count").starts_with("relabels: 2 values"));
         assert!(parse("top_n(m,10,des,attr9='x')").expect_err("attr").contains("attr0 to attr5"));
+    }
+
+    #[test]
+    fn nesting_is_bounded_whatever_the_shape() {
+        let limit = MAX_DEPTH;
+        // Parentheses: the expression itself is the first level.
+        let parens = |depth: usize| format!("{}service_cpm{}", "(".repeat(depth), ")".repeat(depth));
+        assert!(parse(&parens(limit - 1)).is_ok());
+        assert_eq!(parse(&parens(limit)).expect_err("too deep"), too_deep());
+        // Calls.
+        let calls = |depth: usize| format!("{}service_cpm{}", "abs(".repeat(depth), ")".repeat(depth));
+        assert!(parse(&calls(limit - 1)).is_ok());
+        assert_eq!(parse(&calls(limit)).expect_err("too deep"), too_deep());
+        // A chain of operators is a node per operator, however flat the text.
+        let chain = |operators: usize| format!("1{}", " + 1".repeat(operators));
+        assert!(parse(&chain(limit - 1)).is_ok());
+        assert_eq!(parse(&chain(limit)).expect_err("too deep"), too_deep());
+        assert_eq!(parse(&format!("1{}", " * 2".repeat(limit))).expect_err("too deep"), too_deep());
+        // The sides of a comparison and a function's argument count too.
+        assert_eq!(parse(&format!("round({}, 2)", chain(limit - 1))).expect_err("too deep"), too_deep());
+        assert_eq!(parse(&format!("1 > {}", chain(limit - 1))).expect_err("too deep"), too_deep());
+    }
+
+    #[test]
+    fn a_20000_deep_expression_is_an_error_not_a_crash() {
+        for text in [
+            format!("{}service_cpm{}", "(".repeat(20_000), ")".repeat(20_000)),
+            format!("{}service_cpm{}", "avg(".repeat(20_000), ")".repeat(20_000)),
+            format!("service_cpm{}", " / 2".repeat(20_000)),
+            format!("{}1", "1 + (".repeat(20_000)),
+            "(".repeat(20_000),
+        ] {
+            assert_eq!(parse(&text).expect_err("too deep"), too_deep());
+        }
     }
 }

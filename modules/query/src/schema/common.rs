@@ -1,11 +1,16 @@
 //! Types every query family shares (query-api.md §2): `Long`, `Duration`, `Step`, `Order`,
-//! `Pagination`, `Scope`, `KeyValue`, and the error a storage failure becomes.
+//! `Pagination`, `Scope`, `KeyValue`, and the error a storage failure becomes; and what every
+//! resolver reads from a request's context: the node's [`QueryContext`] and the request's
+//! [`RequestBudget`].
+
+use std::sync::Arc;
 
 use async_graphql::{
     Context, Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value,
 };
 use oap_model::Granularity;
 
+use crate::budget::RequestBudget;
 use crate::context::QueryContext;
 use crate::duration::QueryDuration;
 
@@ -91,7 +96,8 @@ pub struct Pagination {
     pub page_size: i32,
 }
 
-/// The largest page a query may ask for.
+/// The largest page a query may ask for. A search reads its page and every page before it, all
+/// within the request's `maxRowsPerRequest`.
 pub const MAX_PAGE_SIZE: i32 = 10_000;
 
 impl Pagination {
@@ -145,6 +151,11 @@ pub struct KeyValue {
 /// The shared query context of a request.
 pub fn query_context<'a>(ctx: &Context<'a>) -> &'a QueryContext {
     ctx.data_unchecked::<QueryContext>()
+}
+
+/// The request's budget, which the [`Guard`](crate::guard::Guard) gives every request.
+pub fn request_budget<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a RequestBudget> {
+    Ok(ctx.data::<Arc<RequestBudget>>()?.as_ref())
 }
 
 /// A storage failure, as the GraphQL error the client sees.

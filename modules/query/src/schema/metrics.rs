@@ -8,7 +8,8 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 
-use super::common::{DurationInput, KeyValue, Long, Order, Scope, query_context, storage_error};
+use super::common::{DurationInput, KeyValue, Long, Order, Scope, query_context, request_budget, storage_error};
+use crate::budget::{RequestBudget, Weight};
 use crate::context::QueryContext;
 use crate::duration::QueryDuration;
 use crate::metrics::read;
@@ -257,6 +258,7 @@ pub struct Record {
 /// one the node knows.
 async fn int_values(
     query: &QueryContext,
+    budget: &RequestBudget,
     condition: &MetricsCondition,
     duration: &QueryDuration,
 ) -> async_graphql::Result<Vec<(String, Option<i64>)>> {
@@ -265,6 +267,7 @@ async fn int_values(
     let entity_id = metric.as_ref().and_then(|metric| condition.entity.id(metric.scope));
     let values = match (&metric, &entity_id) {
         (Some(metric), Some(entity_id)) if metric.kind == MetricsType::RegularValue => {
+            budget.reserve(points.len(), Weight::Light).await?;
             read::series(&query.storage, metric, entity_id, &points).await.map_err(storage_error)?
         }
         _ => vec![None; points.len()],
@@ -349,7 +352,7 @@ impl MetricsQuery {
         let _ = (debug, dump_db_rsp);
         let query = query_context(ctx);
         let duration = duration.resolve(query)?;
-        let evaluation = Evaluation::new(query, &entity, duration)?;
+        let evaluation = Evaluation::new(query, request_budget(ctx)?, &entity, duration)?;
         let outcome = match mqe::parse(&expression) {
             Ok(expr) => evaluation.eval(&expr).await,
             Err(error) => Err(error),
@@ -365,7 +368,7 @@ impl MetricsQuery {
         duration: DurationInput,
     ) -> async_graphql::Result<Long> {
         let query = query_context(ctx);
-        let values = int_values(query, &condition, &duration.resolve(query)?).await?;
+        let values = int_values(query, request_budget(ctx)?, &condition, &duration.resolve(query)?).await?;
         Ok(Long(average(&values).unwrap_or(0)))
     }
 
@@ -377,7 +380,7 @@ impl MetricsQuery {
         duration: DurationInput,
     ) -> async_graphql::Result<NullableValue> {
         let query = query_context(ctx);
-        let values = int_values(query, &condition, &duration.resolve(query)?).await?;
+        let values = int_values(query, request_budget(ctx)?, &condition, &duration.resolve(query)?).await?;
         let average = average(&values);
         Ok(NullableValue { value: Long(average.unwrap_or(0)), is_empty_value: average.is_none() })
     }
@@ -390,7 +393,7 @@ impl MetricsQuery {
         duration: DurationInput,
     ) -> async_graphql::Result<MetricsValues> {
         let query = query_context(ctx);
-        let values = int_values(query, &condition, &duration.resolve(query)?).await?;
+        let values = int_values(query, request_budget(ctx)?, &condition, &duration.resolve(query)?).await?;
         Ok(MetricsValues { label: None, values: kv_ints(values) })
     }
 
@@ -410,6 +413,7 @@ impl MetricsQuery {
         let entity_id = metric.as_ref().and_then(|metric| condition.entity.id(metric.scope));
         let found = match (&metric, &entity_id) {
             (Some(metric), Some(entity_id)) if metric.kind == MetricsType::LabeledValue => {
+                request_budget(ctx)?.reserve(points.len(), Weight::Light).await?;
                 read::labeled(&query.storage, metric, entity_id, &points, |_| true).await.map_err(storage_error)?
             }
             _ => Vec::new(),
@@ -449,6 +453,8 @@ impl MetricsQuery {
             return Ok(Vec::new());
         };
         let descending = condition.order == Order::Des;
+        // A ranking reads every entity's rows in the duration to answer `topN`.
+        request_budget(ctx)?.reserve(limit(condition.top_n), Weight::Heavy).await?;
         let ranked = read::rank(
             &query.storage,
             &metric,
@@ -509,6 +515,7 @@ impl MetricsQuery {
             return Ok(Vec::new());
         }
         let descending = condition.order == Order::Des;
+        request_budget(ctx)?.reserve(limit(condition.top_n), Weight::Light).await?;
         let records = read::records(&query.storage, &metric, &entity_id, &duration, limit(condition.top_n), descending)
             .await
             .map_err(storage_error)?;

@@ -8,7 +8,7 @@ use oap_model::ids;
 use oap_storage::builtin::relation::{EndpointRelation, InstanceRelation, ServiceRelation};
 use oap_storage::dao::Side;
 
-use super::common::{DurationInput, query_context, storage_error};
+use super::common::{DurationInput, query_context, request_budget, storage_error};
 use super::metadata::{Service, services, split_child_id};
 use crate::components::Components;
 
@@ -275,9 +275,12 @@ impl TopologyQuery {
     ) -> async_graphql::Result<Topology> {
         let query = query_context(ctx);
         let range = duration.resolve(query)?.bucket_range();
+        let budget = request_budget(ctx)?;
+        budget.hold_heavy_permit().await?;
         let storage = &query.storage;
         let client = storage.service_relations(Side::Client, range, &service_ids).await.map_err(storage_error)?;
         let server = storage.service_relations(Side::Server, range, &service_ids).await.map_err(storage_error)?;
+        budget.charge(client.len() + server.len())?;
         let layers = services.into_iter().map(|service| (service.id.0, service.layers)).collect();
         Ok(build(&client, &server, &layers, Components::shipped()))
     }
@@ -338,8 +341,11 @@ impl TopologyQuery {
         let query = query_context(ctx);
         let range = duration.resolve(query)?.bucket_range();
         let (a, b) = (client_service_id.as_str(), server_service_id.as_str());
+        let budget = request_budget(ctx)?;
+        budget.hold_heavy_permit().await?;
         let client = query.storage.instance_relations(Side::Client, range, a, b).await.map_err(storage_error)?;
         let server = query.storage.instance_relations(Side::Server, range, a, b).await.map_err(storage_error)?;
+        budget.charge(client.len() + server.len())?;
         Ok(build_instances(&client, &server))
     }
 
@@ -354,7 +360,10 @@ impl TopologyQuery {
         let _ = debug;
         let query = query_context(ctx);
         let range = duration.resolve(query)?.bucket_range();
+        let budget = request_budget(ctx)?;
+        budget.hold_heavy_permit().await?;
         let rows = query.storage.endpoint_relations(range, &endpoint_id).await.map_err(storage_error)?;
+        budget.charge(rows.len())?;
         Ok(build_endpoints(&rows))
     }
 

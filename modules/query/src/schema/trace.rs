@@ -11,8 +11,9 @@ use oap_storage::builtin::tag;
 use oap_storage::dao::{TraceOrder, TraceSearch};
 use prost::Message;
 
-use super::common::{DurationInput, KeyValue, Long, Pagination, query_context, storage_error};
+use super::common::{DurationInput, KeyValue, Long, Pagination, query_context, request_budget, storage_error};
 use super::metadata::split_child_id;
+use crate::budget::Weight;
 use crate::components::Components;
 
 /// The most segments one trace is read with.
@@ -323,6 +324,7 @@ impl TraceQuery {
         let query = query_context(ctx);
         let Some(condition) = condition else { return Ok(TraceBrief { traces: Vec::new() }) };
         let (offset, limit) = condition.paging.offset_limit()?;
+        let budget = request_budget(ctx)?;
         let time_range = condition
             .query_duration
             .as_ref()
@@ -353,7 +355,10 @@ impl TraceQuery {
             offset,
             limit,
         };
+        // The store reads the pages before this one too.
+        let reservation = budget.reserve(offset.saturating_add(limit), Weight::Heavy).await?;
         let rows = query.storage.search_segments(&search).await.map_err(storage_error)?;
+        budget.settle(reservation, offset.saturating_add(rows.len()));
         Ok(TraceBrief { traces: rows.into_iter().map(basic_trace).collect() })
     }
 
@@ -368,11 +373,19 @@ impl TraceQuery {
         let _ = debug;
         let query = query_context(ctx);
         let time_range = duration.map(|duration| duration.resolve(query)).transpose()?.map(|d| d.second_range());
-        let rows = query
-            .storage
-            .segments_of_trace(&trace_id, time_range, MAX_SEGMENTS_PER_TRACE)
-            .await
-            .map_err(storage_error)?;
+        // A trace is read with the rows the request has left, at most MAX_SEGMENTS_PER_TRACE.
+        let budget = request_budget(ctx)?;
+        let reservation = budget.reserve_up_to(MAX_SEGMENTS_PER_TRACE, Weight::Heavy).await?;
+        let limit = reservation.rows();
+        let rows = query.storage.segments_of_trace(&trace_id, time_range, limit).await.map_err(storage_error)?;
+        budget.settle(reservation, rows.len());
+        if rows.len() == limit && limit < MAX_SEGMENTS_PER_TRACE {
+            return Err(format!(
+                "the trace has {limit} segments or more, all the rows the request's maxRowsPerRequest has left; \
+                 read it in a request of its own"
+            )
+            .into());
+        }
         let components = Components::shipped();
         let mut spans = Vec::new();
         for row in rows {
