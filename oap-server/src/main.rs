@@ -43,7 +43,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(run(cli, started))
+    let code = runtime.block_on(run(cli, started));
+    // Tasks a module left running past the shutdown deadline (a write retried until the store
+    // returns) are not waited for: what agents saw acknowledged is already durable.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
 }
 
 async fn run(cli: Cli, started: Instant) -> ExitCode {
@@ -83,10 +87,13 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
     };
     info!(ready_in_ms = started.elapsed().as_millis() as u64, "oap-server ready");
 
+    let shutdown_timeout = kernel
+        .service::<oap_core::CoreConfigRef>()
+        .map_or(std::time::Duration::from_secs(30), |core| core.shutdown_timeout);
     signals.next().await;
-    info!("shutting down");
+    info!(deadline = ?shutdown_timeout, "shutting down");
     let failures = tokio::select! {
-        failures = kernel.shutdown() => failures,
+        failures = kernel.shutdown_within(shutdown_timeout) => failures,
         () = signals.next() => {
             warn!("second signal: exiting without waiting for the modules to flush");
             return ExitCode::from(130);

@@ -162,6 +162,16 @@ pub struct CoreConfig {
     /// `endpointNameMaxLength` (`SW_ENDPOINT_NAME_MAX_LENGTH`).
     #[serde(rename = "endpointNameMaxLength")]
     pub endpoint_name_max_length: usize,
+    /// `shutdownTimeout` (`SW_CORE_SHUTDOWN_TIMEOUT`, ours), seconds: how long a stop may take
+    /// (within a Kubernetes grace period); past it the server exits, naming what it left
+    /// unfinished.
+    #[serde(rename = "shutdownTimeout", deserialize_with = "de::duration_secs")]
+    pub shutdown_timeout: Duration,
+    /// `ackTimeout` (`SW_CORE_ACK_TIMEOUT`, ours), seconds: how long an agent's call waits for
+    /// what it sent to be stored; past it the call is answered UNAVAILABLE (what it sent is still
+    /// stored once the store takes writes again).
+    #[serde(rename = "ackTimeout", deserialize_with = "de::duration_secs")]
+    pub ack_timeout: Duration,
     /// `maxHttpUrisNumberPerService` (`SW_CORE_MAX_HTTP_URIS_NUMBER_PER_SVR`): ungrouped
     /// endpoint names a service may have; further ones are recorded as `_abandoned`.
     #[serde(rename = "maxHttpUrisNumberPerService")]
@@ -239,6 +249,8 @@ impl Default for CoreConfig {
             service_name_max_length: 70,
             instance_name_max_length: 70,
             endpoint_name_max_length: 150,
+            shutdown_timeout: Duration::from_secs(30),
+            ack_timeout: Duration::from_secs(10),
             max_http_uris_number_per_service: oap_model::naming::DEFAULT_MAX_ENDPOINTS,
             max_instances_number_per_service: oap_model::naming::DEFAULT_MAX_INSTANCES,
             endpoint_name_grouping_file: "endpoint-name-grouping.yml".to_owned(),
@@ -300,6 +312,8 @@ impl CoreConfig {
         require(self.service_name_max_length > 0, "serviceNameMaxLength", "must be greater than 0");
         require(self.instance_name_max_length > 0, "instanceNameMaxLength", "must be greater than 0");
         require(self.endpoint_name_max_length > 0, "endpointNameMaxLength", "must be greater than 0");
+        require(!self.shutdown_timeout.is_zero(), "shutdownTimeout", "must be greater than 0");
+        require(!self.ack_timeout.is_zero(), "ackTimeout", "must be greater than 0");
         require(self.max_http_uris_number_per_service > 0, "maxHttpUrisNumberPerService", "must be greater than 0");
         require(self.max_instances_number_per_service > 0, "maxInstancesNumberPerService", "must be greater than 0");
         require(self.prepare_threads > 0, "prepareThreads", "must be greater than 0");

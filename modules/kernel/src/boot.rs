@@ -157,7 +157,7 @@ impl BootPlan {
                     // failed may have bound resources, so it is included.
                     let cleanup = if phase == Phase::Prepare { prepared } else { steps.len() };
                     steps.truncate(cleanup);
-                    for failure in shut_down(steps).await {
+                    for failure in shut_down(steps, None).await {
                         warn!(error = %failure, "while rolling back a failed start");
                     }
                     return Err(error);
@@ -194,21 +194,46 @@ impl Kernel {
     /// Shuts the providers down in reverse start order, each after the one that depends on it.
     /// Every provider gets its turn even if an earlier one failed; the failures are returned.
     pub async fn shutdown(self) -> Vec<LifecycleError> {
-        shut_down(self.steps).await
+        shut_down(self.steps, None).await
+    }
+
+    /// [`Kernel::shutdown`] within `limit`: a provider still stopping when it passes is left
+    /// unfinished, and it and every provider not reached yet are reported as failures that say
+    /// so — stopping always ends, whatever state a module is in.
+    pub async fn shutdown_within(self, limit: std::time::Duration) -> Vec<LifecycleError> {
+        shut_down(self.steps, Some(tokio::time::Instant::now() + limit)).await
     }
 }
 
-async fn shut_down(mut steps: Vec<Step>) -> Vec<LifecycleError> {
+async fn shut_down(mut steps: Vec<Step>, deadline: Option<tokio::time::Instant>) -> Vec<LifecycleError> {
     let mut failures = Vec::new();
     while let Some(mut step) = steps.pop() {
         debug!(module = step.module, provider = step.provider, "shutting down module");
-        if let Err(source) = step.instance.shutdown().await {
-            failures.push(LifecycleError {
-                module: step.module,
-                provider: step.provider,
-                phase: Phase::Shutdown,
-                source,
-            });
+        let stopped = match deadline {
+            None => Some(step.instance.shutdown().await),
+            Some(deadline) => tokio::time::timeout_at(deadline, step.instance.shutdown()).await.ok(),
+        };
+        let timed_out = stopped.is_none();
+        let failure = match stopped {
+            Some(Ok(())) => continue,
+            Some(Err(source)) => source,
+            None => {
+                let mut unfinished = vec![format!("{}/{}", step.module, step.provider)];
+                unfinished.extend(steps.iter().rev().map(|step| format!("{}/{}", step.module, step.provider)));
+                ModuleError::Other(format!(
+                    "did not stop before the shutdown deadline; left unfinished: {}",
+                    unfinished.join(", ")
+                ))
+            }
+        };
+        failures.push(LifecycleError {
+            module: step.module,
+            provider: step.provider,
+            phase: Phase::Shutdown,
+            source: failure,
+        });
+        if timed_out {
+            break;
         }
     }
     failures
@@ -314,6 +339,7 @@ mod tests {
         module: &'static str,
         events: Events,
         fail_start: bool,
+        hang_shutdown: bool,
     }
 
     #[async_trait]
@@ -345,6 +371,9 @@ mod tests {
 
         async fn shutdown(&mut self) -> Result<(), ModuleError> {
             self.events.lock().expect("lock").push(format!("shutdown {}", self.module));
+            if self.hang_shutdown {
+                std::future::pending::<()>().await;
+            }
             Ok(())
         }
     }
@@ -354,6 +383,8 @@ mod tests {
     struct RecorderConfig {
         #[serde(rename = "failStart")]
         fail_start: bool,
+        #[serde(rename = "hangShutdown")]
+        hang_shutdown: bool,
         port: u16,
     }
 
@@ -371,7 +402,12 @@ mod tests {
                     if config.port == 1 {
                         return Err(vec![ConfigError::new("port", "port 1 is reserved")]);
                     }
-                    Ok(Box::new(Recorder { module: $module, events: self.0.clone(), fail_start: config.fail_start }))
+                    Ok(Box::new(Recorder {
+                        module: $module,
+                        events: self.0.clone(),
+                        fail_start: config.fail_start,
+                        hang_shutdown: config.hang_shutdown,
+                    }))
                 }
             }
         };
@@ -450,6 +486,23 @@ mod tests {
                 "shutdown a",
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_stop_that_hangs_ends_at_the_deadline_and_names_what_it_left() {
+        let events = Events::default();
+        let kernel =
+            plan(CHAIN, &["b.default.hangShutdown=true"], &events).expect("valid").boot().await.expect("boots");
+        let failures = kernel.shutdown_within(std::time::Duration::from_millis(100)).await;
+        let messages: Vec<String> = failures.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "module `b` (provider `default`) failed to shut down: did not stop before the shutdown deadline; left unfinished: b/default, a/default"
+            ]
+        );
+        let events = events.lock().expect("lock").clone();
+        assert_eq!(events[events.len() - 2..], ["shutdown c", "shutdown b"]);
     }
 
     #[tokio::test]
