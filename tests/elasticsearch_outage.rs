@@ -3,12 +3,16 @@
 //! The server reaches its Elasticsearch-API server (osmem-server, in memory) through a TCP
 //! proxy of the test's, which is cut for 30 s — every connection reset, every new one refused,
 //! as when Elasticsearch stops — while four agents keep reporting. Then:
-//! - every call an agent made is answered with success, none while the store was down (the
-//!   pressure reached the agents: nothing was acknowledged that was not stored);
+//! - no call sent while the store was down is acknowledged: the calls waiting when it went down
+//!   hear `UNAVAILABLE` after `ackTimeout`, later ones at once (the node is not ready: its gRPC
+//!   health says `NOT_SERVING` and `/healthcheck` 503) — agents see an error, never a hang;
 //! - the rows waiting were counted (`storage_write_waiting_rows`), and the outage logged a few
 //!   times, not at every retry;
-//! - every acknowledged segment is stored exactly once;
-//! - every call is counted exactly once in `service_cpm`, at minute, hour and day.
+//! - once the store is back the node is ready again and calls are acknowledged;
+//! - every acknowledged segment is stored, each segment once;
+//! - every stored segment is counted exactly once in `service_cpm`, at minute, hour and day
+//!   (segments refused at the door were never analysed; those whose call timed out are stored
+//!   and counted once).
 
 mod common;
 
@@ -27,6 +31,8 @@ use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
 const SERVICE: &str = "outage-svc";
 const AGENTS: usize = 4;
@@ -105,7 +111,7 @@ fn call(agent: usize, call: usize) -> (Vec<String>, Vec<u8>) {
 #[derive(Default)]
 struct Calls {
     answered: Vec<(Instant, Instant, Vec<String>)>,
-    failed: Vec<String>,
+    failed: Vec<(Instant, Instant, tonic::Status)>,
 }
 
 async fn agent(grpc: u16, index: usize, stop: Arc<AtomicBool>, calls: Arc<Mutex<Calls>>) {
@@ -121,7 +127,7 @@ async fn agent(grpc: u16, index: usize, stop: Arc<AtomicBool>, calls: Arc<Mutex<
             let mut calls = calls.lock().expect("lock");
             match outcome {
                 Ok(_) => calls.answered.push((sent, Instant::now(), ids)),
-                Err(status) => calls.failed.push(status.to_string()),
+                Err(status) => calls.failed.push((sent, Instant::now(), status)),
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -159,8 +165,23 @@ async fn calls_counted(es: &TestServer, low: i64, high: i64) -> i64 {
     hits.iter().map(|hit| hit["_source"]["total"].as_i64().expect("a total")).sum()
 }
 
+/// `GET /healthcheck`: the status code and the body.
+async fn healthcheck(rest: u16) -> (u16, String) {
+    let response = reqwest::get(format!("http://127.0.0.1:{rest}/healthcheck")).await.expect("GET /healthcheck");
+    (response.status().as_u16(), response.text().await.expect("a body"))
+}
+
+/// The gRPC health service's status of the server as a whole.
+async fn grpc_health(grpc: u16) -> ServingStatus {
+    let channel =
+        Channel::from_shared(format!("http://127.0.0.1:{grpc}")).expect("uri").connect().await.expect("connect");
+    let mut client = HealthClient::new(channel);
+    let reply = client.check(HealthCheckRequest { service: String::new() }).await.expect("health answers");
+    ServingStatus::try_from(reply.into_inner().status).expect("a status")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_acknowledged_segment_and_call_survives_a_30_s_outage_exactly_once() {
+async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_stored_and_counted_once() {
     let es = TestServer::start().expect("the Elasticsearch-API server starts");
     let upstream: SocketAddr = es.node().parse().expect("host:port");
     let mut proxy = Proxy::start(upstream).await;
@@ -174,6 +195,7 @@ async fn every_acknowledged_segment_and_call_survives_a_30_s_outage_exactly_once
         ("SW_STORAGE_ES_BULK_REFRESH", "true".to_owned()),
         ("SW_STORAGE_ES_SOCKET_TIMEOUT", "3000".to_owned()),
         ("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()),
+        ("SW_CORE_ACK_TIMEOUT", "10".to_owned()),
         ("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()),
     ]);
     let mut server = OapProcess::spawn(dir, &env, &[]);
@@ -190,33 +212,50 @@ async fn every_acknowledged_segment_and_call_survives_a_30_s_outage_exactly_once
     tokio::time::sleep(OUTAGE / 2).await;
     let during = Scrape::from_port(ports.telemetry).await;
     let waiting = during.value("storage_write_waiting_rows{stream=\"record\"}");
+    let readiness_during = healthcheck(ports.rest).await;
+    let grpc_health_during = grpc_health(ports.grpc).await;
     tokio::time::sleep(OUTAGE - cut.elapsed()).await;
     proxy.restore().await;
     let restored = Instant::now();
     tokio::time::sleep(Duration::from_secs(8)).await;
+    let readiness_after = healthcheck(ports.rest).await;
+    let grpc_health_after = grpc_health(ports.grpc).await;
     stop.store(true, Ordering::Relaxed);
     for agent in agents {
         agent.await.expect("an agent");
     }
 
     let calls = std::mem::take(&mut *calls.lock().expect("lock"));
-    assert!(calls.failed.is_empty(), "calls failed: {:?}", calls.failed);
     let acknowledged: Vec<&String> = calls.answered.iter().flat_map(|(_, _, ids)| ids).collect();
     let during_outage = calls.answered.iter().filter(|(sent, answered, _)| *sent > cut && *answered < restored).count();
-    let waited = calls.answered.iter().filter(|(sent, answered, _)| *sent < restored && *answered > restored).count();
+    let longest_wait = calls.failed.iter().map(|(sent, answered, _)| answered.duration_since(*sent)).max();
     println!(
-        "{} calls answered ({} segments); {waited} waited through the outage; {waiting} record rows waiting in the middle of it",
+        "{} calls answered ({} segments), {} refused (the longest after {longest_wait:?}); {waiting} record rows waiting in the middle of the outage",
         calls.answered.len(),
-        acknowledged.len()
+        acknowledged.len(),
+        calls.failed.len(),
     );
     assert_eq!(during_outage, 0, "a call sent while the store was down was answered before it returned");
-    assert!(waited >= AGENTS, "every agent had a call waiting: {waited}");
+    assert!(calls.failed.len() >= AGENTS, "the agents heard of the outage");
+    for (_, _, status) in &calls.failed {
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    }
+    assert!(
+        longest_wait.is_some_and(|wait| wait < Duration::from_secs(20)),
+        "a call waited past ackTimeout (10 s) and the store's timeout: {longest_wait:?}"
+    );
+    assert!(calls.answered.iter().any(|(sent, _, _)| *sent > restored), "calls are acknowledged once it is back");
     assert!(waiting > 0.0, "the waiting rows are counted");
+    assert!(readiness_during.0 == 503 && readiness_during.1.contains("storage"), "{readiness_during:?}");
+    assert_eq!(grpc_health_during, ServingStatus::NotServing);
+    assert_eq!(readiness_after.0, 200, "{readiness_after:?}");
+    assert_eq!(grpc_health_after, ServingStatus::Serving);
 
-    // Every acknowledged segment, exactly once (ids are the segment ids, so a second copy
-    // would show in the count).
+    // Every acknowledged segment is stored (ids are the segment ids, so a second copy of one
+    // cannot be); segments of calls that timed out may be stored too.
     let count = search(&es, "sw_segment", json!({ "size": 0, "track_total_hits": true })).await;
-    assert_eq!(count["hits"]["total"]["value"].as_u64(), Some(acknowledged.len() as u64));
+    let stored = count["hits"]["total"]["value"].as_u64().expect("a count");
+    assert!(stored >= acknowledged.len() as u64, "{stored} stored, {} acknowledged", acknowledged.len());
     for chunk in acknowledged.chunks(1_000) {
         let found = search(
             &es,
@@ -231,9 +270,9 @@ async fn every_acknowledged_segment_and_call_survives_a_30_s_outage_exactly_once
         );
     }
 
-    // Every call counted once, at every level, once L2 has caught up (it writes hours and days
-    // every 4th round).
-    let expected = acknowledged.len() as i64;
+    // Every stored segment (one call each) counted once, at every level, once L2 has caught up
+    // (it writes hours and days every 4th round).
+    let expected = stored as i64;
     let levels = [
         ("minute", 100_000_000_000, 1_000_000_000_000),
         ("hour", 1_000_000_000, 10_000_000_000),

@@ -23,6 +23,7 @@ pub mod basic_auth;
 mod config;
 mod dispatcher;
 mod grpc_server;
+pub mod health;
 mod http_server;
 pub mod naming;
 mod provider;
@@ -36,6 +37,7 @@ pub use oap_model::TimeBuckets;
 pub use self::config::{CoreConfig, Downsampling, Role};
 pub use self::dispatcher::{Settle, SourceConsumer, SourceDispatcher};
 pub use self::grpc_server::GrpcServer;
+pub use self::health::{NodeHealth, NodeHealthRef};
 pub use self::http_server::HttpServer;
 pub use self::provider::CoreProviderFactory;
 
@@ -62,6 +64,7 @@ pub fn module_definition() -> ModuleDefinition {
             ServiceDecl::of::<SourceDispatcherRef>(),
             ServiceDecl::of::<TimeBuckets>(),
             ServiceDecl::of::<oap_model::NamingControl>(),
+            ServiceDecl::of::<health::NodeHealthRef>(),
         ],
     )
 }

@@ -19,8 +19,8 @@ use tracing::{info, warn};
 use crate::authentication::AgentToken;
 use crate::tls::{HANDSHAKE_TIMEOUT, ServerIdentity, TlsListener};
 use crate::{
-    CoreConfig, CoreConfigRef, GrpcServer, GrpcServerRef, HttpServer, HttpServerRef, MODULE_NAME, SourceDispatcher,
-    SourceDispatcherRef, TimeBuckets,
+    CoreConfig, CoreConfigRef, GrpcServer, GrpcServerRef, HttpServer, HttpServerRef, MODULE_NAME, NodeHealthRef,
+    SourceDispatcher, SourceDispatcherRef, TimeBuckets,
 };
 
 /// How long shutdown waits for open connections (agent streams may never end on their own)
@@ -49,6 +49,7 @@ impl TypedProviderFactory for CoreProviderFactory {
             grpc_tls: None,
             rest_tls: None,
             health: None,
+            node_health: NodeHealthRef::default(),
             shutdown: CancellationToken::new(),
             servers: Vec::new(),
         }))
@@ -73,6 +74,8 @@ struct CoreProvider {
     /// The REST port's TLS, when `restSSLEnabled`.
     rest_tls: Option<tokio_rustls::TlsAcceptor>,
     health: Option<HealthReporter>,
+    /// Whether the node can work now; the gRPC health service follows it.
+    node_health: NodeHealthRef,
     shutdown: CancellationToken,
     servers: Vec<JoinHandle<()>>,
 }
@@ -109,6 +112,8 @@ impl ModuleProvider for CoreProvider {
         let dispatcher: SourceDispatcherRef = Arc::new(SourceDispatcher::new());
         ctx.register(dispatcher)?;
         ctx.register(crate::naming::load(&self.config)?)?;
+        ctx.register(self.node_health.clone())?;
+        self.http.add_routes(crate::health::routes(self.node_health.clone()))?;
         ctx.register(TimeBuckets::system())
     }
 
@@ -160,6 +165,11 @@ impl ModuleProvider for CoreProvider {
         let grpc = self.grpc()?;
         let (health, health_service) = tonic_health::server::health_reporter();
         grpc.add_internal_service(health_service)?;
+        self.servers.push(tokio::spawn(follow_node_health(
+            self.node_health.clone(),
+            health.clone(),
+            self.shutdown.clone(),
+        )));
         self.health = Some(health);
 
         let max_streams = match self.config.max_concurrent_calls_per_connection {
@@ -216,5 +226,18 @@ impl ModuleProvider for CoreProvider {
             }
         }
         Ok(())
+    }
+}
+
+/// Keeps the gRPC health service's status equal to the node's readiness, until `shutdown`.
+async fn follow_node_health(node: NodeHealthRef, reporter: HealthReporter, shutdown: CancellationToken) {
+    let mut changes = node.subscribe();
+    loop {
+        let status = if *changes.borrow_and_update() { ServingStatus::Serving } else { ServingStatus::NotServing };
+        reporter.set_service_status("", status).await;
+        tokio::select! {
+            changed = changes.changed() => if changed.is_err() { return },
+            () = shutdown.cancelled() => return,
+        }
     }
 }

@@ -11,6 +11,7 @@
 //! counts what it receives and rejects ([`metrics`]).
 
 mod batch;
+pub mod door;
 pub mod grpc;
 pub mod http;
 pub mod metrics;

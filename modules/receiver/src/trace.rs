@@ -17,7 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use axum::routing::post;
 use oap_agent_analyzer::{AnalysisError, SegmentAnalyzer};
-use oap_core::{GrpcServerRef, HttpServerRef, SourceDispatcherRef};
+use oap_core::{CoreConfigRef, GrpcServerRef, HttpServerRef, NodeHealthRef, SourceDispatcherRef};
 use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_model::source::Source;
 use oap_proto::v3::{SegmentObject, SpanAttachedEvent};
@@ -28,6 +28,7 @@ use tonic::Status;
 use tracing::warn;
 
 use crate::batch::Batch;
+use crate::door::Door;
 use crate::grpc::names::{SpanAttachedEventV3, TraceCompat, TraceV3};
 use crate::grpc::{AgentRpcs, AgentService, Arity, SettleCall};
 use crate::http;
@@ -54,6 +55,19 @@ pub enum SegmentRejection {
     /// The segment decodes but breaks a rule of analysis.
     #[error("invalid segment: {0}")]
     Invalid(#[from] AnalysisError),
+    /// The node cannot store now; the segment was not looked at.
+    #[error("{}", .0.message())]
+    Unavailable(Status),
+}
+
+impl SegmentRejection {
+    /// The status an agent hears.
+    pub fn status(&self) -> Status {
+        match self {
+            SegmentRejection::Unavailable(status) => status.clone(),
+            rejection => Status::invalid_argument(rejection.to_string()),
+        }
+    }
 }
 
 /// Receives segments in either encoding, analyses them and dispatches their sources.
@@ -61,12 +75,18 @@ pub struct TraceReceiver {
     analyzer: SegmentAnalyzer,
     dispatcher: SourceDispatcherRef,
     metrics: ReceiverMetrics,
+    door: Door,
 }
 
 impl TraceReceiver {
-    /// A receiver feeding `dispatcher`, counting in `metrics`.
-    pub fn new(analyzer: SegmentAnalyzer, dispatcher: SourceDispatcherRef, metrics: ReceiverMetrics) -> Self {
-        Self { analyzer, dispatcher, metrics }
+    /// A receiver feeding `dispatcher`, counting in `metrics`, checking at `door`.
+    pub fn new(
+        analyzer: SegmentAnalyzer,
+        dispatcher: SourceDispatcherRef,
+        metrics: ReceiverMetrics,
+        door: Door,
+    ) -> Self {
+        Self { analyzer, dispatcher, metrics, door }
     }
 
     /// One segment in its protobuf encoding, as gRPC delivers it; the bytes are stored as the
@@ -74,6 +94,10 @@ impl TraceReceiver {
     pub fn receive_encoded(&self, protocol: Protocol, raw: &[u8]) -> Result<(), SegmentRejection> {
         let metrics = self.metrics.of(protocol);
         let _timer = metrics.time();
+        if let Err(closed) = self.door.open() {
+            metrics.reject();
+            return Err(SegmentRejection::Unavailable(closed));
+        }
         let received = SegmentObject::decode(raw)
             .map_err(SegmentRejection::from)
             .and_then(|segment| self.analyse(&segment, raw).map_err(SegmentRejection::from));
@@ -87,6 +111,10 @@ impl TraceReceiver {
     pub fn receive_json(&self, json: &[u8]) -> Result<(), SegmentRejection> {
         let metrics = self.metrics.of(Protocol::Http);
         let _timer = metrics.time();
+        if let Err(closed) = self.door.open() {
+            metrics.reject();
+            return Err(SegmentRejection::Unavailable(closed));
+        }
         let received =
             serde_json::from_slice::<SegmentObject>(json).map_err(SegmentRejection::from).and_then(|segment| {
                 let raw = segment.encode_to_vec();
@@ -103,12 +131,9 @@ impl TraceReceiver {
         self.metrics.of(protocol).reject();
     }
 
-    /// Waits until what was received before the call is durable.
+    /// Waits until what was received before the call is durable, at most `ackTimeout`.
     pub async fn settle(&self) -> Result<(), Status> {
-        self.dispatcher
-            .settle()
-            .await
-            .map_err(|reason| Status::unavailable(format!("segments may not be kept: {reason}")))
+        self.door.settle(&self.dispatcher, "segments").await
     }
 
     fn analyse(&self, segment: &SegmentObject, raw: &[u8]) -> Result<(), AnalysisError> {
@@ -157,9 +182,10 @@ impl AgentRpcs for TraceRpcs {
         match method {
             TraceMethod::Collect => self.0.receive_encoded(Protocol::Grpc, &message).map_err(|rejection| {
                 log_rejected(&rejection);
-                Status::invalid_argument(rejection.to_string())
+                rejection.status()
             }),
             TraceMethod::CollectInSync => {
+                self.0.door.open()?;
                 let collection = EncodedSegments::decode(message).map_err(|error| {
                     self.0.reject_unreadable(Protocol::Grpc);
                     Status::invalid_argument(format!("malformed SegmentCollection: {error}"))
@@ -244,6 +270,7 @@ impl ModuleProvider for TraceReceiverProvider {
             ctx.service::<SegmentAnalyzer>()?,
             ctx.service::<SourceDispatcherRef>()?,
             ReceiverMetrics::new(metrics.as_ref(), "trace", "trace")?,
+            Door::new(ctx.service::<NodeHealthRef>()?, ctx.service::<CoreConfigRef>()?.ack_timeout),
         ));
 
         let max = grpc.max_message_size();

@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use oap_core::NodeHealthRef;
 use oap_kernel::ModuleError;
 use oap_telemetry::{Counter, Gauge, MetricsCreator};
 use tracing::{error, info, warn};
@@ -23,6 +24,9 @@ use crate::storage::{Storage, Write};
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 /// The longest pause between attempts.
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
+/// The part of the node's health writes report on.
+const HEALTH_PART: &str = "storage";
+
 /// How often a write that keeps failing is logged.
 const LOG_EVERY: Duration = Duration::from_secs(30);
 
@@ -33,6 +37,8 @@ pub struct WriteMetrics {
     retries: Counter,
     errors: Counter,
     waiting: Gauge,
+    /// Told when writes begin to fail and when they pass again.
+    health: Option<NodeHealthRef>,
 }
 
 impl WriteMetrics {
@@ -50,14 +56,21 @@ impl WriteMetrics {
                 "Rows of batches whose write failed and waits to be retried",
                 &labels,
             )?,
+            health: None,
         })
+    }
+
+    /// The same counters, also telling `health` when writes fail and when they pass again: a
+    /// node whose store cannot write is not ready.
+    pub fn reporting_to(self, health: NodeHealthRef) -> Self {
+        Self { health: Some(health), ..self }
     }
 
     /// Metrics in a registry of their own, for tests and tools.
     pub fn detached() -> Self {
         let counter = || Counter::new("detached", "counts nowhere").unwrap_or_else(|_| unreachable!("a valid name"));
         let waiting = Gauge::new("detached", "counts nowhere").unwrap_or_else(|_| unreachable!("a valid name"));
-        Self { rows: counter(), retries: counter(), errors: counter(), waiting }
+        Self { rows: counter(), retries: counter(), errors: counter(), waiting, health: None }
     }
 
     /// Rows waiting for a retry now.
@@ -130,6 +143,9 @@ async fn write_whole_until_stored(
         match storage.write(batch).await {
             Ok(()) => {
                 metrics.rows.inc_by(rows as u64);
+                if let Some(health) = &metrics.health {
+                    health.working(HEALTH_PART);
+                }
                 if let Some((attempts, waited)) = outage.ended() {
                     info!(rows, failed_attempts = attempts, ?waited, "storage write stored after retries");
                 }
@@ -140,6 +156,9 @@ async fn write_whole_until_stored(
                 match outage.failed() {
                     Some(OutageLog::Began) => {
                         metrics.waiting.add(rows as f64);
+                        if let Some(health) = &metrics.health {
+                            health.failing(HEALTH_PART, format!("writes fail: {failure}"));
+                        }
                         warn!(%failure, rows, "storage write failed; retrying until stored");
                     }
                     Some(OutageLog::Lasts { attempts, failing_for }) => {

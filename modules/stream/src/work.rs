@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oap_cluster::MembershipRef;
-use oap_core::{CoreConfig, CoreConfigRef, Downsampling, GrpcServerRef, Role, SourceDispatcherRef, TimeBuckets};
+use oap_core::{
+    CoreConfig, CoreConfigRef, Downsampling, GrpcServerRef, NodeHealthRef, Role, SourceDispatcherRef, TimeBuckets,
+};
 use oap_kernel::{ModuleContext, ModuleError};
 use oap_storage::record_stream::RecordStream;
 use oap_storage::retry::WriteMetrics;
@@ -47,6 +49,7 @@ impl StreamWork {
         let telemetry = ctx.service::<MetricsCreatorRef>()?;
         let dispatcher = ctx.service::<SourceDispatcherRef>()?;
         let buckets = ctx.service::<TimeBuckets>()?;
+        let health = ctx.service::<NodeHealthRef>()?;
         let catalog = Arc::new(load_catalog(&core.oal_dir, &core.apdex_threshold_file).map_err(ModuleError::Config)?);
 
         let mut models = builtin::models();
@@ -62,7 +65,7 @@ impl StreamWork {
 
         let l2 = core.role.is_aggregation_target().then(|| {
             let metrics = L2Metrics {
-                writes: WriteMetrics::new(&*telemetry, "metrics")?,
+                writes: WriteMetrics::new(&*telemetry, "metrics")?.reporting_to(health.clone()),
                 expired: telemetry.counter(
                     "metrics_l2_expired_count",
                     "Metrics that reached L2 older than metricsDataTTL and were dropped",
@@ -104,7 +107,10 @@ impl StreamWork {
             dispatcher.subscribe(metrics.consumer())?;
         }
 
-        let (records, writer) = RecordStream::start(storage.clone(), WriteMetrics::new(&*telemetry, "record")?);
+        let (records, writer) = RecordStream::start(
+            storage.clone(),
+            WriteMetrics::new(&*telemetry, "record")?.reporting_to(health.clone()),
+        );
         if !catalog.is_disabled("segment") {
             dispatcher.subscribe(records.clone())?;
         }
