@@ -12,6 +12,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
+use oap_telemetry::LogLimit;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -42,7 +43,10 @@ impl NodeHealth {
     pub fn failing(&self, part: &'static str, reason: impl std::fmt::Display) {
         let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
         if problems.insert(part, reason.to_string()).is_none() {
-            warn!(part, %reason, "node not ready");
+            static LOG: LogLimit = LogLimit::new(3, std::time::Duration::from_secs(60));
+            if let Some(left_out) = LOG.admit() {
+                warn!(part, %reason, left_out, "node not ready");
+            }
         }
         self.publish(&problems);
     }
@@ -54,7 +58,10 @@ impl NodeHealth {
         }
         let mut problems = self.problems.lock().unwrap_or_else(PoisonError::into_inner);
         if problems.remove(part).is_some() {
-            info!(part, "works again");
+            static LOG: LogLimit = LogLimit::new(3, std::time::Duration::from_secs(60));
+            if let Some(left_out) = LOG.admit() {
+                info!(part, left_out, "works again");
+            }
         }
         self.publish(&problems);
     }

@@ -7,11 +7,18 @@
 //! No row can stop the committer: a row whose key or value the database cannot hold fails its
 //! own write as invalid before it is queued, and a batch the database still panics on fails
 //! alone while the committer goes on with the next.
+//!
+//! Nor can the disk: a database whose journal could not be written or synced (a full disk, an
+//! I/O error) refuses every write from then on, so the committer lets it go and opens the
+//! directory again — replaying the synced journal, so nothing acknowledged is lost — as soon as
+//! that works (once space is freed). Meanwhile writes and reads fail as unavailable, which the
+//! writers retry and the node's health reports.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock, mpsc};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use fjall::config::{BlockSizePolicy, CompressionPolicy};
@@ -20,6 +27,7 @@ use oap_storage::dao::{MetadataQueryDao, MetricsQueryDao, TopologyQueryDao, Trac
 use oap_storage::{
     Filter, Indexing, Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Value, ValueRef, Write, day_of,
 };
+use oap_telemetry::LogLimit;
 use tokio::sync::oneshot;
 use tracing::{debug, error, info};
 
@@ -80,11 +88,76 @@ impl Default for Budget {
     }
 }
 
+/// How long the committer waits before it opens a broken database again, at first; each time
+/// it breaks again right away, twice as long, up to [`LONGEST_REOPEN_PAUSE`].
+const FIRST_REOPEN_PAUSE: Duration = Duration::from_millis(500);
+
+/// The longest pause before a broken database is opened again.
+const LONGEST_REOPEN_PAUSE: Duration = Duration::from_secs(5);
+
+/// A database that worked this long since it last broke starts again from the first pause.
+const WORKED_FOR: Duration = Duration::from_secs(30);
+
 /// The embedded store.
 pub struct EmbeddedStore {
-    inner: Arc<Inner>,
+    shared: Arc<Shared>,
     jobs: Option<mpsc::Sender<Job>>,
     committer: Option<JoinHandle<()>>,
+}
+
+/// The database open now, or why there is none (it broke and is being opened again).
+struct Shared {
+    path: PathBuf,
+    budget: Budget,
+    current: RwLock<Result<Arc<Inner>, String>>,
+}
+
+impl Shared {
+    /// The database open now.
+    fn inner(&self) -> Result<Arc<Inner>, StorageError> {
+        match &*self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner) {
+            Ok(inner) => Ok(inner.clone()),
+            Err(reason) => Err(StorageError::Unavailable(format!("the embedded store is being reopened: {reason}"))),
+        }
+    }
+
+    /// Lets the database go after it failed to write; it is opened again by [`Shared::reopen`].
+    fn broke(&self, reason: &str) {
+        static LOG: LogLimit = LogLimit::new(3, Duration::from_secs(60));
+        if let Some(left_out) = LOG.admit() {
+            error!(%reason, left_out, "the embedded store failed to write; opening it again once it can");
+        }
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Err(reason.to_owned());
+    }
+
+    /// Opens the directory again; true once the store works.
+    fn reopen(&self) -> bool {
+        match open_inner(&self.path, self.budget) {
+            Ok(inner) => {
+                static LOG: LogLimit = LogLimit::new(3, Duration::from_secs(60));
+                if let Some(left_out) = LOG.admit() {
+                    info!(path = %self.path.display(), left_out, "the embedded store is open again");
+                }
+                *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Ok(Arc::new(inner));
+                true
+            }
+            Err(error) => {
+                debug!(%error, "the embedded store cannot be opened yet");
+                false
+            }
+        }
+    }
+}
+
+fn open_inner(path: &Path, budget: Budget) -> Result<Inner, fjall::Error> {
+    let db = Database::builder(path).cache_size(budget.cache_size).max_journaling_size(MAX_JOURNAL).open()?;
+    let mut partitions = BTreeMap::new();
+    for name in db.list_keyspace_names() {
+        let name = name.to_string();
+        let keyspace = db.keyspace(&name, || options_for(&name, budget.memtable_size))?;
+        partitions.insert(name, keyspace);
+    }
+    Ok(Inner { db, memtable_size: budget.memtable_size, partitions: RwLock::new(partitions) })
 }
 
 struct Inner {
@@ -117,52 +190,43 @@ impl EmbeddedStore {
         std::fs::create_dir_all(&path).map_err(unwritable)?;
         let probe = path.join(".oap-write-probe");
         std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(unwritable)?;
-        let unreadable = |source| OpenError::Unreadable { path: path.clone(), source };
-        let db = Database::builder(&path)
-            .cache_size(budget.cache_size)
-            .max_journaling_size(MAX_JOURNAL)
-            .open()
-            .map_err(unreadable)?;
-        let mut partitions = BTreeMap::new();
-        for name in db.list_keyspace_names() {
-            let name = name.to_string();
-            let keyspace = db.keyspace(&name, || options_for(&name, budget.memtable_size)).map_err(unreadable)?;
-            partitions.insert(name, keyspace);
-        }
-        info!(path = %path.display(), partitions = partitions.len(), "embedded store open");
+        let inner = open_inner(&path, budget).map_err(|source| OpenError::Unreadable { path: path.clone(), source })?;
+        info!(path = %path.display(), partitions = inner.read_partitions().len(), "embedded store open");
         let (jobs, queue) = mpsc::channel();
-        let inner = Arc::new(Inner { db, memtable_size: budget.memtable_size, partitions: RwLock::new(partitions) });
+        let shared = Arc::new(Shared { path, budget, current: RwLock::new(Ok(Arc::new(inner))) });
         let committer = {
-            let inner = inner.clone();
+            let shared = shared.clone();
             std::thread::Builder::new()
                 .name("oap-store-commit".to_owned())
-                .spawn(move || commit_all(&inner, &queue))
+                .spawn(move || commit_all(&shared, &queue))
                 .map_err(OpenError::Committer)?
         };
-        Ok(Self { inner, jobs: Some(jobs), committer: Some(committer) })
+        Ok(Self { shared, jobs: Some(jobs), committer: Some(committer) })
     }
 
     /// Bytes the store takes on disk: tables and journals (a journal's file is allocated
     /// ahead, so this counts its full length).
     pub fn disk_space(&self) -> Result<u64, StorageError> {
-        self.inner.db.disk_space().map_err(|error| unavailable("cannot measure the store", &error))
+        self.shared.inner()?.db.disk_space().map_err(|error| unavailable("cannot measure the store", &error))
     }
 
     /// Bytes the data takes in disk tables, without the journal (which is reclaimed once the
     /// memtables it backs are flushed, and never grows past 64 MiB).
     pub fn table_space(&self) -> u64 {
-        self.inner.all_partitions().iter().map(Keyspace::disk_space).sum()
+        self.shared.inner().map_or(0, |inner| inner.all_partitions().iter().map(Keyspace::disk_space).sum())
     }
 
     /// Each partition's bytes in disk tables, by name.
     pub fn table_space_by_partition(&self) -> Vec<(String, u64)> {
-        self.inner.read_partitions().iter().map(|(name, keyspace)| (name.clone(), keyspace.disk_space())).collect()
+        let Ok(inner) = self.shared.inner() else { return Vec::new() };
+        let partitions = inner.read_partitions();
+        partitions.iter().map(|(name, keyspace)| (name.clone(), keyspace.disk_space())).collect()
     }
 
     /// Writes every memtable to disk tables and compacts them fully, as a long-running store
     /// ends up; for measuring its size.
     pub async fn compact(&self) -> Result<(), StorageError> {
-        let inner = self.inner.clone();
+        let inner = self.shared.inner()?;
         blocking(move || {
             for keyspace in inner.all_partitions() {
                 keyspace.rotate_memtable_and_wait().map_err(|error| unavailable("cannot flush", &error))?;
@@ -523,7 +587,10 @@ fn lookup_filter(model: &Model, query: &ScanQuery) -> Option<(usize, String)> {
     })
 }
 
-fn commit_all(inner: &Inner, queue: &mpsc::Receiver<Job>) {
+fn commit_all(shared: &Shared, queue: &mpsc::Receiver<Job>) {
+    let mut next_reopen = Instant::now();
+    let mut reopen_pause = FIRST_REOPEN_PAUSE;
+    let mut last_broke: Option<Instant> = None;
     while let Ok(first) = queue.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_ROUND {
@@ -532,6 +599,22 @@ fn commit_all(inner: &Inner, queue: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let inner = shared.inner().or_else(|broken| {
+            if Instant::now() < next_reopen {
+                return Err(broken);
+            }
+            next_reopen = Instant::now() + reopen_pause;
+            if shared.reopen() { shared.inner() } else { Err(broken) }
+        });
+        let inner = match inner {
+            Ok(inner) => inner,
+            Err(broken) => {
+                for job in jobs {
+                    let _ = job.done.send(Err(broken.clone()));
+                }
+                continue;
+            }
+        };
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut dones = Vec::with_capacity(jobs.len());
         for job in jobs {
@@ -552,8 +635,21 @@ fn commit_all(inner: &Inner, queue: &mpsc::Receiver<Job>) {
         {
             let failure = unavailable("cannot sync the journal", &error);
             for outcome in outcomes.iter_mut().filter(|outcome| outcome.is_ok()) {
-                *outcome = Err(StorageError::Unavailable(failure.to_string()));
+                *outcome = Err(failure.clone());
             }
+        }
+        // A write or sync that failed leaves the database refusing every write: let it go.
+        if let Some(Err(failure)) =
+            outcomes.iter().find(|outcome| outcome.as_ref().is_err_and(StorageError::is_retryable))
+        {
+            drop(inner);
+            shared.broke(&failure.to_string());
+            if last_broke.is_none_or(|at| at.elapsed() > WORKED_FOR) {
+                reopen_pause = FIRST_REOPEN_PAUSE;
+            }
+            last_broke = Some(Instant::now());
+            next_reopen = Instant::now() + reopen_pause;
+            reopen_pause = (reopen_pause * 2).min(LONGEST_REOPEN_PAUSE);
         }
         for (done, outcome) in dones.into_iter().zip(outcomes) {
             let _ = done.send(outcome);
@@ -593,17 +689,17 @@ impl Storage for EmbeddedStore {
     }
 
     async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
-        let (inner, model, keys) = (self.inner.clone(), model.clone(), keys.to_vec());
+        let (inner, model, keys) = (self.shared.inner()?, model.clone(), keys.to_vec());
         blocking(move || inner.multi_get(&model, &keys)).await
     }
 
     async fn scan(&self, model: &Model, query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
-        let (inner, model, query) = (self.inner.clone(), model.clone(), query.clone());
+        let (inner, model, query) = (self.shared.inner()?, model.clone(), query.clone());
         blocking(move || inner.scan(&model, &query)).await
     }
 
     async fn delete_before(&self, model: &Model, day: i64) -> Result<usize, StorageError> {
-        let (inner, model) = (self.inner.clone(), model.clone());
+        let (inner, model) = (self.shared.inner()?, model.clone());
         blocking(move || inner.delete_before(&model, day)).await
     }
 }
