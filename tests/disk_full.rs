@@ -10,17 +10,15 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, raw_unary, span};
-use common::{OapProcess, Ports, scratch_dir};
+use common::{OapProcess, Ports, scratch_dir, stored_segment_ids};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
-use oap_storage::dao::{TraceQueryDao, TraceSearch};
-use oap_storage_embedded::{Budget, EmbeddedStore};
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -129,13 +127,6 @@ async fn wait_for(what: &str, deadline: Duration, mut done: impl AsyncFnMut() ->
     }
 }
 
-async fn stored_ids(data_dir: &Path) -> BTreeSet<String> {
-    let store = EmbeddedStore::open(data_dir, Budget::default()).expect("the server's store opens");
-    let search = TraceSearch { limit: usize::MAX, ..TraceSearch::default() };
-    let segments = store.search_segments(&search).await.expect("read the store");
-    segments.into_iter().map(|segment| segment.segment_id).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_is_an_error_agents_see_ingest_resumes_once_freed_and_nothing_acknowledged_is_lost() {
     let dir = scratch_dir("disk-full");
@@ -222,7 +213,7 @@ async fn a_full_disk_is_an_error_agents_see_ingest_resumes_once_freed_and_nothin
     let longest = outcomes.refused.iter().map(|(_, waited, _)| *waited).max().unwrap_or_default();
     assert!(longest < Duration::from_secs(15), "an agent waited {longest:?} for its answer (ackTimeout is 5 s)");
 
-    let stored = stored_ids(&disk.path).await;
+    let stored = stored_segment_ids(&disk.path).await;
     let acked: BTreeSet<String> = outcomes.acked.into_iter().collect();
     let lost: Vec<&String> = acked.difference(&stored).collect();
     assert!(

@@ -12,10 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, Scrape, raw_stream, raw_unary, span};
 use common::graphql::Client;
-use common::{OapProcess, Ports, scratch_dir};
+use common::{OapProcess, Ports, scratch_dir, stored_segment_ids};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
-use oap_storage::dao::{TraceQueryDao, TraceSearch};
-use oap_storage_embedded::{Budget, EmbeddedStore};
 use prost::Message;
 use serde_json::json;
 use tonic::Code;
@@ -42,17 +40,6 @@ fn segment(id: &str, trace: &str, service: &str, endpoint: &str) -> Vec<u8> {
     .encode_to_vec()
 }
 
-/// Peak resident memory of a process, MiB (`VmHWM` of `/proc/<pid>/status`).
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("process status");
-    let kib: f64 = status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmHWM");
-    kib / 1024.0
-}
-
 /// Sends batches of 10 valid segments until `stop`, recording the ids of acknowledged calls.
 async fn send_valid(channel: Channel, writer: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<String>>>) {
     for batch in 0.. {
@@ -65,13 +52,6 @@ async fn send_valid(channel: Channel, writer: usize, stop: Arc<AtomicBool>, acke
         reply.unwrap_or_else(|status| panic!("a valid batch was refused: {status}"));
         acked.lock().expect("lock").extend(ids);
     }
-}
-
-async fn stored_ids(data_dir: std::path::PathBuf) -> BTreeSet<String> {
-    let store = EmbeddedStore::open(data_dir, Budget::default()).expect("the server's store opens");
-    let search = TraceSearch { limit: usize::MAX, ..TraceSearch::default() };
-    let segments = store.search_segments(&search).await.expect("read the store");
-    segments.into_iter().map(|segment| segment.segment_id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,7 +106,7 @@ async fn a_64_kib_trace_id_between_valid_segments_under_load_is_refused_and_noth
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(30)).is_some_and(|status| status.success()), "{}", server.log());
 
-    let stored = stored_ids(dir.join("data")).await;
+    let stored = stored_segment_ids(&dir.join("data")).await;
     let acked: BTreeSet<String> = acked.lock().expect("lock").iter().cloned().collect();
     let lost: Vec<&String> = acked.difference(&stored).collect();
     assert!(
@@ -196,7 +176,7 @@ async fn a_hundred_thousand_endpoint_names_in_one_service_stay_bounded_and_the_o
     };
     assert_eq!(names.len(), 3_001, "3,000 names and `_abandoned`");
     assert!(names.iter().any(|name| name == "_abandoned"));
-    let peak = peak_rss_mib(server.pid());
+    let peak = server.memory_kib().1 as f64 / 1024.0;
     assert!(peak <= 512.0, "peak RSS {peak:.0} MiB");
     eprintln!("{abandoned} endpoint names abandoned, peak RSS {peak:.0} MiB");
 }

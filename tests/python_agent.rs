@@ -28,7 +28,7 @@ use common::agent::Scrape;
 use common::tls::TestCa;
 use common::{Backend, Ports, free_port, scratch_dir};
 use oap_core::{SourceConsumer, SourceDispatcherRef};
-use oap_kernel::BootPlan;
+use oap_kernel::{BootPlan, Kernel};
 use oap_model::source::{DetectPoint, Source};
 use oap_storage::StorageRef;
 use oap_storage::dao::TraceSearch;
@@ -230,15 +230,7 @@ async fn python_agents(backend: Backend) {
     let mut vars: HashMap<String, String> = ports.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     vars.insert("SW_TELEMETRY".to_owned(), "none".to_owned());
     vars.extend(backend.env(&dir).into_iter().map(|(k, v)| (k.to_owned(), v)));
-    let plan = BootPlan::from_yaml(
-        oap_server::BUILTIN_CONFIG,
-        "application.yml",
-        &|name| vars.get(name).cloned(),
-        &[],
-        &oap_server::catalog(),
-    )
-    .expect("the shipped configuration");
-    let kernel = plan.boot().await.expect("the server boots");
+    let kernel = boot_in_process(&vars).await;
     let recorder = Arc::new(Recorder::default());
     let dispatcher = kernel.service::<SourceDispatcherRef>().expect("the dispatcher");
     dispatcher.subscribe(recorder.clone()).expect("no source dispatched before the agents start");
@@ -328,15 +320,7 @@ async fn python_agents_report_over_tls_with_the_agent_token() {
     vars.insert("SW_AUTHENTICATION".to_owned(), TOKEN.to_owned());
     vars.insert("SW_TELEMETRY".to_owned(), "none".to_owned());
     vars.extend(Backend::Embedded.env(&dir).into_iter().map(|(k, v)| (k.to_owned(), v)));
-    let plan = BootPlan::from_yaml(
-        oap_server::BUILTIN_CONFIG,
-        "application.yml",
-        &|name| vars.get(name).cloned(),
-        &[],
-        &oap_server::catalog(),
-    )
-    .expect("the shipped configuration");
-    let kernel = plan.boot().await.expect("the server boots");
+    let kernel = boot_in_process(&vars).await;
 
     // The agents reach the server at 127.0.0.1, a name the certificate holds.
     let agent_env = [
@@ -494,4 +478,17 @@ fn assert_sources(seen: &Seen, backend_address: &str) {
         assert_eq!(properties["ipv4s"], "127.0.0.1", "{properties}");
         assert!(seen.instance_updates.iter().any(|u| u.0 == service && u.2.is_none()), "a heartbeat of {service}");
     }
+}
+
+/// The shipped configuration with `vars` as the environment, booted in this process.
+async fn boot_in_process(vars: &HashMap<String, String>) -> Kernel {
+    let plan = BootPlan::from_yaml(
+        oap_server::BUILTIN_CONFIG,
+        "application.yml",
+        &|name| vars.get(name).cloned(),
+        &[],
+        &oap_server::catalog(),
+    )
+    .expect("the shipped configuration");
+    plan.boot().await.expect("the server boots")
 }

@@ -57,20 +57,6 @@ fn seven_days(page_size: usize) -> Value {
     }})
 }
 
-/// Posts a raw body; returns the parsed answer.
-async fn post_raw(client: &Client, body: String) -> Value {
-    let response = client
-        .http
-        .post(format!("http://127.0.0.1:{}/graphql", client.port))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .expect("POST /graphql");
-    let text = response.text().await.expect("body");
-    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {}", &text[..text.len().min(500)]))
-}
-
 /// The messages of a response's errors.
 fn messages(response: &Value) -> Vec<String> {
     response["errors"]
@@ -150,7 +136,7 @@ async fn hostile_queries_get_clear_errors_and_the_server_stays_alive_and_small()
 
     // A batch of 200 such searches shares the request's budgets: the first two are answered.
     let request = json!({ "query": trace_searches(1), "variables": seven_days(10_000) });
-    let answers = post_raw(&client, Value::Array(vec![request; 200]).to_string()).await;
+    let answers = client.post_body(Value::Array(vec![request; 200]).to_string()).await;
     alive(&mut server, &client, "a batch of 200 searches").await;
     let answers = answers.as_array().expect("one answer per request of the batch");
     assert_eq!(answers.len(), 200);
@@ -232,7 +218,7 @@ async fn a_batch_shares_one_complexity_budget_and_big_answers_are_refused() {
     // Each search costs 8 (two objects, six fields): two fit in the batch's budget of 20, the
     // third does not.
     let request = json!({ "query": trace_searches(1), "variables": seven_days(5) });
-    let answers = post_raw(&client, Value::Array(vec![request; 3]).to_string()).await;
+    let answers = client.post_body(Value::Array(vec![request; 3]).to_string()).await;
     let answers = answers.as_array().expect("a batch answer");
     assert_eq!(answers[0]["data"]["t0"]["traces"].as_array().map(Vec::len), Some(5), "{answers:?}");
     assert_eq!(answers[1]["data"]["t0"]["traces"].as_array().map(Vec::len), Some(5), "{answers:?}");

@@ -11,10 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, raw_stream, raw_unary, segment_bytes};
-use common::{OapProcess, Ports, scratch_dir};
+use common::{OapProcess, Ports, scratch_dir, stored_segment_ids};
 use oap_proto::v3::SegmentObject;
-use oap_storage::dao::{TraceQueryDao, TraceSearch};
-use oap_storage_embedded::{Budget, EmbeddedStore};
 use prost::Message;
 use tonic::transport::Channel;
 
@@ -59,18 +57,6 @@ async fn send_until_refused(channel: Channel, writer: usize, acked: Arc<Mutex<Ve
     }
 }
 
-async fn stored_ids(data_dir: std::path::PathBuf) -> BTreeSet<String> {
-    let store = EmbeddedStore::open(data_dir, Budget::default()).expect("the killed server's store opens");
-    let search = TraceSearch { limit: usize::MAX, ..TraceSearch::default() };
-    store
-        .search_segments(&search)
-        .await
-        .expect("read the store")
-        .into_iter()
-        .map(|segment| segment.segment_id)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_segments_survive_kill_9() {
     let dir = scratch_dir("kill-9");
@@ -103,7 +89,7 @@ async fn acknowledged_segments_survive_kill_9() {
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()), "{}", server.log());
 
-    let stored = stored_ids(dir.join("data")).await;
+    let stored = stored_segment_ids(&dir.join("data")).await;
     let lost: Vec<&String> = acked.difference(&stored).collect();
     assert!(
         lost.is_empty(),

@@ -85,7 +85,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Memory of a process from `/proc/<pid>/status`, KiB: (VmRSS, VmHWM).
-fn memory(pid: u32) -> anyhow::Result<(u64, u64)> {
+pub fn memory(pid: u32) -> anyhow::Result<(u64, u64)> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let field = |name: &str| {
         status

@@ -16,7 +16,11 @@ impl Client {
 
     /// Posts a document; returns the whole response body.
     pub async fn post(&self, query: &str, variables: Value) -> Value {
-        let body = json!({ "query": query, "variables": variables }).to_string();
+        self.post_body(json!({ "query": query, "variables": variables }).to_string()).await
+    }
+
+    /// Posts a raw body (a document, a batch, anything); returns the parsed answer.
+    pub async fn post_body(&self, body: String) -> Value {
         let response = self
             .http
             .post(format!("http://127.0.0.1:{}/graphql", self.port))
@@ -26,7 +30,7 @@ impl Client {
             .await
             .expect("POST /graphql");
         let text = response.text().await.expect("body");
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {}", &text[..text.len().min(500)]))
     }
 
     /// Posts a document that must succeed; returns `data`.

@@ -86,15 +86,7 @@ impl OapProcess {
     /// The process's resident memory from `/proc/<pid>/status`, in KiB: now (`VmRSS`) and its
     /// peak so far (`VmHWM`).
     pub fn memory_kib(&self) -> (u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|line| line.strip_prefix(name))
-                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        oap_loadgen::bench::memory(self.pid()).expect("the process's status")
     }
 
     /// Whether the process is still running.
@@ -219,4 +211,15 @@ pub fn start_server_on(dir: &std::path::Path, ports: &Ports, backend: &Backend) 
     let mut server = OapProcess::spawn(dir.to_path_buf(), &env, &[]);
     server.wait_ready(&ports.all(), Duration::from_secs(20));
     server
+}
+
+/// The ids of every segment in an embedded store's data directory (the server must have
+/// stopped: the store belongs to one process).
+pub async fn stored_segment_ids(data_dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    use oap_storage::dao::{TraceQueryDao, TraceSearch};
+    let store = oap_storage_embedded::EmbeddedStore::open(data_dir, oap_storage_embedded::Budget::default())
+        .expect("the server's store opens");
+    let search = TraceSearch { limit: usize::MAX, ..TraceSearch::default() };
+    let segments = store.search_segments(&search).await.expect("read the store");
+    segments.into_iter().map(|segment| segment.segment_id).collect()
 }
