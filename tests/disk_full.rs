@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, raw_unary, span};
-use common::{OapProcess, Ports, scratch_dir, stored_segment_ids};
+use common::{OapProcess, Ports, assert_none_lost, scratch_dir, stored_segment_ids};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
 use prost::Message;
 use tonic::Code;
@@ -215,14 +215,7 @@ async fn a_full_disk_is_an_error_agents_see_ingest_resumes_once_freed_and_nothin
 
     let stored = stored_segment_ids(&disk.path).await;
     let acked: BTreeSet<String> = outcomes.acked.into_iter().collect();
-    let lost: Vec<&String> = acked.difference(&stored).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged segments lost: {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..5.min(lost.len())]
-    );
+    assert_none_lost(&acked, &stored);
     eprintln!(
         "{} acknowledged, {} stored, {} refused while the disk was full (the first {:?} after it filled), stopped in {stopped_in:?}",
         acked.len(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, Scrape, raw_stream, raw_unary, span};
 use common::graphql::Client;
-use common::{OapProcess, Ports, scratch_dir, stored_segment_ids};
+use common::{OapProcess, Ports, assert_none_lost, scratch_dir, stored_segment_ids};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
 use prost::Message;
 use serde_json::json;
@@ -108,14 +108,7 @@ async fn a_64_kib_trace_id_between_valid_segments_under_load_is_refused_and_noth
 
     let stored = stored_segment_ids(&dir.join("data")).await;
     let acked: BTreeSet<String> = acked.lock().expect("lock").iter().cloned().collect();
-    let lost: Vec<&String> = acked.difference(&stored).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged segments lost: {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..5.min(lost.len())]
-    );
+    assert_none_lost(&acked, &stored);
     let missing: Vec<&String> = around.iter().filter(|id| !stored.contains(*id)).collect();
     assert!(missing.is_empty(), "valid segments next to a refused one were not stored: {missing:?}");
     assert!(!stored.iter().any(|id| id.len() > 255 || id.starts_with("poison-0") && id.len() == 8));

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, raw_stream, raw_unary, segment_bytes};
-use common::{OapProcess, Ports, scratch_dir, stored_segment_ids};
+use common::{OapProcess, Ports, assert_none_lost, scratch_dir, stored_segment_ids};
 use oap_proto::v3::SegmentObject;
 use prost::Message;
 use tonic::transport::Channel;
@@ -90,14 +90,7 @@ async fn acknowledged_segments_survive_kill_9() {
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()), "{}", server.log());
 
     let stored = stored_segment_ids(&dir.join("data")).await;
-    let lost: Vec<&String> = acked.difference(&stored).collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged segments lost, e.g. {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..lost.len().min(5)]
-    );
+    assert_none_lost(&acked, &stored);
     assert!(stored.contains("after-restart"));
     eprintln!("{} acknowledged, {} stored (the difference was in flight at the kill)", acked.len(), stored.len());
 }

@@ -32,6 +32,13 @@ impl Default for NamingControl {
     }
 }
 
+/// What the endpoint budget holds, for its log line.
+const ENDPOINTS: &str =
+    "ungrouped endpoint names than maxHttpUrisNumberPerService (group them in endpoint-name-grouping.yml)";
+
+/// What the instance budget holds, for its log line.
+const INSTANCES: &str = "instances than maxInstancesNumberPerService";
+
 /// Ungrouped endpoint names a service may have by default (`maxHttpUrisNumberPerService`).
 pub const DEFAULT_MAX_ENDPOINTS: usize = 3_000;
 
@@ -50,8 +57,8 @@ impl NamingControl {
             instance_name_max_length,
             endpoint_name_max_length,
             grouping: Arc::new(EndpointGrouping::default()),
-            endpoints: Arc::new(NameBudget::new(DEFAULT_MAX_ENDPOINTS)),
-            instances: Arc::new(NameBudget::new(DEFAULT_MAX_INSTANCES)),
+            endpoints: Arc::new(NameBudget::new(DEFAULT_MAX_ENDPOINTS, ENDPOINTS)),
+            instances: Arc::new(NameBudget::new(DEFAULT_MAX_INSTANCES, INSTANCES)),
         }
     }
 
@@ -59,8 +66,8 @@ impl NamingControl {
     pub fn with(self, grouping: EndpointGrouping, max_endpoints: usize, max_instances: usize) -> Self {
         Self {
             grouping: Arc::new(grouping),
-            endpoints: Arc::new(NameBudget::new(max_endpoints)),
-            instances: Arc::new(NameBudget::new(max_instances)),
+            endpoints: Arc::new(NameBudget::new(max_endpoints, ENDPOINTS)),
+            instances: Arc::new(NameBudget::new(max_instances, INSTANCES)),
             ..self
         }
     }
@@ -77,19 +84,7 @@ impl NamingControl {
         if name.is_empty() {
             return name;
         }
-        match self.instances.admit(service, name) {
-            Admission::Admitted => name,
-            Admission::Refused { first } => {
-                if first {
-                    tracing::warn!(
-                        service,
-                        limit = self.instances.limit(),
-                        "service has more instances than maxInstancesNumberPerService; further ones are recorded as `{ABANDONED}`"
-                    );
-                }
-                ABANDONED
-            }
-        }
+        self.instances.name(service, name)
     }
 
     /// An endpoint name of `service` (already cut): cut to the limit, then grouped by the rules;
@@ -104,19 +99,7 @@ impl NamingControl {
         if let Grouped::As(grouped) = self.grouping.group(service, name) {
             return grouped;
         }
-        match self.endpoints.admit(service, name) {
-            Admission::Admitted => name,
-            Admission::Refused { first } => {
-                if first {
-                    tracing::warn!(
-                        service,
-                        limit = self.endpoints.limit(),
-                        "service has more ungrouped endpoint names than maxHttpUrisNumberPerService; further ones are recorded as `{ABANDONED}` (group them in endpoint-name-grouping.yml)"
-                    );
-                }
-                ABANDONED
-            }
-        }
+        self.endpoints.name(service, name)
     }
 
     /// Moves the budgets to the generation of `now_ms` (called every minute or so).

@@ -223,3 +223,15 @@ pub async fn stored_segment_ids(data_dir: &std::path::Path) -> std::collections:
     let segments = store.search_segments(&search).await.expect("read the store");
     segments.into_iter().map(|segment| segment.segment_id).collect()
 }
+
+/// Fails the test if any segment of `acked` is not in `stored`, naming a few.
+pub fn assert_none_lost(acked: &std::collections::BTreeSet<String>, stored: &std::collections::BTreeSet<String>) {
+    let lost: Vec<&String> = acked.difference(stored).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged segments lost, e.g. {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(5)]
+    );
+}

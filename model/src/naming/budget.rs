@@ -45,15 +45,36 @@ pub enum Admission {
 #[derive(Debug)]
 pub struct NameBudget {
     limit: usize,
+    /// What it holds, as its log line says: "service has more {what}".
+    what: &'static str,
     generation: AtomicU64,
     refused: AtomicU64,
     services: DashMap<Box<str>, Names>,
 }
 
 impl NameBudget {
-    /// At most `limit` names per service.
-    pub fn new(limit: usize) -> Self {
-        Self { limit, generation: AtomicU64::new(0), refused: AtomicU64::new(0), services: DashMap::new() }
+    /// At most `limit` names per service; `what` completes the line logged when a service first
+    /// has too many ("service has more {what}").
+    pub fn new(limit: usize, what: &'static str) -> Self {
+        Self { limit, what, generation: AtomicU64::new(0), refused: AtomicU64::new(0), services: DashMap::new() }
+    }
+
+    /// `name` if `service`'s budget admits it, else [`ABANDONED`] (logged the first time).
+    pub fn name<'a>(&self, service: &str, name: &'a str) -> &'a str {
+        match self.admit(service, name) {
+            Admission::Admitted => name,
+            Admission::Refused { first } => {
+                if first {
+                    tracing::warn!(
+                        service,
+                        limit = self.limit,
+                        "service has more {}; further ones are recorded as `{ABANDONED}`",
+                        self.what
+                    );
+                }
+                ABANDONED
+            }
+        }
     }
 
     /// The limit per service.
@@ -115,7 +136,7 @@ mod tests {
 
     #[test]
     fn a_service_holds_at_most_its_limit_and_keeps_the_names_it_uses() {
-        let budget = NameBudget::new(3);
+        let budget = NameBudget::new(3, "names");
         for name in ["a", "b", "c", "a", "b"] {
             assert_eq!(budget.admit("s", name), Admission::Admitted);
         }
@@ -128,7 +149,7 @@ mod tests {
 
     #[test]
     fn names_idle_for_two_generations_free_their_places() {
-        let budget = NameBudget::new(2);
+        let budget = NameBudget::new(2, "names");
         budget.admit("s", "a");
         budget.admit("s", "b");
         budget.turn(GENERATION_MS);
