@@ -46,6 +46,22 @@ pub fn config(default: u32) -> Config {
     Config { cases: cases(default), ..Config::default() }
 }
 
+/// Runs `test` on [`cases`]`(default)` values of `strategy`, as `proptest!` does — failures
+/// persisted beside `source_file` (pass `file!()`), then shrunk and reported — but as a plain
+/// function, so a target sets up what it needs (a store, a runtime) once for every case.
+pub fn fuzz<S: Strategy>(
+    source_file: &'static str,
+    default: u32,
+    strategy: S,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+) {
+    let config = Config { source_file: Some(source_file), ..config(default) };
+    let mut runner = proptest::test_runner::TestRunner::new(config);
+    if let Err(failure) = runner.run(&strategy, test) {
+        panic!("{failure}");
+    }
+}
+
 /// One seed input, named by where it came from.
 #[derive(Debug, Clone)]
 pub struct Seed {
