@@ -73,6 +73,7 @@ const DICTIONARY: Dictionary = Dictionary {
         ".inf",
         "1e3",
     ],
+    binary: &[],
     nests: &[("${", "}"), ("${A:", "}"), ("[", "]"), ("{", "}"), ("- ", ""), ("{a: ", "}"), ("*", "")],
 };
 

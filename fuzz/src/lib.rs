@@ -84,13 +84,25 @@ impl Corpus {
     }
 
     /// Every file of `dir`, in name order; a `README.md` there describes the corpus and is no seed.
-    pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
+    pub fn dir(self, dir: impl AsRef<Path>) -> Self {
+        self.dir_with(dir, |_, bytes| vec![bytes])
+    }
+
+    /// The seeds `each` makes of every file of `dir` (its path and bytes), in name order; a
+    /// `README.md` there is no seed. So a corpus keeps seeds in a readable form (JSON, lines).
+    pub fn dir_with(mut self, dir: impl AsRef<Path>, each: impl Fn(&Path, Vec<u8>) -> Vec<Vec<u8>>) -> Self {
         let dir = dir.as_ref();
         let entries = std::fs::read_dir(dir).unwrap_or_else(|error| panic!("corpus {}: {error}", dir.display()));
         let mut paths: Vec<_> = entries.filter_map(|entry| entry.ok().map(|entry| entry.path())).collect();
         paths.sort();
         for path in paths.into_iter().filter(|path| path.is_file() && !path.ends_with("README.md")) {
-            self = self.file(path);
+            let bytes = std::fs::read(&path).unwrap_or_else(|error| panic!("seed {}: {error}", path.display()));
+            let seeds = each(&path, bytes);
+            let many = seeds.len() > 1;
+            for (number, bytes) in (1..).zip(seeds) {
+                let name = if many { format!("{}#{number}", path.display()) } else { path.display().to_string() };
+                self = self.seed(name, bytes);
+            }
         }
         self
     }
@@ -150,6 +162,8 @@ impl Corpus {
 pub struct Dictionary {
     /// Tokens inserted whole.
     pub tokens: &'static [&'static str],
+    /// Tokens that are not text (protobuf keys and varints), inserted whole too.
+    pub binary: &'static [&'static [u8]],
     /// Opening and closing brackets, nested many times over.
     pub nests: &'static [(&'static str, &'static str)],
 }
@@ -304,8 +318,16 @@ impl Mutation {
                 bytes.splice(start..start, repeated);
             }
             Mutation::Token { at, token, number } => {
-                let tokens = if *number || dictionary.tokens.is_empty() { HOSTILE_NUMBERS } else { dictionary.tokens };
-                insert(bytes, at, tokens[token.index(tokens.len())].as_bytes());
+                let (text, binary) = (dictionary.tokens, dictionary.binary);
+                let pick = token.index(text.len() + binary.len());
+                let piece = match () {
+                    () if *number || text.len() + binary.len() == 0 => {
+                        HOSTILE_NUMBERS[token.index(HOSTILE_NUMBERS.len())].as_bytes()
+                    }
+                    () if pick < text.len() => text[pick].as_bytes(),
+                    () => binary[pick - text.len()],
+                };
+                insert(bytes, at, piece);
             }
             Mutation::Nest { at, pair, depth, closed } if !dictionary.nests.is_empty() => {
                 let (open, close) = dictionary.nests[pair.index(dictionary.nests.len())];
@@ -345,7 +367,7 @@ mod tests {
 
     use super::*;
 
-    const DICTIONARY: Dictionary = Dictionary { tokens: &["avg("], nests: &[("(", ")")] };
+    const DICTIONARY: Dictionary = Dictionary { tokens: &["avg("], binary: &[b"\xff"], nests: &[("(", ")")] };
 
     #[test]
     fn mutations_change_the_seeds_and_stay_within_the_size_limit() {

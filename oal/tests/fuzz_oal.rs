@@ -81,6 +81,7 @@ const DICTIONARY: Dictionary = Dictionary {
         "x = ",
         "_",
     ],
+    binary: &[],
     nests: &[("(", ")"), ("[", "]"), ("/*", "*/"), ("from(", ")"), ("(str->long)", "")],
 };
 
@@ -343,8 +344,11 @@ fn grammatical_statements_compile_and_aggregate_or_are_refused() {
 fn apdex_thresholds_parse_or_are_refused() {
     let shipped = manifest().join("../service-apdex-threshold.yml");
     let corpus = Corpus::new().file(&shipped).seed("services", "default: 500\nsvc-a: 100\n\"svc:b\": 99999999999");
-    const YAML: Dictionary =
-        Dictionary { tokens: &[": ", "\n", "default", "-1", "~", "[]", "{}", "&a ", "*a"], nests: &[("[", "]")] };
+    const YAML: Dictionary = Dictionary {
+        binary: &[],
+        tokens: &[": ", "\n", "default", "-1", "~", "[]", "{}", "&a ", "*a"],
+        nests: &[("[", "]")],
+    };
     let inputs = prop_oneof![oap_fuzz::mutations(&corpus, &YAML), oap_fuzz::token_soup(&YAML)];
     oap_fuzz::fuzz(file!(), 256, inputs, |input| {
         oap_fuzz::within_time_limit(|| drop(ApdexThresholds::parse(&input.text())))

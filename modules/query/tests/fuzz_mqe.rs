@@ -81,6 +81,7 @@ const DICTIONARY: Dictionary = Dictionary {
         "\t",
         "\n",
     ],
+    binary: &[],
     nests: &[("(", ")"), ("avg(", ")"), ("abs(", ")"), ("round(", ",2)"), ("1+", ""), ("-", ""), ("{", "}")],
 };
 
@@ -89,13 +90,9 @@ const ENDPOINTS: [&str; 3] = ["/a", "/b", "/c"];
 
 fn corpus() -> Corpus {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz-corpus/mqe");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("the corpus")
-        .map(|entry| entry.expect("an entry").path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "txt"))
-        .collect();
-    files.sort();
-    files.into_iter().fold(Corpus::new(), |corpus, file| corpus.lines(file, |line| Some(line.to_vec())))
+    Corpus::new().dir_with(dir, |_, text| {
+        text.split(|byte| *byte == b'\n').filter(|line| !line.is_empty()).map(<[u8]>::to_vec).collect()
+    })
 }
 
 /// An embedded store in a temporary directory holding five minutes of `service_cpm`,
