@@ -4,9 +4,11 @@
 //! with errors; it never panics, overflows the stack or hangs.
 //!
 //! Corpus: `tests/fuzz-corpus/config/` and the shipped `application.yml`, replayed every run,
-//! mutated by [`oap_fuzz::mutations`]. CI runs a few hundred cases (a few seconds); longer by
-//! hand: `PROPTEST_CASES=1000000 cargo nextest run -p oap-server --test fuzz_config`. A failure
-//! is kept in `tests/fuzz_config.proptest-regressions`; fixed, its input joins the corpus.
+//! mutated by [`oap_fuzz::mutations`]. CI runs each test's default number of cases (256 to 2,048;
+//! about 3 s for the whole target). A failure is kept in `tests/fuzz_config.proptest-regressions`;
+//! fixed, its input joins the corpus.
+//!
+//! Longer by hand: `PROPTEST_CASES=1000000 cargo nextest run -p oap-server --test fuzz_config`
 
 use std::path::Path;
 
@@ -169,7 +171,7 @@ fn set() -> impl Strategy<Value = String> {
 }
 
 proptest! {
-    #![proptest_config(oap_fuzz::config(128))]
+    #![proptest_config(oap_fuzz::config(256))]
 
     #[test]
     fn mutated_configs_load_or_are_refused(input in oap_fuzz::mutations(&corpus(), &DICTIONARY)) {

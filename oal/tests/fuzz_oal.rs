@@ -5,10 +5,11 @@
 //! threshold file (`service-apdex-threshold.yml`) is fuzzed alongside.
 //!
 //! Corpus: `tests/fuzz-corpus/oal/`, `oal/core.oal` and the broken scripts of `tests/errors/`,
-//! replayed every run, mutated by [`oap_fuzz::mutations`]. CI runs a few hundred cases (a few
-//! seconds); longer by hand: `PROPTEST_CASES=1000000 cargo nextest run -p oap-oal --test
-//! fuzz_oal`. A failure is kept in `tests/fuzz_oal.proptest-regressions`; fixed, its input joins
-//! the corpus.
+//! replayed every run, mutated by [`oap_fuzz::mutations`]. CI runs each test's default number of
+//! cases (256 to 2,048; about 1.1 s for the whole target). A failure is kept in
+//! `tests/fuzz_oal.proptest-regressions`; fixed, its input joins the corpus.
+//!
+//! Longer by hand: `PROPTEST_CASES=1000000 cargo nextest run -p oap-oal --test fuzz_oal`
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -145,7 +146,7 @@ fn sources<'a>(tags: &'a [KeyStringValuePair], latency: i32, status: bool) -> Ve
         endpoint: "/e",
         component_id: 7001,
         detect_point: if status { DetectPoint::Client } else { DetectPoint::Server },
-        request: request.clone(),
+        request,
     };
     vec![
         Source::Service(Service {
@@ -153,21 +154,21 @@ fn sources<'a>(tags: &'a [KeyStringValuePair], latency: i32, status: bool) -> Ve
             layer: Layer::GENERAL,
             service_instance_name: "a-1",
             endpoint_name: "/e",
-            request: request.clone(),
+            request,
         }),
         Source::ServiceInstance(ServiceInstance {
             name: "a-1",
             service_name: "a",
             service_layer: Layer::GENERAL,
             endpoint_name: "/e",
-            request: request.clone(),
+            request,
         }),
         Source::Endpoint(Endpoint {
             name: Cow::Borrowed("/e"),
             service_name: "a",
             service_layer: Layer::GENERAL,
             service_instance_name: "a-1",
-            request: request.clone(),
+            request,
         }),
         Source::ServiceInstanceRelation(relation.clone()),
         Source::ServiceRelation(relation),
@@ -251,13 +252,13 @@ fn the_seed_of_every_form_compiles() {
 
 #[test]
 fn mutated_scripts_compile_or_are_refused() {
-    oap_fuzz::fuzz(file!(), 256, oap_fuzz::mutations(&corpus(), &DICTIONARY), |input| check(&input));
+    oap_fuzz::fuzz(file!(), 1024, oap_fuzz::mutations(&corpus(), &DICTIONARY), |input| check(&input));
 }
 
 #[test]
 fn token_soup_and_random_bytes_compile_or_are_refused() {
     let inputs = prop_oneof![3 => oap_fuzz::token_soup(&DICTIONARY), 1 => oap_fuzz::random_bytes()];
-    oap_fuzz::fuzz(file!(), 256, inputs, |input| check(&input));
+    oap_fuzz::fuzz(file!(), 1024, inputs, |input| check(&input));
 }
 
 /// Statements of OAL's grammar, mostly well typed so that most compile and aggregate: every
@@ -326,7 +327,7 @@ fn statement() -> impl Strategy<Value = String> {
 /// aggregate.
 #[test]
 fn grammatical_statements_compile_and_aggregate_or_are_refused() {
-    oap_fuzz::fuzz(file!(), 256, proptest::collection::vec(statement(), 1..6), |statements| {
+    oap_fuzz::fuzz(file!(), 512, proptest::collection::vec(statement(), 1..6), |statements| {
         oap_fuzz::within_time_limit(|| {
             let mut definitions = Definitions::default();
             for (index, statement) in statements.iter().enumerate() {

@@ -5,10 +5,11 @@
 //! `MAX_DEPTH`) or hangs.
 //!
 //! Corpus: each line of the files of `tests/fuzz-corpus/mqe/` (booster-ui's dashboard forms),
-//! replayed every run, mutated by [`oap_fuzz::mutations`]. CI runs a few hundred cases (a few
-//! seconds); longer by hand: `PROPTEST_CASES=1000000 cargo nextest run -p oap-query --test
-//! fuzz_mqe`. A failure is kept in `tests/fuzz_mqe.proptest-regressions`; fixed, its input joins
-//! the corpus.
+//! replayed every run, mutated by [`oap_fuzz::mutations`]. CI runs each test's default number of
+//! cases (256 to 2,048; about 1.2 s for the whole target). A failure is kept in
+//! `tests/fuzz_mqe.proptest-regressions`; fixed, its input joins the corpus.
+//!
+//! Longer by hand: `PROPTEST_CASES=1000000 cargo nextest run -p oap-query --test fuzz_mqe`
 
 use std::path::Path;
 use std::sync::Arc;
@@ -172,8 +173,7 @@ impl Fixture {
             .iter()
             .map(|entity| {
                 let budget = self.bounds.budget();
-                let evaluation =
-                    Evaluation::new(&self.context, &budget, entity, self.duration.clone()).expect("an evaluation");
+                let evaluation = Evaluation::new(&self.context, &budget, entity, self.duration).expect("an evaluation");
                 self.runtime.block_on(evaluation.eval(&expr))
             })
             .collect()
@@ -214,7 +214,7 @@ fn the_fixture_holds_data_for_the_expressions() {
 #[test]
 fn mutated_expressions_are_evaluated_or_refused() {
     let fixture = Fixture::new();
-    oap_fuzz::fuzz(file!(), 256, oap_fuzz::mutations(&corpus(), &DICTIONARY), |input| fixture.check(&input));
+    oap_fuzz::fuzz(file!(), 1024, oap_fuzz::mutations(&corpus(), &DICTIONARY), |input| fixture.check(&input));
 }
 
 /// Expressions of MQE's grammar, well formed or nearly: metrics (labeled or not, known or not),
@@ -263,12 +263,12 @@ fn expression() -> impl Strategy<Value = String> {
 fn grammatical_expressions_are_evaluated_or_refused() {
     let fixture = Fixture::new();
     let inputs = expression().prop_map(|text| Input { origin: "grammar".to_owned(), bytes: text.into_bytes() });
-    oap_fuzz::fuzz(file!(), 256, inputs, |input| fixture.check(&input));
+    oap_fuzz::fuzz(file!(), 512, inputs, |input| fixture.check(&input));
 }
 
 #[test]
 fn token_soup_and_random_bytes_are_evaluated_or_refused() {
     let fixture = Fixture::new();
     let inputs = prop_oneof![3 => oap_fuzz::token_soup(&DICTIONARY), 1 => oap_fuzz::random_bytes()];
-    oap_fuzz::fuzz(file!(), 256, inputs, |input| fixture.check(&input));
+    oap_fuzz::fuzz(file!(), 1024, inputs, |input| fixture.check(&input));
 }
