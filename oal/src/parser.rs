@@ -43,6 +43,7 @@ pub fn parse(file: &str, text: &str) -> Result<Script, OalError> {
     while let Some(token) = lexer.next() {
         let span = lexer.span();
         match token {
+            Ok(Token::Trivia) => {}
             Ok(token) => tokens.push((token, span)),
             Err(()) => {
                 let found = &text[span.clone()];

@@ -6,10 +6,24 @@
 //! - A placeholder whose name is unset and which has no default is left as it is.
 //! - A variable that is set to the empty string yields the empty string, not the default.
 //! - Values found in the environment are taken literally, never resolved again.
+//! - Placeholders nest at most [`MAX_NESTING`] deep; what is nested deeper is plain text. (Each
+//!   level was a recursion and a scan of the rest of the text: a value of 10,000 nested `${`
+//!   overflowed the stack.)
+
+/// How deep placeholders nest; SkyWalking's own configuration nests two.
+pub const MAX_NESTING: usize = 16;
 
 /// Replaces every placeholder in `text`; `lookup` gives the value of a name (the process
 /// environment in production, a map in tests).
 pub fn resolve_placeholders(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> String {
+    resolve_nested(text, lookup, 0)
+}
+
+/// [`resolve_placeholders`] of the body of placeholders `depth` deep.
+fn resolve_nested(text: &str, lookup: &dyn Fn(&str) -> Option<String>, depth: usize) -> String {
+    if depth == MAX_NESTING {
+        return text.to_owned();
+    }
     let mut resolved = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("${") {
@@ -20,7 +34,7 @@ pub fn resolve_placeholders(text: &str, lookup: &dyn Fn(&str) -> Option<String>)
             resolved.push_str(&rest[start..]);
             return resolved;
         };
-        let inner = resolve_placeholders(&body[..end], lookup);
+        let inner = resolve_nested(&body[..end], lookup, depth + 1);
         resolved.push_str(&resolve_one(&inner, lookup));
         rest = &body[end + 1..];
     }
@@ -132,5 +146,17 @@ mod tests {
     #[test]
     fn environment_values_are_not_resolved_again() {
         assert_eq!(resolve_with("${A:x}", &[("A", "${B:y}")]), "${B:y}");
+    }
+
+    #[test]
+    fn placeholders_nested_past_the_limit_are_plain_text() {
+        let nested = |depth: usize| format!("{}x{}", "${A:".repeat(depth), "}".repeat(depth));
+        assert_eq!(resolve_with(&nested(MAX_NESTING), &[]), "x");
+        // One level more: the innermost is text, the default of the one around it.
+        assert_eq!(resolve_with(&nested(MAX_NESTING + 1), &[]), "${A:x}");
+        // 10,000 levels overflowed the stack (found while writing tests/fuzz_config.rs).
+        let deep = nested(100_000);
+        let resolved = resolve_with(&deep, &[]);
+        assert!(resolved.len() < deep.len(), "{} of {} bytes", resolved.len(), deep.len());
     }
 }

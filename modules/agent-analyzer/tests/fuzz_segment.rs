@@ -1,11 +1,22 @@
-//! Analysis of any segment an agent could send — generated, and the Python agent's real
-//! segments with bytes flipped — never panics, and every name it emits is within the limits
-//! of `serviceNameMaxLength` / `instanceNameMaxLength` / `endpointNameMaxLength`, with a minute
-//! time bucket that is a real `yyyyMMddHHmm`.
+//! Fuzz target of segment decode and analysis: any bytes are decoded into a `SegmentObject` or
+//! refused, and analysis of any segment — generated field by field, decoded from random bytes,
+//! or a real one mutated — takes it or refuses it without a panic, and every name it emits is
+//! within the limits of `serviceNameMaxLength` / `instanceNameMaxLength` /
+//! `endpointNameMaxLength`, with a minute time bucket that is a real `yyyyMMddHHmm`. The clock
+//! reads each segment's own time, so that the TTL window lets analysis go deep.
+//!
+//! Corpus: `tests/fuzz-corpus/segment/` and the Python agent's segments
+//! (`tests/fixtures/python-agent`: the `.bin` files and every line of `python.jsonl`), replayed
+//! every run, mutated by [`oap_fuzz::mutations`]. CI runs each test's default number of cases (256
+//! to 2,048; about 1.7 s for the whole target). A failure is kept in
+//! `tests/fuzz_segment.proptest-regressions`; fixed, its input joins the corpus.
+//!
+//! Longer by hand: `PROPTEST_CASES=1000000 cargo nextest run -p oap-agent-analyzer --test fuzz_segment`
 
 use std::sync::Arc;
 
 use oap_agent_analyzer::{AnalysisRules, NetworkAddressAliasCache, SegmentAnalyzer};
+use oap_fuzz::{Corpus, Dictionary};
 use oap_model::TimeBuckets;
 use oap_model::source::Source;
 use oap_proto::v3::{KeyStringValuePair, SegmentObject, SegmentReference, SpanObject};
@@ -214,13 +225,87 @@ fn segment() -> impl Strategy<Value = SegmentObject> {
         })
 }
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/python-agent").join(name);
-    std::fs::read(path).expect("fixture")
+/// Pieces of the protobuf encoding: field keys with lengths and varints past every width, so
+/// that mutations reach fields and lengths rather than only bytes.
+const DICTIONARY: Dictionary = Dictionary {
+    tokens: &["hello", "\u{0}", "é😀"],
+    binary: &[
+        b"\x0a\x00",
+        b"\x12\x7f",
+        b"\x1a\xff\xff\xff\xff\x0f",
+        b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+        b"\x10\x80\x80\x80\x80\x08",
+        b"\x18\x01",
+        b"\x22\x00",
+        b"\x2a\x05hello",
+        b"\x30\x01",
+        b"\x38\x00",
+        b"\x40\x7f",
+        b"\x48\x01",
+        b"\x52\x00",
+        b"\x5a\x00",
+        b"\x60\x01",
+        b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",
+    ],
+    // Length-delimited fields inside one another (a span's fields as if they were a span).
+    nests: &[("\x1a\x02", ""), ("\x0a\x0a", "")],
+};
+
+/// The seeds: the corpus directory's segments (JSON ones encoded) and the Python agent's.
+fn corpus() -> Corpus {
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixtures = manifest.join("../../tests/fixtures/python-agent");
+    let encoded = |json: &[u8]| -> Option<Vec<u8>> {
+        Some(serde_json::from_slice::<SegmentObject>(json).expect("a SegmentObject in JSON").encode_to_vec())
+    };
+    let mut corpus = Corpus::new().dir_with(manifest.join("tests/fuzz-corpus/segment"), |path, bytes| {
+        let json = path.extension().is_some_and(|ext| ext == "json");
+        vec![if json { encoded(&bytes).expect("encoded") } else { bytes }]
+    });
+    for name in
+        ["py-frontend-0", "py-backend-0", "py-frontend-1", "py-backend-1", "py-frontend-error", "py-backend-error"]
+    {
+        corpus = corpus.file(fixtures.join(format!("{name}.bin")));
+    }
+    corpus.lines(fixtures.join("python.jsonl"), encoded)
+}
+
+/// Decodes `bytes` and analyses what decodes; a panic or a broken promise fails the case.
+fn decode_and_analyse(analyzer: &SegmentAnalyzer, bytes: &[u8]) -> Result<(), TestCaseError> {
+    match SegmentObject::decode(bytes) {
+        Ok(segment) => analyse(analyzer, &segment, bytes),
+        Err(_) => Ok(()),
+    }
+}
+
+#[test]
+fn every_seed_of_the_corpus_is_analysed_within_the_limits() {
+    let analyzer = analyzer();
+    let seeds = corpus().replay(|bytes| {
+        let segment = SegmentObject::decode(bytes).expect("every seed decodes");
+        analyse(&analyzer, &segment, bytes).expect("within the limits");
+    });
+    assert_eq!(seeds, 3 + 6 + 100);
+}
+
+#[test]
+fn mutated_segments_are_analysed_or_rejected_within_the_limits() {
+    let analyzer = analyzer();
+    oap_fuzz::fuzz(file!(), 2048, oap_fuzz::mutations(&corpus(), &DICTIONARY), |input| {
+        let mut outcome = Ok(());
+        oap_fuzz::within_time_limit(|| outcome = decode_and_analyse(&analyzer, &input.bytes))?;
+        outcome
+    });
+}
+
+#[test]
+fn random_bytes_are_decoded_and_analysed_or_rejected() {
+    let analyzer = analyzer();
+    oap_fuzz::fuzz(file!(), 1024, oap_fuzz::random_bytes(), |input| decode_and_analyse(&analyzer, &input.bytes));
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(oap_fuzz::config(512))]
 
     #[test]
     fn any_segment_is_analysed_or_rejected_within_the_limits(segment in segment()) {
@@ -229,20 +314,5 @@ proptest! {
         let raw = segment.encode_to_vec();
         analyse(&analyzer, &segment, &raw)?;
         analyse(&analyzer, &segment, &raw)?;
-    }
-
-    #[test]
-    fn real_segments_with_flipped_bytes_never_panic(
-        file in prop_oneof![Just("py-frontend-0.bin"), Just("py-backend-0.bin"), Just("py-backend-error.bin")],
-        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
-    ) {
-        let mut bytes = fixture(file);
-        for (index, value) in flips {
-            let at = index.index(bytes.len());
-            bytes[at] = value;
-        }
-        if let Ok(segment) = SegmentObject::decode(bytes.as_slice()) {
-            analyse(&analyzer(), &segment, &bytes)?;
-        }
     }
 }
