@@ -17,14 +17,26 @@ macro_rules! duration_in_unit {
     };
 }
 
-duration_in_unit!(duration_millis, "milliseconds", Duration::from_millis);
-duration_in_unit!(duration_secs, "seconds", Duration::from_secs);
-duration_in_unit!(duration_minutes, "minutes", |m: u64| Duration::from_secs(m * 60));
-duration_in_unit!(duration_days, "days", |d: u64| Duration::from_secs(d * 86_400));
+duration_in_unit!(duration_millis, "milliseconds", |ms: u64| Some(Duration::from_millis(ms)));
+duration_in_unit!(duration_secs, "seconds", |s: u64| Some(Duration::from_secs(s)));
+duration_in_unit!(duration_minutes, "minutes", |m: u64| m.checked_mul(60).map(Duration::from_secs));
+duration_in_unit!(duration_days, "days", |d: u64| d.checked_mul(86_400).map(Duration::from_secs));
+
+/// The longest duration a setting may have: past it, adding it to a clock would overflow, and no
+/// period or timeout means it.
+const LONGEST: Duration = Duration::from_secs(100 * 366 * 86_400);
 
 struct DurationVisitor {
     unit: &'static str,
-    from_count: fn(u64) -> Duration,
+    from_count: fn(u64) -> Option<Duration>,
+}
+
+impl DurationVisitor {
+    fn bounded<E: de::Error>(&self, duration: Option<Duration>, given: &dyn std::fmt::Display) -> Result<Duration, E> {
+        duration
+            .filter(|duration| *duration <= LONGEST)
+            .ok_or_else(|| E::custom(format!("a duration may be at most 100 years, got {given} {}", self.unit)))
+    }
 }
 
 impl Visitor<'_> for DurationVisitor {
@@ -35,20 +47,22 @@ impl Visitor<'_> for DurationVisitor {
     }
 
     fn visit_u64<E: de::Error>(self, count: u64) -> Result<Duration, E> {
-        Ok((self.from_count)(count))
+        self.bounded((self.from_count)(count), &count)
     }
 
     fn visit_i64<E: de::Error>(self, count: i64) -> Result<Duration, E> {
-        u64::try_from(count)
-            .map(self.from_count)
-            .map_err(|_| E::custom(format!("a duration cannot be negative, got {count} {}", self.unit)))
+        let count = u64::try_from(count)
+            .map_err(|_| E::custom(format!("a duration cannot be negative, got {count} {}", self.unit)))?;
+        self.visit_u64(count)
     }
 
     fn visit_str<E: de::Error>(self, text: &str) -> Result<Duration, E> {
         if let Ok(count) = text.trim().parse::<u64>() {
-            return Ok((self.from_count)(count));
+            return self.visit_u64(count);
         }
-        humantime::parse_duration(text.trim()).map_err(|error| E::custom(format!("invalid duration `{text}`: {error}")))
+        let parsed = humantime::parse_duration(text.trim())
+            .map_err(|error| E::custom(format!("invalid duration `{text}`: {error}")))?;
+        self.bounded(Some(parsed), &format_args!("`{text}`, in"))
     }
 }
 
@@ -178,6 +192,19 @@ mod tests {
         assert!(error.to_string().contains("cannot be negative"), "{error}");
         let error = sample("{period: soon, ttl: 1, tags: a, namespace: x}").expect_err("garbage");
         assert!(error.to_string().contains("invalid duration `soon`"), "{error}");
+    }
+
+    #[test]
+    fn durations_past_a_hundred_years_are_rejected_not_overflowed() {
+        for yaml in [
+            "{period: 1, ttl: 18446744073709551615, tags: a, namespace: x}",
+            "{period: 4000000000, ttl: 1, tags: a, namespace: x}",
+            "{period: 200years, ttl: 1, tags: a, namespace: x}",
+        ] {
+            let error = sample(yaml).expect_err("too long");
+            assert!(error.to_string().contains("at most 100 years"), "{error}");
+        }
+        sample("{period: 1, ttl: 36500, tags: a, namespace: x}").expect("a hundred years of TTL");
     }
 
     #[test]
