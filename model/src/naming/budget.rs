@@ -8,14 +8,32 @@
 //! for two generations (ten minutes each) are forgotten, which frees their places: the set of a
 //! generation is kept while the next one fills, a name seen in the old set moves to the new
 //! one, and the old set is dropped at the next turn. Memory: at most `limit` names per service.
+//!
+//! On the hot path a name is looked up by one 64-bit hash in a set of the calling thread's own
+//! (the names it saw admitted in this generation), with no lock and no string compared; only a
+//! name new to the thread takes the shared, locked path. (Two names whose hashes collide, one in
+//! 2^64, would let the second pass unbudgeted: a name more, never a name lost.)
 
-use std::collections::HashSet;
+use std::cell::RefCell;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
+use hashbrown::{DefaultHashBuilder, HashSet};
 
 /// What a name past its service's budget becomes.
 pub const ABANDONED: &str = "_abandoned";
+
+/// The most hashes a thread remembers before it starts over.
+const MEMO_LIMIT: usize = 1 << 16;
+
+/// Gives every budget its own id, so that a thread's memo tells them apart.
+static BUDGET_IDS: AtomicU64 = AtomicU64::new(0);
+
+thread_local! {
+    /// Hashes of (budget, generation, service, name) this thread saw admitted.
+    static ADMITTED: RefCell<(DefaultHashBuilder, HashSet<u64>)> = RefCell::default();
+}
 
 /// How long a generation of names lasts.
 pub const GENERATION_MS: i64 = 10 * 60_000;
@@ -44,19 +62,27 @@ pub enum Admission {
 /// Per-service name budgets.
 #[derive(Debug)]
 pub struct NameBudget {
+    id: u64,
     limit: usize,
     /// What it holds, as its log line says: "service has more {what}".
     what: &'static str,
     generation: AtomicU64,
     refused: AtomicU64,
-    services: DashMap<Box<str>, Names>,
+    services: DashMap<Box<str>, Names, DefaultHashBuilder>,
 }
 
 impl NameBudget {
     /// At most `limit` names per service; `what` completes the line logged when a service first
     /// has too many ("service has more {what}").
     pub fn new(limit: usize, what: &'static str) -> Self {
-        Self { limit, what, generation: AtomicU64::new(0), refused: AtomicU64::new(0), services: DashMap::new() }
+        Self {
+            id: BUDGET_IDS.fetch_add(1, Ordering::Relaxed),
+            limit,
+            what,
+            generation: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            services: DashMap::default(),
+        }
     }
 
     /// `name` if `service`'s budget admits it, else [`ABANDONED`] (logged the first time).
@@ -96,12 +122,24 @@ impl NameBudget {
     /// Admits `name` into `service`'s budget, or refuses it.
     pub fn admit(&self, service: &str, name: &str) -> Admission {
         let generation = self.generation.load(Ordering::Relaxed);
-        if let Some(names) = self.services.get(service)
-            && names.generation == generation
-            && names.current.contains(name)
-        {
-            return Admission::Admitted;
-        }
+        ADMITTED.with_borrow_mut(|(hasher, seen)| {
+            let key = hasher.hash_one((self.id, generation, service, name));
+            if seen.contains(&key) {
+                return Admission::Admitted;
+            }
+            let admission = self.admit_shared(generation, service, name);
+            if admission == Admission::Admitted {
+                if seen.len() >= MEMO_LIMIT {
+                    seen.clear();
+                }
+                seen.insert(key);
+            }
+            admission
+        })
+    }
+
+    /// [`NameBudget::admit`] through the shared, locked table.
+    fn admit_shared(&self, generation: u64, service: &str, name: &str) -> Admission {
         let mut names = match self.services.get_mut(service) {
             Some(names) => names,
             None => self.services.entry(service.into()).or_default(),
