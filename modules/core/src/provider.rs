@@ -213,7 +213,12 @@ impl ModuleProvider for CoreProvider {
         Ok(())
     }
 
-    async fn shutdown(&mut self) -> Result<(), ModuleError> {
+    /// Closes the doors before any module flushes: the node says it is stopping (gRPC health
+    /// `NOT_SERVING`, receivers refuse data with `UNAVAILABLE`), and the servers stop — each
+    /// call in progress finishes (its data settles while the streams still run), idle
+    /// connections are closed after a grace period. Once this returns, nothing more comes in.
+    async fn stop_intake(&mut self) -> Result<(), ModuleError> {
+        self.node_health.failing("stopping", "the server is shutting down");
         if let Some(health) = &self.health {
             health.set_service_status("", ServingStatus::NotServing).await;
         }
@@ -224,6 +229,15 @@ impl ModuleProvider for CoreProvider {
                 warn!("connections still open after {SHUTDOWN_GRACE:?}; closing them");
                 server.abort();
             }
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&mut self) -> Result<(), ModuleError> {
+        // After a failed boot, `stop_intake` was not called: stop what runs.
+        self.shutdown.cancel();
+        for server in self.servers.drain(..) {
+            server.abort();
         }
         Ok(())
     }

@@ -191,17 +191,51 @@ impl Kernel {
         self.steps.iter().map(|step| (step.module, step.provider)).collect()
     }
 
-    /// Shuts the providers down in reverse start order, each after the one that depends on it.
-    /// Every provider gets its turn even if an earlier one failed; the failures are returned.
+    /// Stops the providers: first every one stops its intake, then every one shuts down, both
+    /// in reverse start order (each after the ones that depend on it). Every provider gets its
+    /// turn even if an earlier one failed; the failures are returned.
     pub async fn shutdown(self) -> Vec<LifecycleError> {
-        shut_down(self.steps, None).await
+        self.stop(None).await
     }
 
     /// [`Kernel::shutdown`] within `limit`: a provider still stopping when it passes is left
     /// unfinished, and it and every provider not reached yet are reported as failures that say
     /// so — stopping always ends, whatever state a module is in.
     pub async fn shutdown_within(self, limit: std::time::Duration) -> Vec<LifecycleError> {
-        shut_down(self.steps, Some(tokio::time::Instant::now() + limit)).await
+        self.stop(Some(tokio::time::Instant::now() + limit)).await
+    }
+
+    async fn stop(mut self, deadline: Option<tokio::time::Instant>) -> Vec<LifecycleError> {
+        let mut failures = Vec::new();
+        for step in self.steps.iter_mut().rev() {
+            debug!(module = step.module, provider = step.provider, "stopping the intake of module");
+            let stopped = match deadline {
+                None => Some(step.instance.stop_intake().await),
+                Some(deadline) => tokio::time::timeout_at(deadline, step.instance.stop_intake()).await.ok(),
+            };
+            match stopped {
+                Some(Ok(())) => {}
+                Some(Err(source)) => failures.push(LifecycleError {
+                    module: step.module,
+                    provider: step.provider,
+                    phase: Phase::Shutdown,
+                    source,
+                }),
+                None => {
+                    failures.push(LifecycleError {
+                        module: step.module,
+                        provider: step.provider,
+                        phase: Phase::Shutdown,
+                        source: ModuleError::Other(
+                            "still taking work in at the shutdown deadline; nothing was flushed".to_owned(),
+                        ),
+                    });
+                    return failures;
+                }
+            }
+        }
+        failures.extend(shut_down(self.steps, deadline).await);
+        failures
     }
 }
 
@@ -369,6 +403,11 @@ mod tests {
             Ok(())
         }
 
+        async fn stop_intake(&mut self) -> Result<(), ModuleError> {
+            self.events.lock().expect("lock").push(format!("intake {}", self.module));
+            Ok(())
+        }
+
         async fn shutdown(&mut self) -> Result<(), ModuleError> {
             self.events.lock().expect("lock").push(format!("shutdown {}", self.module));
             if self.hang_shutdown {
@@ -481,6 +520,9 @@ mod tests {
                 "ready a",
                 "ready b",
                 "ready c",
+                "intake c",
+                "intake b",
+                "intake a",
                 "shutdown c",
                 "shutdown b",
                 "shutdown a",

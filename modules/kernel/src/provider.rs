@@ -12,8 +12,10 @@ use crate::services::ModuleContext;
 ///
 /// The kernel calls every provider's `prepare`, then every `start`, then every
 /// `after_all_started`, each in dependency order (a provider after the providers of the modules
-/// it requires), and `shutdown` in the reverse order. `shutdown` is also called when a later
-/// step of the boot failed, so it must cope with a provider that never started.
+/// it requires), and to stop, `stop_intake` then `shutdown`, each in the reverse order: every
+/// door closes before anything is flushed, so nothing taken in after a flush is left behind.
+/// `shutdown` is also called when a later step of the boot failed, so it must cope with a
+/// provider that never started.
 #[async_trait]
 pub trait ModuleProvider: Send {
     /// Creates and registers the module's services; must not start background work.
@@ -26,6 +28,12 @@ pub trait ModuleProvider: Send {
 
     /// Runs once every provider has started, e.g. to begin serving requests.
     async fn after_all_started(&mut self, _ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        Ok(())
+    }
+
+    /// Stops taking work from outside (servers, receivers, consumers), and returns once nothing
+    /// taken in is still on its way in; the first step of a stop, before any provider flushes.
+    async fn stop_intake(&mut self) -> Result<(), ModuleError> {
         Ok(())
     }
 

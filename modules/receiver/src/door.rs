@@ -37,9 +37,10 @@ impl Door {
         )))
     }
 
-    /// Waits until what was received before the call is durable, at most `ackTimeout`.
+    /// Waits until what was received before the call is durable, at most `ackTimeout`. (The
+    /// door is not asked again: what a call brought in before it closed is acknowledged once it
+    /// is stored, so that a call is answered success exactly when its data is kept.)
     pub async fn settle(&self, dispatcher: &SourceDispatcher, what: &str) -> Result<(), Status> {
-        self.open()?;
         match tokio::time::timeout(self.ack_timeout, dispatcher.settle()).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(reason)) => Err(Status::unavailable(format!("{what} may not be kept: {reason}"))),

@@ -206,6 +206,11 @@ impl<R: AgentRpcs> ClientStreamingService<Bytes> for StreamCall<R> {
                 match messages.message().await {
                     Ok(Some(message)) => {
                         if let Err(status) = rpcs.handle(method, message) {
+                            if status.code() == Code::Unavailable {
+                                // The node takes nothing now (its store fails, or it stops):
+                                // the agent hears it at once instead of at the stream's end.
+                                return Err(status);
+                            }
                             debug!(%status, "request message rejected; the stream goes on");
                         }
                         unsettled += 1;
