@@ -30,7 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     packaged.file.retain(|file| file.package.as_deref().is_some_and(|p| !p.is_empty()));
     let descriptor_bytes = packaged.encode_to_vec();
 
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(file_descriptors)?;
+    // The services only with the `grpc` feature: the messages alone need no tonic.
+    let grpc = std::env::var_os("CARGO_FEATURE_GRPC").is_some();
+    tonic_prost_build::configure().build_client(grpc).build_server(grpc).compile_fds(file_descriptors)?;
 
     // Unknown JSON fields are skipped, as protobuf skips unknown fields on the wire: newer agents
     // may send fields this server does not know yet.

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use oap_model::source::{DetectPoint, Source};
 use oap_model::{Granularity, ids, minute_to};
-use oap_storage::builtin::{alias, relation, tag, traffic};
-use oap_storage::{ModelKind, ModelRef, Row, Value};
+use oap_storage_model::builtin::{alias, relation, tag, traffic};
+use oap_storage_model::{ModelKind, ModelRef, Row, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::apdex::ApdexThresholds;

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use oap_model::source::Source;
-use oap_storage::{Column, Model, ModelKind};
+use oap_storage_model::{Column, Model, ModelKind};
 
 use crate::apdex::ApdexThresholds;
 use crate::ast::{self, Argument, Attribute, Literal, Location, Operator, Script, Statement};

@@ -9,7 +9,7 @@
 pub mod dataset;
 
 use oap_model::Granularity;
-use oap_storage::{ColumnType, Indexing, Value};
+use oap_storage_model::{ColumnType, Indexing, Value};
 use serde::{Deserialize, Serialize};
 
 pub use self::dataset::Dataset;

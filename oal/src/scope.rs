@@ -9,7 +9,7 @@ use oap_model::ids;
 use oap_model::source::{
     CacheOperation, DetectPoint, MqOperation, RequestFacts, RequestType, ServiceRelation, Source, SpanTags,
 };
-use oap_storage::{ColumnType, Indexing, Value};
+use oap_storage_model::{ColumnType, Indexing, Value};
 
 /// A scope whose sources oap-rs produces (from trace analysis).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -4,6 +4,9 @@
 //! the reference (`shared/reference/protocol.md`); the Rust code is generated at build time into
 //! `OUT_DIR` and never edited by hand.
 //!
+//! With the `grpc` feature the gRPC clients and servers are generated too (tonic); without it,
+//! only the messages (prost, serde), so the data model and the language stay free of tonic.
+//!
 //! - [`skywalking::v3`]: messages, enums, gRPC clients and servers of package `skywalking.v3`,
 //!   plus `serde` implementations that follow the proto3 JSON mapping (camelCase names, enums
 //!   by name, 64-bit integers as strings), which the HTTP receivers use.
@@ -22,6 +25,7 @@ pub mod skywalking {
 }
 
 /// Package-less compat services (`*Compat.proto` upstream): same rpcs, no package in the path.
+#[cfg(feature = "grpc")]
 #[allow(missing_docs, clippy::all, clippy::unwrap_used)]
 pub mod compat {
     // The generated code refers to the messages as `super::skywalking::v3::…`.

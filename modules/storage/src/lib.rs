@@ -1,14 +1,11 @@
 //! The `storage` module's interface: the models streams are stored as, the rows, the scans, and
 //! the [`Storage`] trait that the embedded default store and Elasticsearch implement.
 //!
-//! - [`model`]: what each stream stores, and how it is searched;
-//! - [`row`]: rows with one value per column, and the day a time bucket falls in;
+//! - [`model`], [`row`], [`error`], [`builtin`]: what is stored — the models, rows, errors and the
+//!   hard-coded models — re-exported from `oap-storage-model`, where the language can use them
+//!   without the server;
 //! - [`query`]: scans — the filter, sort and paging semantics every provider shares;
 //! - [`storage`]: the trait itself, with its durability promise;
-//! - [`error`]: failures, split into retryable and not.
-//!
-//! - [`builtin`]: the hard-coded models (segment, traffic, alias, relations, top-N) and their
-//!   typed rows;
 //! - [`dao`]: the typed reads the query API makes, with defaults over `scan` and `multi_get`;
 //! - [`retry`]: writing until stored, counted; [`record_stream`]: records to storage, settled;
 //! - [`ttl`]: the data keeper that drops expired days.
@@ -16,16 +13,12 @@
 //! The providers (the embedded store, Elasticsearch) live in crates of their own; what they
 //! start on top of their store (metrics, records, keeper) is `oap-stream`'s `StreamWork`.
 
-pub mod builtin;
 pub mod dao;
-pub mod error;
 #[cfg(test)]
 mod fake;
-pub mod model;
 pub mod query;
 pub mod record_stream;
 pub mod retry;
-pub mod row;
 pub mod storage;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -35,11 +28,13 @@ use std::sync::Arc;
 
 use oap_kernel::{ModuleDefinition, ServiceDecl};
 
+pub use oap_storage_model::{
+    Column, ColumnType, Indexing, Model, ModelKind, ModelRef, Row, RowKey, StorageError, Value, ValueRef, builtin,
+    day_of, error, model, row,
+};
+
 pub use self::dao::StorageDao;
-pub use self::error::StorageError;
-pub use self::model::{Column, ColumnType, Indexing, Model, ModelKind, ModelRef};
 pub use self::query::{Filter, ScanQuery, Sort, SortKey, TimeRange};
-pub use self::row::{Row, RowKey, Value, ValueRef, day_of};
 pub use self::storage::{Storage, Write};
 
 /// The module's name in `application.yml`.
