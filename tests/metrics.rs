@@ -4,9 +4,9 @@
 //! day — persisted by the persistence cycle itself (the server is then killed with `kill -9`),
 //! and merged, not counted twice, when the restarted server receives more of the same minute.
 //!
-//! Expected values of the generated traffic are worked out by hand below from oal.md §3; those of
-//! the Python agent's segments are computed here from its capture by the same rules. The server's
-//! store is opened and read once the server has stopped.
+//! Expected values of the generated traffic are worked out by hand below from
+//! docs/reference/oal.md §3; those of the Python agent's segments are computed here from its
+//! capture by the same rules. The server's store is opened and read once the server has stopped.
 
 mod common;
 
@@ -104,8 +104,8 @@ fn entries(segments: &[SegmentObject], service: &str) -> Vec<(i64, bool)> {
         .collect()
 }
 
-/// What oal.md §3 makes of a service's requests in one minute: resp_time, sla (basis points),
-/// apdex with T = 500 and the percentile2(10) text.
+/// What docs/reference/oal.md §3 makes of a service's requests in one minute: resp_time, sla (basis
+/// points), apdex with T = 500 and the percentile2(10) text.
 fn expected(requests: &[(i64, bool)]) -> (i64, i64, i64, String) {
     let total = i64::try_from(requests.len()).expect("count");
     let resp_time = requests.iter().map(|(latency, _)| latency).sum::<i64>() / total;

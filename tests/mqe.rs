@@ -4,7 +4,8 @@
 //! `avg(…)`, percentile labels with `relabels`, `top_n` of services, instances, endpoints and
 //! slow statements — and through the older metric queries.
 //!
-//! Expected values are worked out by hand below from oal.md §3 and query-api.md §5.2.
+//! Expected values are worked out by hand below from docs/reference/oal.md §3 and
+//! docs/reference/query-api.md §5.2.
 
 mod common;
 

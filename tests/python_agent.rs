@@ -3,10 +3,10 @@
 //! server runs in this process so the test can watch the sources analysis dispatches; the
 //! agents, their HTTP traffic and every byte on the wire are real.
 //!
-//! Expected, by analysis.md: each request makes one segment per service; the backend's entry
-//! span (with a ref from the frontend) yields the server-side relations and teaches the alias
-//! `127.0.0.1:<backend port>` → `py-backend`; the frontend's exit span to that address then
-//! yields client-side relations whose destination is the callee service itself, not the
+//! Expected, by docs/reference/analysis.md: each request makes one segment per service; the
+//! backend's entry span (with a ref from the frontend) yields the server-side relations and teaches
+//! the alias `127.0.0.1:<backend port>` → `py-backend`; the frontend's exit span to that address
+//! then yields client-side relations whose destination is the callee service itself, not the
 //! address. Management calls yield instance properties (`language` = `python`) and heartbeats.
 //!
 //! A third test runs the same agents over TLS with the agent token: the server's gRPC port has a

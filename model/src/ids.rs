@@ -1,6 +1,6 @@
-//! Entity ids, encoded exactly as SkyWalking encodes them (analysis.md §11): names in standard
-//! base64 with padding, joined by `.`, `_` and `-`, which base64 never produces, so every id
-//! splits back into its parts. A blank name is encoded as `_blank`.
+//! Entity ids, encoded exactly as SkyWalking encodes them (docs/reference/analysis.md §11): names
+//! in standard base64 with padding, joined by `.`, `_` and `-`, which base64 never produces, so
+//! every id splits back into its parts. A blank name is encoded as `_blank`.
 //!
 //! Analysis builds the same few thousand services', instances' and endpoints' ids for every
 //! segment, so each thread remembers the encodings of the names it met last

@@ -1,4 +1,5 @@
-//! Layers: what kind of thing a service is, with SkyWalking's numbers (analysis.md §10).
+//! Layers: what kind of thing a service is, with SkyWalking's numbers
+//! (docs/reference/analysis.md §10).
 
 macro_rules! layers {
     ($($variant:ident = $number:literal, $normal:literal;)*) => {

@@ -1,5 +1,5 @@
 //! The data model of oap-rs, shared by trace analysis, OAL, storage and the query API, with
-//! SkyWalking's exact encodings (`shared/reference/analysis.md` §10–§13):
+//! SkyWalking's exact encodings (`docs/reference/analysis.md` §10–§13):
 //!
 //! - [`Layer`]: the layer of a service, with SkyWalking's numbers and its *normal* flag;
 //! - [`ids`]: entity ids (`base64(name).1`, `serviceId_base64(instance)`, relation ids, …);

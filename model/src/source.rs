@@ -1,6 +1,6 @@
 //! Sources: what trace analysis and the management receiver emit, and what OAL metrics, the
 //! hard-coded streams (traffic, relations, alias) and the records consume
-//! (analysis.md §9, oal.md §4.2).
+//! (docs/reference/analysis.md §9, docs/reference/oal.md §4.2).
 //!
 //! Sources borrow their names from the segment being analysed (`'a`), so emitting one costs no
 //! allocation; a consumer copies what it keeps. Names are already cut to the length limits.
@@ -87,7 +87,7 @@ impl<'a> SpanTags<'a> {
     }
 }
 
-/// The request facts every RPC-derived source carries (analysis.md §2).
+/// The request facts every RPC-derived source carries (docs/reference/analysis.md §2).
 #[derive(Debug, Clone, Copy)]
 pub struct RequestFacts<'a> {
     /// `endTime - startTime`, ms.

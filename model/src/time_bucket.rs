@@ -1,5 +1,6 @@
 //! Time buckets: epoch milliseconds as `yyyyMMddHHmmss` / `yyyyMMddHHmm` / `yyyyMMddHH` /
-//! `yyyyMMdd` numbers, built from calendar fields in one time zone (analysis.md §13).
+//! `yyyyMMdd` numbers, built from calendar fields in one time zone
+//! (docs/reference/analysis.md §13).
 //!
 //! SkyWalking uses the OAP host's zone; so does [`TimeBuckets::system`]. The same zone must be
 //! used to parse query durations and is reported to the UI, so one `TimeBuckets` is shared.

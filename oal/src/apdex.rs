@@ -1,5 +1,5 @@
-//! Apdex thresholds (oal.md §3.1): the response time, in ms, under which a service's request
-//! satisfies, per service name, from a file shaped like SkyWalking's
+//! Apdex thresholds (docs/reference/oal.md §3.1): the response time, in ms, under which a service's
+//! request satisfies, per service name, from a file shaped like SkyWalking's
 //! `service-apdex-threshold.yml` (`<serviceName>: <ms>` lines and `default: <ms>`).
 
 use std::collections::HashMap;

@@ -1,4 +1,4 @@
-//! The syntax tree of an OAL script (oal.md §1), with each statement's location.
+//! The syntax tree of an OAL script (docs/reference/oal.md §1), with each statement's location.
 
 /// A place in a script: 1-based line and column (in characters).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

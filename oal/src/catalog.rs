@@ -1,6 +1,6 @@
 //! The catalog of metric streams a node aggregates: the compiled OAL metrics plus the
-//! hard-coded streams trace analysis feeds (oal.md §7) — traffic, relations, aliases — each with
-//! its storage model, and the one function that turns a source into their values.
+//! hard-coded streams trace analysis feeds (docs/reference/oal.md §7) — traffic, relations, aliases
+//! — each with its storage model, and the one function that turns a source into their values.
 //!
 //! Streams are numbered ([`StreamId`]); what flows from L1 to L2 (and later between nodes) is a
 //! [`Metric`]: a stream, an entity, a time bucket, the fixed columns set when the entity was

@@ -1,6 +1,6 @@
 //! Compiled operands and conditions: a field resolved to a [`Field`], a literal resolved to a
 //! typed constant, an operator to a [`Test`] — evaluated per source by `match`, with no look-up
-//! by name (oal.md §1.1).
+//! by name (docs/reference/oal.md §1.1).
 
 use oap_model::source::Source;
 

@@ -1,5 +1,5 @@
-//! The aggregation functions (oal.md §3): what one source adds (the entrance), how two partial
-//! values merge, and what is stored and queried (calculate), at minute, hour and day.
+//! The aggregation functions (docs/reference/oal.md §3): what one source adds (the entrance), how
+//! two partial values merge, and what is stored and queried (calculate), at minute, hour and day.
 //!
 //! A function is a [`Function`], chosen when a script compiles; a partial value is a
 //! [`MetricValue`], a closed enum, so merging dispatches statically. The hard-coded streams'
@@ -386,7 +386,8 @@ impl MetricValue {
         }
     }
 
-    /// Adds one request to an apdex score with threshold `threshold` ms (oal.md §3.1).
+    /// Adds one request to an apdex score with threshold `threshold` ms
+    /// (docs/reference/oal.md §3.1).
     pub fn add_apdex(&mut self, latency: i64, status: bool, threshold: i64) {
         if let MetricValue::Apdex { total, satisfied, tolerating } = self {
             *total += 1;
@@ -545,8 +546,8 @@ fn basis_points(numerator: i64, denominator: i64) -> i32 {
     i32::try_from(div(numerator.saturating_mul(10_000), denominator)).unwrap_or(i32::MAX)
 }
 
-/// The p50…p99 values of a `percentile2` dataset (oal.md §3.2): for each rank the lower edge
-/// of the first bucket whose cumulative count reaches `round(total * rank / 100)`.
+/// The p50…p99 values of a `percentile2` dataset (docs/reference/oal.md §3.2): for each rank the
+/// lower edge of the first bucket whose cumulative count reaches `round(total * rank / 100)`.
 pub fn percentiles(precision: i32, dataset: &Dataset) -> [i64; 5] {
     let total = dataset.total();
     let mut values = [0; 5];
@@ -566,7 +567,7 @@ pub fn percentiles(precision: i32, dataset: &Dataset) -> [i64; 5] {
     values
 }
 
-/// A dataset as `DataTable` text: `key,value` entries joined by `|` (oal.md §3.4).
+/// A dataset as `DataTable` text: `key,value` entries joined by `|` (docs/reference/oal.md §3.4).
 pub fn format_dataset(dataset: &Dataset) -> String {
     dataset.iter().map(|(key, count)| format!("{key},{count}")).collect::<Vec<_>>().join("|")
 }

@@ -1,7 +1,7 @@
-//! OAL's tokens (oal.md §1): identifiers, integer and string literals, the punctuation of a
-//! statement and the filter operators. Whitespace and comments (`//` and nestable `/* */`)
-//! are [`Token::Trivia`], which the parser drops; every token keeps its byte span for error
-//! locations.
+//! OAL's tokens (docs/reference/oal.md §1): identifiers, integer and string literals, the
+//! punctuation of a statement and the filter operators. Whitespace and comments (`//` and nestable
+//! `/* */`) are [`Token::Trivia`], which the parser drops; every token keeps its byte span for
+//! error locations.
 //!
 //! Two things logos does by recursion are kept out of it, since its generated code recursed
 //! once per step and a long input overflowed the stack (logos issues #190, #384, #504; found by

@@ -1,5 +1,5 @@
 //! The Observability Analysis Language (OAL): SkyWalking's language for metric definitions,
-//! e.g. `service_resp_time = from(Service.latency).longAvg();` (oal.md).
+//! e.g. `service_resp_time = from(Service.latency).longAvg();` (docs/reference/oal.md).
 //!
 //! - [`lexer`], [`ast`], [`parser`]: scripts into syntax trees, errors at `file:line:column`;
 //! - [`scope`]: the scopes, their fields as compiled accessors, their entity ids;

@@ -1,5 +1,5 @@
-//! Scopes: the kinds of source OAL statements aggregate (oal.md §4), their fields as compiled
-//! accessors, their entity ids and their default columns.
+//! Scopes: the kinds of source OAL statements aggregate (docs/reference/oal.md §4), their fields as
+//! compiled accessors, their entity ids and their default columns.
 //!
 //! A field name is resolved once, when a script is compiled, into a [`Field`]; reading it from a
 //! source is then a `match`, never a string look-up.
@@ -36,7 +36,8 @@ pub enum Scope {
     MqEndpointAccess,
 }
 
-/// Scope keywords OAL accepts but whose sources oap-rs does not produce yet (oal.md §4.1).
+/// Scope keywords OAL accepts but whose sources oap-rs does not produce yet
+/// (docs/reference/oal.md §4.1).
 const NOT_PRODUCED: &[&str] = &[
     "TCPService",
     "TCPServiceInstance",
@@ -196,8 +197,8 @@ impl Scope {
         Some(field)
     }
 
-    /// The id of the entity a source of this scope is about (analysis.md §11); `None` when the
-    /// source is of another scope.
+    /// The id of the entity a source of this scope is about (docs/reference/analysis.md §11);
+    /// `None` when the source is of another scope.
     pub fn entity_id(self, source: &Source<'_>) -> Option<String> {
         Some(match (self, source) {
             (Scope::Service, Source::Service(s)) => ids::service_id(s.name, s.layer.is_normal()),
@@ -231,7 +232,8 @@ impl Scope {
         })
     }
 
-    /// The columns every metric of the scope stores besides its function's (oal.md §4.2).
+    /// The columns every metric of the scope stores besides its function's
+    /// (docs/reference/oal.md §4.2).
     pub fn default_columns(self) -> &'static [(&'static str, ColumnType, Indexing)] {
         const ATTRS: [(&str, ColumnType, Indexing); 6] = [
             ("attr0", ColumnType::Text, Indexing::Filter),

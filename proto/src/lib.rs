@@ -1,7 +1,7 @@
 //! SkyWalking's agent protocol v3, as agents speak it on the wire.
 //!
 //! The `.proto` files under `protos/` were written for this project from the field tables of
-//! the reference (`shared/reference/protocol.md`); the Rust code is generated at build time into
+//! the reference (`docs/reference/protocol.md`); the Rust code is generated at build time into
 //! `OUT_DIR` and never edited by hand.
 //!
 //! With the `grpc` feature the gRPC clients and servers are generated too (tonic); without it,

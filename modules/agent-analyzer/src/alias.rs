@@ -1,5 +1,5 @@
-//! The network-address alias cache (analysis.md §5): which service instance answers at an
-//! address that callers dial, so an exit span's peer resolves to the real service.
+//! The network-address alias cache (docs/reference/analysis.md §5): which service instance answers
+//! at an address that callers dial, so an exit span's peer resolves to the real service.
 //!
 //! SkyWalking learns an alias only after it went through L2 persistence and a periodic reload
 //! (up to ~35 s), attributing earlier calls to a conjectural `host:port` service. oap-rs also

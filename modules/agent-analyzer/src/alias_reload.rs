@@ -1,7 +1,7 @@
-//! Reloading the alias cache from storage (analysis.md §5.3): every 10 s (first after 1 s), the
-//! aliases stored since 10 minutes ago — or, while the cache is empty, within the metrics TTL —
-//! are put into the cache, so aliases learned by other nodes or before a restart resolve peers
-//! here too.
+//! Reloading the alias cache from storage (docs/reference/analysis.md §5.3): every 10 s (first
+//! after 1 s), the aliases stored since 10 minutes ago — or, while the cache is empty, within the
+//! metrics TTL — are put into the cache, so aliases learned by other nodes or before a restart
+//! resolve peers here too.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,4 +1,5 @@
-//! Segment analysis: one decoded `SegmentObject` in, sources out (analysis.md §1–§7).
+//! Segment analysis: one decoded `SegmentObject` in, sources out
+//! (docs/reference/analysis.md §1–§7).
 //!
 //! [`SegmentAnalyzer::analyze`] validates the segment, then runs SkyWalking's listeners over it:
 //! the segment record ([`segment_record`]), RPC traffic and topology ([`rpc`]), endpoint
@@ -30,7 +31,7 @@ pub use self::validate::{AnalysisError, MAX_AHEAD_MS, MAX_ID_LENGTH, SegmentLimi
 use crate::alias::NetworkAddressAliasCache;
 use crate::settings::{AnalyzerConfig, SamplingPolicy, StatusStrategy, Thresholds};
 
-/// `host:port`, with port 80 when it is absent or not positive (analysis.md §3.5).
+/// `host:port`, with port 80 when it is absent or not positive (docs/reference/analysis.md §3.5).
 fn gateway_address(gateway: &str) -> String {
     match gateway.rsplit_once(':') {
         Some((host, port)) if port.parse::<i32>().is_ok_and(|p| p > 0) => format!("{host}:{port}"),
@@ -224,7 +225,7 @@ struct SegmentContext<'a> {
 }
 
 impl<'a> SegmentContext<'a> {
-    /// The request facts of a span (analysis.md §2).
+    /// The request facts of a span (docs/reference/analysis.md §2).
     fn request_facts(&self, span: &'a SpanObject, time_bucket: i64) -> RequestFacts<'a> {
         let tags = SpanTags(&span.tags);
         let http_response_status_code = span
@@ -254,7 +255,7 @@ fn span_latency(span: &SpanObject) -> i32 {
     i32::try_from(span.end_time - span.start_time).unwrap_or(i32::MAX)
 }
 
-/// The request type of a span layer (analysis.md §2).
+/// The request type of a span layer (docs/reference/analysis.md §2).
 fn request_type(layer: i32) -> RequestType {
     match SpanLayer::try_from(layer) {
         Ok(SpanLayer::Http) => RequestType::Http,

@@ -1,5 +1,5 @@
 //! The `agent-analyzer` module: trace segments from agents analysed into sources, with every
-//! rule of SkyWalking's analysis (`shared/reference/analysis.md`).
+//! rule of SkyWalking's analysis (`docs/reference/analysis.md`).
 //!
 //! - [`SegmentAnalyzer`]: the analysis itself — synchronous, allocation-light, no I/O, unit
 //!   testable without a runtime;

@@ -1,6 +1,6 @@
-//! Settings of `agent-analyzer.default` (pipeline-and-storage.md §12.4) and the rules derived
-//! from them: slow thresholds per database or cache type, the segment status strategy, and the
-//! trace sampling policy.
+//! Settings of `agent-analyzer.default` (docs/reference/pipeline-and-storage.md §12.4) and the
+//! rules derived from them: slow thresholds per database or cache type, the segment status
+//! strategy, and the trace sampling policy.
 
 use std::collections::HashMap;
 
@@ -191,7 +191,7 @@ impl SamplingPolicy {
     }
 
     /// Whether a segment is kept: `hash(traceId) % 10000 < rate`, or it is at least `duration`
-    /// slow (when set), using the service's rule if it has one (analysis.md §6.4).
+    /// slow (when set), using the service's rule if it has one (docs/reference/analysis.md §6.4).
     pub fn is_sampled(&self, service: &str, trace_id: &str, segment_latency: i64) -> bool {
         let rule = self.services.get(service).unwrap_or(&self.default);
         trace_sample_number(trace_id) < rule.rate || (rule.duration > -1 && segment_latency >= rule.duration)

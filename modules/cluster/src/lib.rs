@@ -1,7 +1,7 @@
-//! The `cluster` module (pipeline-and-storage.md §2, §4): which nodes of an OAP cluster take
-//! metrics to aggregate (L2). Mixed and Aggregator nodes register their internal address with
-//! the coordinator; every node follows the sorted list of registered nodes, which routing
-//! hashes over, and whose first node runs the data keeper.
+//! The `cluster` module (docs/reference/pipeline-and-storage.md §2, §4): which nodes of an OAP
+//! cluster take metrics to aggregate (L2). Mixed and Aggregator nodes register their internal
+//! address with the coordinator; every node follows the sorted list of registered nodes, which
+//! routing hashes over, and whose first node runs the data keeper.
 //!
 //! Providers:
 //! - `standalone` (default): one node, which is the whole cluster;

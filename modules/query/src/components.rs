@@ -1,6 +1,6 @@
-//! Component libraries (query-api.md §6–7): the names of the component ids agents report, as
-//! trace spans and topology nodes show them, their priorities, and the server a client library
-//! talks to. The table is `components.txt`, compiled in.
+//! Component libraries (docs/reference/query-api.md §6–7): the names of the component ids agents
+//! report, as trace spans and topology nodes show them, their priorities, and the server a client
+//! library talks to. The table is `components.txt`, compiled in.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;

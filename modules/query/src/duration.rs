@@ -1,6 +1,7 @@
-//! The UI's durations (query-api.md §2.1): `start` and `end` strings at a step — `yyyy-MM-dd HHmmss`,
-//! `yyyy-MM-dd HHmm`, `yyyy-MM-dd HH` or `yyyy-MM-dd`, in the OAP's zone — as time buckets of that
-//! step, as the chart points between them, and as the wider ranges trace and metadata searches use.
+//! The UI's durations (docs/reference/query-api.md §2.1): `start` and `end` strings at a step —
+//! `yyyy-MM-dd HHmmss`, `yyyy-MM-dd HHmm`, `yyyy-MM-dd HH` or `yyyy-MM-dd`, in the OAP's zone — as
+//! time buckets of that step, as the chart points between them, and as the wider ranges trace and
+//! metadata searches use.
 
 use oap_model::{Granularity, TimeBuckets};
 use oap_storage::TimeRange;

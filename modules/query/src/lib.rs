@@ -1,7 +1,7 @@
 //! The `query` module (provider `graphql`): SkyWalking's GraphQL query API on the REST port
 //! (`POST /graphql`), so the SkyWalking UI (booster-ui) and other tools of SkyWalking's query
 //! protocol work against oap-rs unchanged, plus the `/status/*` endpoints the UI's settings
-//! page reads (query-api.md).
+//! page reads (docs/reference/query-api.md).
 //!
 //! - [`duration`]: the UI's `Duration` strings as time buckets and chart points;
 //! - [`schema`]: the GraphQL types and resolvers, by query family;

@@ -1,6 +1,6 @@
-//! Metrics as the query side reads them (query-api.md §5): which metric a name is, what kind
-//! of value it holds, which entity scope it belongs to and which column a chart reads — the
-//! compiled OAL metrics of the catalog plus the sampled top-N records — and, in [`read`], the
+//! Metrics as the query side reads them (docs/reference/query-api.md §5): which metric a name is,
+//! what kind of value it holds, which entity scope it belongs to and which column a chart reads —
+//! the compiled OAL metrics of the catalog plus the sampled top-N records — and, in [`read`], the
 //! reads every metric query shares.
 //!
 //! A metric's query scope is the catalog its OAL scope belongs to, as in SkyWalking: database,

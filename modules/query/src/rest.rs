@@ -1,4 +1,4 @@
-//! The REST status endpoints the UI's settings page reads (query-api.md §9):
+//! The REST status endpoints the UI's settings page reads (docs/reference/query-api.md §9):
 //! `GET /status/config/ttl` (JSON when asked for, else `key=value` lines) and
 //! `GET /status/cluster/nodes` (the aggregating nodes from the cluster coordinator; a standalone
 //! node lists itself).

@@ -289,7 +289,7 @@ macro_rules! service_names {
 }
 
 /// The services agents call, under their `skywalking.v3` names and the package-less compat
-/// names older agents use (protocol.md §3).
+/// names older agents use (docs/reference/protocol.md §3).
 pub mod names {
     use super::ServiceName;
 

@@ -2,12 +2,12 @@
 //! (`reportInstanceProperties`, `keepAlive`, under the `skywalking.v3` and compat names) and
 //! HTTP (`POST /v3/management/reportProperties`, `POST /v3/management/keepAlive`).
 //!
-//! As analysis.md §8 says: reported properties become a `ServiceInstanceUpdate` whose
-//! properties are a JSON object of every property but `ipv4`, plus `ipv4s`, the `ipv4` values
-//! joined by `,` (the `language` property is how the query API tells the instance's language);
-//! a heartbeat becomes a `ServiceInstanceUpdate` without properties (the instance's last ping)
-//! and a `ServiceMeta` in the requested layer (`GENERAL` when empty). Both are stamped with the
-//! current minute. Requests are timed in `management_in_latency`; rejected ones are counted in
+//! As docs/reference/analysis.md §8 says: reported properties become a `ServiceInstanceUpdate`
+//! whose properties are a JSON object of every property but `ipv4`, plus `ipv4s`, the `ipv4` values
+//! joined by `,` (the `language` property is how the query API tells the instance's language); a
+//! heartbeat becomes a `ServiceInstanceUpdate` without properties (the instance's last ping) and a
+//! `ServiceMeta` in the requested layer (`GENERAL` when empty). Both are stamped with the current
+//! minute. Requests are timed in `management_in_latency`; rejected ones are counted in
 //! `management_analysis_error_count`.
 
 use std::borrow::Cow;

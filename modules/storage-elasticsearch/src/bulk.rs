@@ -1,5 +1,5 @@
-//! The bulk writer (pipeline-and-storage.md §8, §13): every write of the store goes out in
-//! `_bulk` requests of at most `bulkActions` documents and `batchOfBytes` bytes, at most
+//! The bulk writer (docs/reference/pipeline-and-storage.md §8, §13): every write of the store goes
+//! out in `_bulk` requests of at most `bulkActions` documents and `batchOfBytes` bytes, at most
 //! `concurrentRequests` at a time.
 //!
 //! Writers are answered only once Elasticsearch has acknowledged each of their documents. While

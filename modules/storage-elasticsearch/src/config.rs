@@ -1,5 +1,6 @@
 //! The settings of `storage.elasticsearch`, named and defaulted as SkyWalking's
-//! (pipeline-and-storage.md §8, §12.4), each with the env variable `application.yml` gives it.
+//! (docs/reference/pipeline-and-storage.md §8, §12.4), each with the env variable `application.yml`
+//! gives it.
 
 use elasticsearch::params::Refresh;
 use oap_kernel::ConfigError;

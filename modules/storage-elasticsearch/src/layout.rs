@@ -1,8 +1,8 @@
-//! Where a row lives in Elasticsearch (pipeline-and-storage.md §10.1, §10.3): every metric
-//! stream in the daily `<prefix>metrics-all-<yyyyMMdd>` index, discriminated by `metric_table`;
-//! records that are not a super dataset in `<prefix>records-all-<yyyyMMdd>`; each super dataset
-//! (`segment`) in an index of its own, `<prefix><model>-<yyyyMMdd>`. Minute, hour and day rows
-//! share the index of their day; `dayStep` groups days, counted from 2000-01-01.
+//! Where a row lives in Elasticsearch (docs/reference/pipeline-and-storage.md §10.1, §10.3): every
+//! metric stream in the daily `<prefix>metrics-all-<yyyyMMdd>` index, discriminated by
+//! `metric_table`; records that are not a super dataset in `<prefix>records-all-<yyyyMMdd>`; each
+//! super dataset (`segment`) in an index of its own, `<prefix><model>-<yyyyMMdd>`. Minute, hour and
+//! day rows share the index of their day; `dayStep` groups days, counted from 2000-01-01.
 //!
 //! Every document carries its row's id in a keyword field — `entity_id` in `metrics-all` (what
 //! SkyWalking calls it), `id` in `records-all`, `<model>_id` in a super dataset (`segment_id`) —

@@ -1,6 +1,6 @@
 //! Storage provider `elasticsearch` (`SW_STORAGE=elasticsearch`): the data in Elasticsearch
-//! 7.x / 8.x or OpenSearch 2.x, laid out as SkyWalking lays it out (pipeline-and-storage.md §8,
-//! §10, §11), using only the APIs the three share.
+//! 7.x / 8.x or OpenSearch 2.x, laid out as SkyWalking lays it out
+//! (docs/reference/pipeline-and-storage.md §8, §10, §11), using only the APIs the three share.
 //!
 //! - [`config`]: the settings of `storage.elasticsearch`, with SkyWalking's names and defaults;
 //! - [`layout`]: which index and document id every row has, and the fields every document has;

@@ -1,5 +1,5 @@
-//! Index templates (pipeline-and-storage.md §10.2): one composable template per table, whose
-//! mapping is the union of its models' columns, with the table's settings and alias.
+//! Index templates (docs/reference/pipeline-and-storage.md §10.2): one composable template per
+//! table, whose mapping is the union of its models' columns, with the table's settings and alias.
 //!
 //! Column to field: strings are `keyword`, numbers `integer` / `long` / `double`, bytes
 //! `binary`, text lists `keyword` arrays. Storage-only columns are neither indexed nor given

@@ -1,7 +1,7 @@
-//! Scans as Elasticsearch searches (pipeline-and-storage.md §11): the model's discriminator,
-//! the time range and the filters become a `bool` query of non-scoring clauses; the sort gets
-//! the row id and the time bucket as tie-breakers, so that the order is total — the same order
-//! as [`ScanQuery::finish`] — and pages can follow each other with `search_after`.
+//! Scans as Elasticsearch searches (docs/reference/pipeline-and-storage.md §11): the model's
+//! discriminator, the time range and the filters become a `bool` query of non-scoring clauses; the
+//! sort gets the row id and the time bucket as tie-breakers, so that the order is total — the same
+//! order as [`ScanQuery::finish`] — and pages can follow each other with `search_after`.
 
 use oap_storage::{Filter, Model, ScanQuery, Sort, SortKey, TimeRange, Value};
 use serde_json::{Value as Json, json};

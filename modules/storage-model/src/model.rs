@@ -1,6 +1,6 @@
 //! Storage models: what is stored for each stream, described once and read by every provider —
 //! the embedded store turns a model into partitions and indexes, Elasticsearch into index
-//! templates and mappings (pipeline-and-storage.md §1, §10).
+//! templates and mappings (docs/reference/pipeline-and-storage.md §1, §10).
 
 use std::sync::Arc;
 

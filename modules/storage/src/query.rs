@@ -1,7 +1,7 @@
 //! Scans: the one read shape every provider answers — rows of a model within a time range that
-//! pass some filters, sorted and paged (pipeline-and-storage.md §11.1). Elasticsearch turns a
-//! scan into one search; the embedded store reads the days of the range and applies
-//! [`ScanQuery::matches`] and [`ScanQuery::finish`], which define the semantics for both.
+//! pass some filters, sorted and paged (docs/reference/pipeline-and-storage.md §11.1).
+//! Elasticsearch turns a scan into one search; the embedded store reads the days of the range and
+//! applies [`ScanQuery::matches`] and [`ScanQuery::finish`], which define the semantics for both.
 
 use std::cmp::Ordering;
 

@@ -1,6 +1,6 @@
-//! The record stream (pipeline-and-storage.md §7): records from the dispatcher to storage. The
-//! dispatcher hands each record over without blocking; one writer task takes whatever has
-//! queued, writes it as one batch (retrying until stored), then answers the settles that queued
+//! The record stream (docs/reference/pipeline-and-storage.md §7): records from the dispatcher to
+//! storage. The dispatcher hands each record over without blocking; one writer task takes whatever
+//! has queued, writes it as one batch (retrying until stored), then answers the settles that queued
 //! behind it — so an agent is acknowledged only once its segments are durable, and concurrent
 //! agents share each write (group commit).
 //!

@@ -1,7 +1,7 @@
-//! The data keeper (pipeline-and-storage.md §9): every `dataKeeperExecutePeriod` it drops the
-//! days that fell out of the TTL — `recordDataTTL` for records, `metricsDataTTL` for metrics and
-//! metadata. A day is kept while it is one of the last `ttl` days, today included, so a 3-day
-//! TTL on the 21st keeps the 19th, 20th and 21st (SkyWalking deletes days ≤ `now − ttl`).
+//! The data keeper (docs/reference/pipeline-and-storage.md §9): every `dataKeeperExecutePeriod` it
+//! drops the days that fell out of the TTL — `recordDataTTL` for records, `metricsDataTTL` for
+//! metrics and metadata. A day is kept while it is one of the last `ttl` days, today included, so a
+//! 3-day TTL on the 21st keeps the 19th, 20th and 21st (SkyWalking deletes days ≤ `now − ttl`).
 
 use std::time::Duration;
 

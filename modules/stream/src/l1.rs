@@ -1,7 +1,7 @@
-//! L1: per-node pre-aggregation (pipeline-and-storage.md §3). Every source is turned into
-//! metric values by the [`Catalog`] and merged, by (stream group, entity, time bucket), into the
-//! table of the thread that analysed it — one lookup per source for all the metrics of its scope;
-//! every `l1FlushPeriod` the tables are drained and their merged metrics routed to L2.
+//! L1: per-node pre-aggregation (docs/reference/pipeline-and-storage.md §3). Every source is turned
+//! into metric values by the [`Catalog`] and merged, by (stream group, entity, time bucket), into
+//! the table of the thread that analysed it — one lookup per source for all the metrics of its
+//! scope; every `l1FlushPeriod` the tables are drained and their merged metrics routed to L2.
 //!
 //! Each analysing thread owns a shard (a [`Sharded`] table that only the flusher also takes,
 //! twice a second), so producers on different cores never contend. The tables are bounded:

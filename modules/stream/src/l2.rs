@@ -1,7 +1,7 @@
-//! L2: merge with storage and persist (pipeline-and-storage.md §5, §6). Metrics routed to this
-//! node are merged per (stream, entity, bucket) in one of `prepareThreads` partitions, each a
-//! task that owns its state — no locks. Every `persistentPeriod` (first after 5 s) a partition
-//! runs a round:
+//! L2: merge with storage and persist (docs/reference/pipeline-and-storage.md §5, §6). Metrics
+//! routed to this node are merged per (stream, entity, bucket) in one of `prepareThreads`
+//! partitions, each a task that owns its state — no locks. Every `persistentPeriod` (first after
+//! 5 s) a partition runs a round:
 //!
 //! 1. the round's minute increments are rolled up into the pending hour and day increments;
 //! 2. a stream at a time, 2,000 rows at a time: rows the session cache lacks are read with

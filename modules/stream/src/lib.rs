@@ -1,5 +1,5 @@
 //! The streams from sources to storage, as every storage provider runs them once its store is
-//! open (pipeline-and-storage.md §1–7):
+//! open (docs/reference/pipeline-and-storage.md §1–7):
 //!
 //! - [`definitions`]: the OAL scripts and apdex thresholds read at start into a catalog;
 //! - [`l1`]: per-thread pre-aggregation of sources into metrics, bounded, flushed every

@@ -1,6 +1,6 @@
-//! Metrics between the nodes of a cluster (pipeline-and-storage.md §4): the router's targets
-//! follow the cluster's node list — this node's own L2 in-process, every other aggregating node
-//! through a [`RemotePeer`] — and [`RemoteReceiver`] takes the batches other nodes send into
+//! Metrics between the nodes of a cluster (docs/reference/pipeline-and-storage.md §4): the router's
+//! targets follow the cluster's node list — this node's own L2 in-process, every other aggregating
+//! node through a [`RemotePeer`] — and [`RemoteReceiver`] takes the batches other nodes send into
 //! the local L2.
 //!
 //! A peer keeps a bounded queue of batches (a full queue makes L1's flush wait: backpressure)

@@ -1,6 +1,6 @@
-//! Routing L1's metrics to the aggregators (pipeline-and-storage.md §4): each metric goes to
-//! the aggregator at `abs(hash % n)` over the aggregators sorted by address, where the hash is
-//! SkyWalking's `31 * 17 + javaStringHash(entity_id)` — the time bucket is left out, so every
+//! Routing L1's metrics to the aggregators (docs/reference/pipeline-and-storage.md §4): each metric
+//! goes to the aggregator at `abs(hash % n)` over the aggregators sorted by address, where the hash
+//! is SkyWalking's `31 * 17 + javaStringHash(entity_id)` — the time bucket is left out, so every
 //! minute, hour and day row of an entity lands on one node and its hour and day merging stays
 //! local.
 //!

@@ -1,6 +1,6 @@
-//! The top-N records (pipeline-and-storage.md §7): of the slow database statements and cache
-//! commands analysis reports, each node keeps, per entity and minute, the 50 slowest, and hands
-//! them to the record writer every `topNReportPeriod`.
+//! The top-N records (docs/reference/pipeline-and-storage.md §7): of the slow database statements
+//! and cache commands analysis reports, each node keeps, per entity and minute, the 50 slowest, and
+//! hands them to the record writer every `topNReportPeriod`.
 //!
 //! Samples are kept per analysing thread ([`Sharded`]), so producers never contend; a sample is
 //! built (its strings copied) only when it is among the slowest its thread has seen for its

@@ -10,7 +10,7 @@ use oap_proto::v3::KeyStringValuePair;
 use super::*;
 use crate::function::Function;
 
-/// The 63 metrics of oal.md §5 with their scope and function.
+/// The 63 metrics of docs/reference/oal.md §5 with their scope and function.
 const REFERENCE: &[(&str, Scope, &str)] = &[
     ("service_resp_time", Scope::Service, "longAvg"),
     ("service_sla", Scope::Service, "percent"),

@@ -1,5 +1,5 @@
-//! `NetworkAddressAliasMappingListener` (analysis.md §5.1): the address a caller dialled leads to
-//! the service of this entry span.
+//! `NetworkAddressAliasMappingListener` (docs/reference/analysis.md §5.1): the address a caller
+//! dialled leads to the service of this entry span.
 
 use oap_model::source::{NetworkAddressAliasSetup, Source, SourceSink};
 use oap_proto::v3::{SpanLayer, SpanObject};

@@ -1,5 +1,5 @@
-//! `EndpointDepFromCrossThreadAnalysisListener` (analysis.md §4): exit and local spans with refs
-//! (cross-thread continuations) give endpoint dependencies.
+//! `EndpointDepFromCrossThreadAnalysisListener` (docs/reference/analysis.md §4): exit and local
+//! spans with refs (cross-thread continuations) give endpoint dependencies.
 
 use std::borrow::Cow;
 

@@ -1,5 +1,5 @@
-//! `RPCAnalysisListener` (analysis.md §3): services, instances, endpoints and their relations
-//! from entry and exit spans, and logic endpoints from the `x-le` tag.
+//! `RPCAnalysisListener` (docs/reference/analysis.md §3): services, instances, endpoints and their
+//! relations from entry and exit spans, and logic endpoints from the `x-le` tag.
 
 use std::borrow::Cow;
 
@@ -13,7 +13,8 @@ use serde_json::Value;
 
 use super::{SegmentContext, USER, is_layer};
 
-/// The calling side of an entry span (or cross-thread dependency), per ref (analysis.md §3.1).
+/// The calling side of an entry span (or cross-thread dependency), per ref
+/// (docs/reference/analysis.md §3.1).
 pub(super) struct Caller<'a> {
     pub service: &'a str,
     pub instance: &'a str,
@@ -221,7 +222,7 @@ pub(super) fn exit<'a, S: SourceSink + ?Sized>(
     }
 }
 
-/// The layer of an exit span's peer that no alias names (analysis.md §3.2).
+/// The layer of an exit span's peer that no alias names (docs/reference/analysis.md §3.2).
 fn conjectural_layer(ctx: &SegmentContext<'_>, span: &SpanObject, peer: &str) -> Layer {
     match SpanLayer::try_from(span.span_layer) {
         Ok(SpanLayer::Unknown) | Err(_) => Layer::UNDEFINED,
@@ -246,8 +247,8 @@ pub(super) fn local<'a, S: SourceSink + ?Sized>(
     logic_endpoint(ctx, span, true, facts, sink);
 }
 
-/// Tag `x-le` (analysis.md §3.4): `{"logic-span": true}` on a local span makes the span itself a
-/// logic endpoint; otherwise the JSON names one with `name`, `latency` and `status`.
+/// Tag `x-le` (docs/reference/analysis.md §3.4): `{"logic-span": true}` on a local span makes the
+/// span itself a logic endpoint; otherwise the JSON names one with `name`, `latency` and `status`.
 fn logic_endpoint<'a, S: SourceSink + ?Sized>(
     ctx: &SegmentContext<'a>,
     span: &'a SpanObject,

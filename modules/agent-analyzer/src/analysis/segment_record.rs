@@ -1,4 +1,4 @@
-//! The `segment` record and its tag autocomplete entries (analysis.md §6).
+//! The `segment` record and its tag autocomplete entries (docs/reference/analysis.md §6).
 
 use oap_model::source::{SegmentRecord, Source, SourceSink, TagAutocomplete};
 use oap_proto::v3::{SpanObject, SpanType};
@@ -64,7 +64,8 @@ fn is_error(strategy: StatusStrategy, spans: &[SpanObject]) -> bool {
 }
 
 /// The span that names the segment's endpoint: the entry span with the lowest id, else span 0,
-/// else the span with the lowest id (analysis.md §6.2, deterministic for any span order).
+/// else the span with the lowest id (docs/reference/analysis.md §6.2, deterministic for any span
+/// order).
 fn naming_span(spans: &[SpanObject]) -> &SpanObject {
     spans
         .iter()

@@ -1,5 +1,5 @@
 //! Tests of segment analysis. Expected sources are written from the rules of
-//! `shared/reference/analysis.md` (the worked example of §14 for the Python agent fixtures),
+//! `docs/reference/analysis.md` (the worked example of §14 for the Python agent fixtures),
 //! with times and names read from the fixture captures. Sources are compared as sorted
 //! descriptions, since the order in which they are emitted carries no meaning.
 

@@ -1,5 +1,6 @@
-//! `VirtualServiceAnalysisListener` (analysis.md §7): uninstrumented databases, caches and
-//! brokers seen through the spans that call them. Runs for every span, `skipAnalysis` or not.
+//! `VirtualServiceAnalysisListener` (docs/reference/analysis.md §7): uninstrumented databases,
+//! caches and brokers seen through the spans that call them. Runs for every span, `skipAnalysis` or
+//! not.
 
 use std::borrow::Cow;
 

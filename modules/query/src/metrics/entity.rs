@@ -1,7 +1,7 @@
 //! The entity a metric query is about, as the UI names it (`Entity`), and the owner of a value
 //! in a ranked list (`Owner`). The UI never sends a scope: the id is built from the names for the
-//! metric's own scope (analysis.md §11), and names the scope needs but the entity lacks make no
-//! id at all, so the query reads nothing.
+//! metric's own scope (docs/reference/analysis.md §11), and names the scope needs but the entity
+//! lacks make no id at all, so the query reads nothing.
 
 use async_graphql::{ID, InputObject, SimpleObject};
 use oap_model::ids;

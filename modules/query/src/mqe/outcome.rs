@@ -1,8 +1,8 @@
-//! What an expression evaluates to, and the operations on it (query-api.md §5.2, §5.4): a type,
-//! and series of values, each series with its labels. Operations follow SkyWalking's MQE:
-//! an empty value stays empty through arithmetic, aggregations skip empty values, a labeled
-//! series meets another by its label set, and a single value meets every value of a series or
-//! list. Values are doubles until [`format`] prints them as the UI reads them.
+//! What an expression evaluates to, and the operations on it (docs/reference/query-api.md §5.2,
+//! §5.4): a type, and series of values, each series with its labels. Operations follow SkyWalking's
+//! MQE: an empty value stays empty through arithmetic, aggregations skip empty values, a labeled
+//! series meets another by its label set, and a single value meets every value of a series or list.
+//! Values are doubles until [`format`] prints them as the UI reads them.
 
 use async_graphql::Enum;
 

@@ -1,5 +1,6 @@
-//! The MQE grammar (query-api.md §5.4) for the forms oap-rs evaluates: tokens by logos, then a
-//! recursive-descent parser with MQE's precedence — `* / %` over `+ -` over comparisons.
+//! The MQE grammar (docs/reference/query-api.md §5.4) for the forms oap-rs evaluates: tokens by
+//! logos, then a recursive-descent parser with MQE's precedence — `* / %` over `+ -` over
+//! comparisons.
 //!
 //! An expression is bounded before it is evaluated: parentheses and function calls nest at most
 //! [`MAX_DEPTH`] deep, and the tree the parser builds is at most [`MAX_DEPTH`] nodes deep (a chain

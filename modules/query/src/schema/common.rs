@@ -1,6 +1,6 @@
-//! Types every query family shares (query-api.md §2): `Long`, `Duration`, `Step`, `Order`,
-//! `Pagination`, `Scope`, `KeyValue`, and the error a storage failure becomes; and what every
-//! resolver reads from a request's context: the node's [`QueryContext`] and the request's
+//! Types every query family shares (docs/reference/query-api.md §2): `Long`, `Duration`, `Step`,
+//! `Order`, `Pagination`, `Scope`, `KeyValue`, and the error a storage failure becomes; and what
+//! every resolver reads from a request's context: the node's [`QueryContext`] and the request's
 //! [`RequestBudget`].
 
 use std::sync::Arc;

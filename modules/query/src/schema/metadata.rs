@@ -1,5 +1,5 @@
-//! Services, instances and endpoints (query-api.md §4, metadata-v2): read from the traffic
-//! streams, one `Service` per name whatever its layers.
+//! Services, instances and endpoints (docs/reference/query-api.md §4, metadata-v2): read from the
+//! traffic streams, one `Service` per name whatever its layers.
 
 use std::collections::BTreeMap;
 

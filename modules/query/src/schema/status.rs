@@ -1,5 +1,5 @@
-//! The shell's queries (query-api.md §3, §8): `version`, `checkHealth`, `getTimeInfo`,
-//! `getRecordsTTL`, `getMetricsTTL`.
+//! The shell's queries (docs/reference/query-api.md §3, §8): `version`, `checkHealth`,
+//! `getTimeInfo`, `getRecordsTTL`, `getMetricsTTL`.
 
 use async_graphql::{Context, Object, SimpleObject};
 

@@ -1,5 +1,5 @@
-//! Service topology (query-api.md §7): the calls seen from the server and the client side in a
-//! duration, as nodes and edges with detect points, component names and node types.
+//! Service topology (docs/reference/query-api.md §7): the calls seen from the server and the client
+//! side in a duration, as nodes and edges with detect points, component names and node types.
 
 use std::collections::{BTreeMap, HashMap};
 

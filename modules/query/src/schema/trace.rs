@@ -1,6 +1,6 @@
-//! Traces (query-api.md §6): the segment list (`queryBasicTraces`, one entry per segment) and a
-//! trace's spans (`queryTrace`), decoded from the stored segments and put in tree order, with
-//! component names.
+//! Traces (docs/reference/query-api.md §6): the segment list (`queryBasicTraces`, one entry per
+//! segment) and a trace's spans (`queryTrace`), decoded from the stored segments and put in tree
+//! order, with component names.
 
 use std::collections::HashMap;
 

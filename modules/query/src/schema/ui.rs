@@ -1,5 +1,5 @@
-//! The UI's menu (query-api.md §3): oap-rs's own menu of the layers it serves, each leaf active
-//! once a service of its layer exists, a group when any of its leaves is.
+//! The UI's menu (docs/reference/query-api.md §3): oap-rs's own menu of the layers it serves, each
+//! leaf active once a service of its layer exists, a group when any of its leaves is.
 
 use async_graphql::{Context, Object, SimpleObject};
 use oap_model::Layer;

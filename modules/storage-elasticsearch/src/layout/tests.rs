@@ -1,4 +1,4 @@
-//! Index names and document ids against the examples of pipeline-and-storage.md §10.
+//! Index names and document ids against the examples of docs/reference/pipeline-and-storage.md §10.
 
 use oap_storage::builtin::{relation, segment, top_n, traffic};
 

@@ -1,5 +1,5 @@
-//! `network_address_alias` (analysis.md §5.2): which real service and instance an address that
-//! callers used (`host:port`) belongs to; reloaded by every node into its alias cache.
+//! `network_address_alias` (docs/reference/analysis.md §5.2): which real service and instance an
+//! address that callers used (`host:port`) belongs to; reloaded by every node into its alias cache.
 
 use oap_model::ids;
 

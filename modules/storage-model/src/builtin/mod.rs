@@ -1,7 +1,7 @@
 //! The models SkyWalking hard-codes rather than generating from OAL: the `segment` record, the
 //! traffic (metadata) streams, the network address alias, the relation (topology) streams and
-//! the top-N slow statements and the tag autocomplete (analysis.md §5.2, §6.1, §6.5, §7, §9.1, §9.2) — each with a typed row that converts to and from a
-//! storage [`Row`](crate::Row).
+//! the top-N slow statements and the tag autocomplete (docs/reference/analysis.md §5.2, §6.1, §6.5,
+//! §7, §9.1, §9.2) — each with a typed row that converts to and from a storage [`Row`](crate::Row).
 
 pub mod alias;
 pub mod relation;

@@ -1,6 +1,6 @@
-//! The relation (topology) streams (analysis.md §9.2): one row per edge and time bucket, seen
-//! from the server or the client side. A row's id is the edge's entity id; its bucket says the
-//! minute, hour or day.
+//! The relation (topology) streams (docs/reference/analysis.md §9.2): one row per edge and time
+//! bucket, seen from the server or the client side. A row's id is the edge's entity id; its bucket
+//! says the minute, hour or day.
 
 use super::{Lazy, model};
 use crate::model::ColumnType::{Int, Text};

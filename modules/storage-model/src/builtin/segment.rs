@@ -1,6 +1,6 @@
-//! The `segment` record (analysis.md §6.1): one row per received segment, searchable by service,
-//! instance, endpoint, trace id, time, latency, error state and tags; its raw bytes serve the
-//! trace detail. The row id is the segment id.
+//! The `segment` record (docs/reference/analysis.md §6.1): one row per received segment, searchable
+//! by service, instance, endpoint, trace id, time, latency, error state and tags; its raw bytes
+//! serve the trace detail. The row id is the segment id.
 
 use super::{Lazy, model};
 use crate::model::ColumnType::{Bytes, Int, Long, Text, TextList};

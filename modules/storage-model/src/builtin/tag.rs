@@ -1,6 +1,6 @@
-//! `tag_autocomplete` (analysis.md §6.5): each searchable `key=value` tag seen on a stored
-//! segment, once per day, for the trace page's tag suggestions. Like SkyWalking's, its rows are
-//! not time-relative metrics, but their id starts with the day, so a tag seen every day has a
+//! `tag_autocomplete` (docs/reference/analysis.md §6.5): each searchable `key=value` tag seen on a
+//! stored segment, once per day, for the trace page's tag suggestions. Like SkyWalking's, its rows
+//! are not time-relative metrics, but their id starts with the day, so a tag seen every day has a
 //! row per day and expires with the metadata TTL.
 
 use super::{Lazy, model};

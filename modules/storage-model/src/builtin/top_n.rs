@@ -1,9 +1,9 @@
-//! The top-N records (analysis.md §7.1–7.2, pipeline-and-storage.md §7): the slowest database
-//! statements per database (`top_n_database_statement`) and per calling service
-//! (`top_n_service_database_statement`), and the slowest cache reads and writes per cache
-//! (`top_n_cache_read_command`, `top_n_cache_write_command`). They live in the shared records
-//! table and are read back by entity, time and latency (`top_n(top_n_service_database_statement,
-//! 20, des)` on the service dashboard).
+//! The top-N records (docs/reference/analysis.md §7.1–7.2,
+//! docs/reference/pipeline-and-storage.md §7): the slowest database statements per database
+//! (`top_n_database_statement`) and per calling service (`top_n_service_database_statement`), and
+//! the slowest cache reads and writes per cache (`top_n_cache_read_command`,
+//! `top_n_cache_write_command`). They live in the shared records table and are read back by entity,
+//! time and latency (`top_n(top_n_service_database_statement, 20, des)` on the service dashboard).
 
 use super::{Lazy, model};
 use crate::model::ColumnType::{Long, Text};

@@ -1,6 +1,6 @@
 //! The traffic (metadata) streams — `service_traffic`, `instance_traffic`, `endpoint_traffic`
-//! (analysis.md §9.1): one row per entity, not per minute; what the service, instance and
-//! endpoint lists read.
+//! (docs/reference/analysis.md §9.1): one row per entity, not per minute; what the service,
+//! instance and endpoint lists read.
 
 use oap_model::{Layer, ids};
 

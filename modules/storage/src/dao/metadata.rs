@@ -1,6 +1,6 @@
-//! Metadata reads (query-api.md §4, §6, analysis.md §5.3, §6.5): services, instances, endpoints
-//! and network address aliases from the traffic and alias streams, and the trace page's tag
-//! suggestions.
+//! Metadata reads (docs/reference/query-api.md §4, §6, docs/reference/analysis.md §5.3, §6.5):
+//! services, instances, endpoints and network address aliases from the traffic and alias streams,
+//! and the trace page's tag suggestions.
 
 use std::collections::BTreeSet;
 

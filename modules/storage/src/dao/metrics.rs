@@ -1,7 +1,8 @@
-//! Metric reads for charts (query-api.md §5, pipeline-and-storage.md §11): the rows of one
-//! metric for an entity at given buckets, by key — one multi-get, as Elasticsearch's `_mget`;
-//! the entities with the highest or lowest average over a duration (Elasticsearch's terms
-//! aggregation ordered by an `avg`); and the slowest sampled records of an entity.
+//! Metric reads for charts (docs/reference/query-api.md §5,
+//! docs/reference/pipeline-and-storage.md §11): the rows of one metric for an entity at given
+//! buckets, by key — one multi-get, as Elasticsearch's `_mget`; the entities with the highest or
+//! lowest average over a duration (Elasticsearch's terms aggregation ordered by an `avg`); and the
+//! slowest sampled records of an entity.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,5 @@
-//! Topology reads (query-api.md §7): relation rows of a time range, selected by the services,
-//! service pair or endpoint a view is about.
+//! Topology reads (docs/reference/query-api.md §7): relation rows of a time range, selected by the
+//! services, service pair or endpoint a view is about.
 
 use async_trait::async_trait;
 

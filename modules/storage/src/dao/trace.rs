@@ -1,6 +1,6 @@
-//! Segment search and trace detail (query-api.md §6): the `segment` record filtered by service,
-//! instance, endpoint, trace id, time, latency, error state and tags, sorted by start time or
-//! latency, paged.
+//! Segment search and trace detail (docs/reference/query-api.md §6): the `segment` record filtered
+//! by service, instance, endpoint, trace id, time, latency, error state and tags, sorted by start
+//! time or latency, paged.
 
 use async_trait::async_trait;
 
