@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, raw_unary, span};
-use common::{OapProcess, Ports, assert_none_lost, scratch_dir, stored_segment_ids};
+use common::{OapProcess, assert_none_lost, scratch_dir, stored_segment_ids};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
 use prost::Message;
 use tonic::Code;
@@ -131,16 +131,13 @@ async fn wait_for(what: &str, deadline: Duration, mut done: impl AsyncFnMut() ->
 async fn a_full_disk_is_an_error_agents_see_ingest_resumes_once_freed_and_nothing_acknowledged_is_lost() {
     let dir = scratch_dir("disk-full");
     let disk = SmallDisk::mount(dir.join("data"), "96m");
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend([
+    let env = [
         ("SW_STORAGE_EMBEDDED_DATA_DIR", disk.path.to_string_lossy().into_owned()),
         ("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()),
         ("SW_CORE_ACK_TIMEOUT", "5".to_owned()),
         ("SW_CORE_SHUTDOWN_TIMEOUT", "10".to_owned()),
-    ]);
-    let mut server = OapProcess::spawn(dir.clone(), &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    ];
+    let (mut server, ports) = OapProcess::start(dir.clone(), &env, &[]);
     let channel = Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc))
         .expect("uri")
         .connect()

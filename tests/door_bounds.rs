@@ -57,9 +57,7 @@ async fn send_valid(channel: Channel, writer: usize, stop: Arc<AtomicBool>, acke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_64_kib_trace_id_between_valid_segments_under_load_is_refused_and_nothing_acknowledged_is_lost() {
     let dir = scratch_dir("door-long-id");
-    let ports = Ports::free();
-    let mut server = OapProcess::spawn(dir.clone(), &ports.env(), &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    let (mut server, ports) = OapProcess::start(dir.clone(), &[], &[]);
     let channel = channel(&ports).await;
     let (stop, acked) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Vec::new())));
     let writers: Vec<_> =
@@ -119,11 +117,8 @@ async fn a_64_kib_trace_id_between_valid_segments_under_load_is_refused_and_noth
 async fn a_hundred_thousand_endpoint_names_in_one_service_stay_bounded_and_the_overflow_is_counted() {
     const NAMES: usize = 100_000;
     let dir = scratch_dir("door-endpoints");
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
-    let mut server = OapProcess::spawn(dir.clone(), &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    let env = [("SW_CORE_PERSISTENT_PERIOD", "1".to_owned())];
+    let (server, ports) = OapProcess::start(dir.clone(), &env, &[]);
     let channel = channel(&ports).await;
     for call in 0..NAMES / 1_000 {
         let segments = (0..1_000)

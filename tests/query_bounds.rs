@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use common::agent::send_segments;
 use common::graphql::Client;
-use common::{OapProcess, Ports, scratch_dir, start_server};
+use common::{Backend, OapProcess, scratch_dir, start_server_with};
 use oap_loadgen::pool::Pool;
 use oap_loadgen::topology::{SpanShape, Topology};
 use serde_json::{Value, json};
@@ -105,8 +105,7 @@ async fn alive(server: &mut OapProcess, client: &Client, after: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_queries_get_clear_errors_and_the_server_stays_alive_and_small() {
     let dir = scratch_dir("query-bounds");
-    let ports = Ports::free();
-    let mut server = start_server(&dir, &ports);
+    let (mut server, ports) = start_server_with(&dir, &Backend::Embedded);
     let client = Client::new(ports.rest);
     store_segments(ports.grpc).await;
 
@@ -201,15 +200,12 @@ async fn hostile_queries_get_clear_errors_and_the_server_stays_alive_and_small()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_shares_one_complexity_budget_and_big_answers_are_refused() {
     let dir = scratch_dir("query-bounds-small");
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend(common::Backend::Embedded.env(&dir));
+    let mut env = Backend::Embedded.env(&dir);
     env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
     env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
     env.push(("SW_QUERY_MAX_QUERY_COMPLEXITY", "20".to_owned()));
     env.push(("SW_QUERY_MAX_RESPONSE_BYTES", "4096".to_owned()));
-    let mut server = OapProcess::spawn(dir.clone(), &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    let (mut server, ports) = OapProcess::start(dir.clone(), &env, &[]);
     let client = Client::new(ports.rest);
     let start = oap_model::now_ms() - 5_000;
     let (segments, _) = common::agent::python_agent(start);

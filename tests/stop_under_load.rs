@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, raw_unary, span};
-use common::{Backend, Ports, scratch_dir, start_server_on};
+use common::{Backend, scratch_dir, start_server_with};
 use oap_model::{TimeBuckets, ids};
 use oap_oal::{ApdexThresholds, Catalog};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
@@ -77,10 +77,9 @@ async fn total(store: &StorageRef, catalog: &Catalog, metric: &str, entity: &str
 
 async fn stop_under_load(backend: Backend) {
     let dir = scratch_dir("stop-under-load");
-    let ports = Ports::free();
     let buckets = TimeBuckets::system();
     let began = oap_model::now_ms();
-    let mut server = start_server_on(&dir, &ports, &backend);
+    let (mut server, ports) = start_server_with(&dir, &backend);
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(vec![0; AGENTS]));
     let agents: Vec<_> =

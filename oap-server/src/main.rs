@@ -27,6 +27,11 @@ struct Cli {
     /// Override one setting, e.g. `core.default.role=Receiver` or `storage.selector=elasticsearch`
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<ConfigOverride>,
+    /// Once ready, write the ports the server listens on to this file, as JSON
+    /// (`{"grpc":11800,"rest":12800,"telemetry":1234}`; written whole, by a rename), so that a
+    /// server started on port 0 can be found
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -86,6 +91,12 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
         }
     };
     info!(ready_in_ms = started.elapsed().as_millis() as u64, "oap-server ready");
+    if let Some(path) = &cli.ready_file
+        && let Err(error) = write_ready_file(path, &kernel)
+    {
+        error!(path = %path.display(), %error, "cannot write the ready file");
+        return ExitCode::FAILURE;
+    }
 
     let shutdown_timeout = kernel
         .service::<oap_core::CoreConfigRef>()
@@ -111,6 +122,19 @@ async fn run(cli: Cli, started: Instant) -> ExitCode {
 }
 
 /// The configuration text and a name for it in messages.
+/// Writes the ports the servers listen on to `path`, through a temporary file and a rename, so a
+/// reader never sees half of it.
+fn write_ready_file(path: &Path, kernel: &oap_kernel::Kernel) -> std::io::Result<()> {
+    let port = |address: Option<std::net::SocketAddr>| address.map_or("null".to_owned(), |a| a.port().to_string());
+    let grpc = kernel.service::<oap_core::GrpcServerRef>().and_then(|server| server.local_addr());
+    let rest = kernel.service::<oap_core::HttpServerRef>().and_then(|server| server.local_addr());
+    let telemetry = kernel.service::<oap_telemetry::MetricsCreatorRef>().and_then(|metrics| metrics.endpoint());
+    let text = format!("{{\"grpc\":{},\"rest\":{},\"telemetry\":{}}}\n", port(grpc), port(rest), port(telemetry));
+    let partial = path.with_extension("partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
+}
+
 fn read_config(path: Option<&Path>) -> Result<(String, String), String> {
     let path = match path {
         Some(path) => path.to_path_buf(),

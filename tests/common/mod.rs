@@ -51,6 +51,12 @@ impl Ports {
         ]
     }
 
+    /// Port 0 everywhere: the server binds what the system gives it and reports it
+    /// ([`OapProcess::start`]).
+    pub fn any() -> Self {
+        Self { grpc: 0, rest: 0, telemetry: 0 }
+    }
+
     pub fn all(&self) -> [u16; 3] {
         [self.grpc, self.rest, self.telemetry]
     }
@@ -96,6 +102,34 @@ impl OapProcess {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("oap.log")).unwrap_or_default()
+    }
+
+    /// Starts the binary in `dir` on ports the system picks (port 0 on loopback; `env` comes
+    /// after, so it may name ports of its own), and waits until the server writes them to its
+    /// ready file: no port is chosen before the server binds it, so none can be taken meanwhile.
+    pub fn start(dir: PathBuf, env: &[(&str, String)], args: &[&str]) -> (Self, Ports) {
+        let ready = dir.join("ready.json");
+        let _ = std::fs::remove_file(&ready);
+        let mut all = Ports::any().env();
+        all.extend(env.iter().map(|(key, value)| (*key, value.clone())));
+        let ready_arg = ready.to_string_lossy().into_owned();
+        let mut all_args = vec!["--ready-file", ready_arg.as_str()];
+        all_args.extend_from_slice(args);
+        let mut server = Self::spawn(dir, &all, &all_args);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let text = loop {
+            if let Ok(text) = std::fs::read_to_string(&ready) {
+                break text;
+            }
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("oap-server exited with {status} before it was ready:\n{}", server.log());
+            }
+            assert!(Instant::now() < deadline, "oap-server not ready within 30 s:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let json: serde_json::Value = serde_json::from_str(&text).expect("the ready file is JSON");
+        let port = |name: &str| u16::try_from(json[name].as_u64().unwrap_or(0)).expect("a port");
+        (server, Ports { grpc: port("grpc"), rest: port("rest"), telemetry: port("telemetry") })
     }
 
     /// Waits until every port accepts connections.
@@ -204,13 +238,25 @@ pub fn start_server(dir: &std::path::Path, ports: &Ports) -> OapProcess {
 /// [`start_server`] on `backend`.
 pub fn start_server_on(dir: &std::path::Path, ports: &Ports, backend: &Backend) -> OapProcess {
     let mut env = ports.env();
-    env.push(("SW_SLOW_DB_THRESHOLD", "default:25".to_owned()));
-    env.extend(backend.env(dir));
-    env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
-    env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
+    env.extend(test_settings(dir, backend));
     let mut server = OapProcess::spawn(dir.to_path_buf(), &env, &[]);
     server.wait_ready(&ports.all(), Duration::from_secs(20));
     server
+}
+
+/// [`start_server_on`] on ports the server picks and reports (no port can be taken meanwhile).
+pub fn start_server_with(dir: &std::path::Path, backend: &Backend) -> (OapProcess, Ports) {
+    OapProcess::start(dir.to_path_buf(), &test_settings(dir, backend), &[])
+}
+
+/// The settings of the servers of [`start_server_on`]: the store, storing every second, the
+/// shipped OAL, database calls slower than 25 ms as slow statements.
+fn test_settings(dir: &std::path::Path, backend: &Backend) -> Vec<(&'static str, String)> {
+    let mut env = vec![("SW_SLOW_DB_THRESHOLD", "default:25".to_owned())];
+    env.extend(backend.env(dir));
+    env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
+    env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
+    env
 }
 
 /// The ids of every segment in an embedded store's data directory (the server must have

@@ -61,6 +61,11 @@ pub trait MetricsCreator: Send + Sync {
 
     /// Every metric in the Prometheus text exposition format.
     fn render(&self) -> String;
+
+    /// Where the metrics are served, once the endpoint is listening (none with provider `none`).
+    fn endpoint(&self) -> Option<std::net::SocketAddr> {
+        None
+    }
 }
 
 /// The service other modules look up.

@@ -96,6 +96,7 @@ impl ModuleProvider for PrometheusProvider {
             .await
             .map_err(|error| ModuleError::io(format!("cannot bind the telemetry endpoint to {address}"), error))?;
         let local: SocketAddr = listener.local_addr().map_err(|error| ModuleError::io("telemetry endpoint", error))?;
+        self.registry.set_endpoint(local);
         let registry = self.registry.clone();
         let router = Router::new().route("/metrics", get(move || async move { registry.render() }));
         let shutdown = self.shutdown.clone();

@@ -13,6 +13,7 @@ use crate::{Counter, Gauge, Histogram, MetricsCreator, TelemetryError};
 pub struct MetricsRegistry {
     registry: Registry,
     families: Mutex<HashMap<String, Family>>,
+    endpoint: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -42,6 +43,11 @@ impl MetricsRegistry {
     /// An empty registry.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Records where the metrics are served (once; later calls are ignored).
+    pub fn set_endpoint(&self, address: std::net::SocketAddr) {
+        let _ = self.endpoint.set(address);
     }
 
     /// The family called `name`, created by `create` if it does not exist yet; checks that an
@@ -128,6 +134,10 @@ impl MetricsCreator for MetricsRegistry {
         })?;
         let Family::Histogram(vec, _) = family else { unreachable!("kind checked by family()") };
         series(name, &vec, &values)
+    }
+
+    fn endpoint(&self) -> Option<std::net::SocketAddr> {
+        self.endpoint.get().copied()
     }
 
     fn render(&self) -> String {
