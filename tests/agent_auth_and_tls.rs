@@ -32,12 +32,7 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn start(name: &str, extra: Vec<(&'static str, String)>) -> (OapProcess, Ports) {
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend(extra);
-    let mut server = OapProcess::spawn(scratch_dir(name), &env, &[]);
-    server.wait_ready(&ports.all(), READY_TIMEOUT);
-    (server, ports)
+    OapProcess::start(scratch_dir(name), &extra, &[])
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -228,8 +223,7 @@ fn an_unusable_tls_file_stops_the_start_and_names_it() {
         ("grpc-tls-missing", grpc_env, format!("cannot read the private key `{missing}`")),
         ("rest-tls-not-a-key", rest_env, format!("the private key `{ca_path}` holds no usable PEM private key")),
     ] {
-        let ports = Ports::free();
-        let mut env = ports.env();
+        let mut env = Ports::any().env();
         env.extend(extra);
         let mut server = OapProcess::spawn(scratch_dir(name), &env, &[]);
         let status = server.wait_exit(READY_TIMEOUT).expect("the server stops");

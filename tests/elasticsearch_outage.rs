@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{RawSegmentCollection, Scrape, raw_unary, span};
-use common::{OapProcess, Ports, scratch_dir};
+use common::{OapProcess, scratch_dir};
 use oap_model::ids;
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
 use oap_storage_elasticsearch::test_server::TestServer;
@@ -187,9 +187,7 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
     let mut proxy = Proxy::start(upstream).await;
 
     let dir = scratch_dir("es-outage");
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend([
+    let env = [
         ("SW_STORAGE", "elasticsearch".to_owned()),
         ("SW_STORAGE_ES_CLUSTER_NODES", proxy.address.to_string()),
         ("SW_STORAGE_ES_BULK_REFRESH", "true".to_owned()),
@@ -197,9 +195,8 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
         ("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()),
         ("SW_CORE_ACK_TIMEOUT", "10".to_owned()),
         ("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()),
-    ]);
-    let mut server = OapProcess::spawn(dir, &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    ];
+    let (server, ports) = OapProcess::start(dir, &env, &[]);
 
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(Mutex::new(Calls::default()));

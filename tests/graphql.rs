@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::agent::{python_agent, send_segments};
 use common::graphql::Client;
-use common::{Backend, OapProcess, Ports, scratch_dir};
+use common::{Backend, OapProcess, scratch_dir};
 use oap_model::ids;
 use serde_json::{Value, json};
 
@@ -73,13 +73,10 @@ async fn the_ui_documents_answer_the_same_from_elasticsearch() {
 
 async fn ui_documents(backend: Backend) {
     let dir = scratch_dir("graphql");
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend(backend.env(&dir));
+    let mut env = backend.env(&dir);
     env.push(("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()));
     env.push(("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()));
-    let mut server = OapProcess::spawn(dir.clone(), &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    let (mut server, ports) = OapProcess::start(dir.clone(), &env, &[]);
 
     let start = oap_model::now_ms() - 5_000;
     let (segments, decoded) = python_agent(start);

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::agent::{python_agent, send_segments, span};
-use common::{Backend, Ports, scratch_dir, start_server_on};
+use common::{Backend, Ports, scratch_dir, start_server_with};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
 use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanType};
@@ -201,11 +201,10 @@ async fn the_same_metrics_in_elasticsearch() {
 
 async fn metrics(backend: Backend) {
     let dir = scratch_dir("metrics");
-    let ports = Ports::free();
     let buckets = oap_model::TimeBuckets::system();
 
     // Round 1: persisted by the cycle alone — the server is killed without a chance to flush.
-    let mut server = start_server_on(&dir, &ports, &backend);
+    let (mut server, ports) = start_server_with(&dir, &backend);
     // A second early in its minute, so every span of the round starts in the same minute.
     let start = {
         let second_ago = now_ms() - 1_000;
@@ -232,7 +231,7 @@ async fn metrics(backend: Backend) {
     }
 
     // Round 2: the same traffic again, in the same minute, after a restart; then a clean stop.
-    let mut server = start_server_on(&dir, &ports, &backend);
+    let (mut server, ports) = start_server_with(&dir, &backend);
     // The stored alias of backend:8080 is reloaded 1 s after the start.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
     send(&ports, traffic("two", start)).await;

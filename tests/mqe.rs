@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::agent::{send_segments, span};
 use common::graphql::Client;
-use common::{Backend, Ports, scratch_dir, start_server_on};
+use common::{Backend, scratch_dir, start_server_with};
 use oap_model::{TimeBuckets, ids};
 use oap_proto::v3::{KeyStringValuePair, SegmentObject, SpanLayer, SpanObject, SpanType};
 use prost::Message;
@@ -155,8 +155,7 @@ async fn the_ui_charts_show_the_same_from_elasticsearch() {
 
 async fn charts(backend: Backend) {
     let dir = scratch_dir("mqe");
-    let ports = Ports::free();
-    let mut server = start_server_on(&dir, &ports, &backend);
+    let (mut server, ports) = start_server_with(&dir, &backend);
 
     let buckets = TimeBuckets::system();
     let now = oap_model::now_ms();
@@ -173,7 +172,7 @@ async fn charts(backend: Backend) {
     tokio::time::sleep(Duration::from_secs(3)).await;
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()), "{}", server.log());
-    let _server = start_server_on(&dir, &ports, &backend);
+    let (_server, ports) = start_server_with(&dir, &backend);
     let client = Client::new(ports.rest);
 
     let duration = json!({ "start": minute_text(bucket_a), "end": minute_text(bucket_c), "step": "MINUTE" });

@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::time::Duration;
 
 use common::agent::{RawSegmentCollection, Scrape, raw_stream, raw_unary, segment_bytes, segment_json};
 use common::{OapProcess, Ports, scratch_dir};
@@ -29,14 +28,9 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread().enable_all().build().expect("test runtime")
 }
 
-/// A server on free ports with a small message size limit.
+/// A server on ports it picks, with a small message size limit.
 fn start(name: &str) -> (OapProcess, Ports) {
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.push(("SW_CORE_GRPC_MAX_MESSAGE_SIZE", MAX_MESSAGE_SIZE.to_string()));
-    let mut server = OapProcess::spawn(scratch_dir(name), &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(10));
-    (server, ports)
+    OapProcess::start(scratch_dir(name), &[("SW_CORE_GRPC_MAX_MESSAGE_SIZE", MAX_MESSAGE_SIZE.to_string())], &[])
 }
 
 async fn channel(ports: &Ports) -> Channel {

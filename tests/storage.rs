@@ -19,10 +19,8 @@ use tonic::transport::Channel;
 const COLLECT: &str = "/skywalking.v3.TraceSegmentReportService/collect";
 const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectInSync";
 
-fn start(dir: &std::path::Path, ports: &Ports) -> OapProcess {
-    let mut server = OapProcess::spawn(dir.to_path_buf(), &ports.env(), &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
-    server
+fn start(dir: &std::path::Path) -> (OapProcess, Ports) {
+    OapProcess::start(dir.to_path_buf(), &[], &[])
 }
 
 async fn channel(ports: &Ports) -> Channel {
@@ -60,8 +58,7 @@ async fn send_until_refused(channel: Channel, writer: usize, acked: Arc<Mutex<Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_segments_survive_kill_9() {
     let dir = scratch_dir("kill-9");
-    let ports = Ports::free();
-    let server = start(&dir, &ports);
+    let (server, ports) = start(&dir);
     let acked = Arc::new(Mutex::new(Vec::new()));
     let first = channel(&ports).await;
     let writers: Vec<_> =
@@ -82,7 +79,7 @@ async fn acknowledged_segments_survive_kill_9() {
     drop(server);
 
     // The server starts again on the same directory and goes on taking segments.
-    let mut server = start(&dir, &ports);
+    let (mut server, ports) = start(&dir);
     let template = SegmentObject::decode(segment_bytes("py-backend-0").as_slice()).expect("fixture");
     let after = RawSegmentCollection { segments: vec![segment(&template, "after-restart")] };
     raw_unary(&channel(&ports).await, COLLECT_IN_SYNC, after.encode_to_vec()).await.expect("taken after a restart");
@@ -99,8 +96,7 @@ async fn acknowledged_segments_survive_kill_9() {
 fn a_data_directory_that_cannot_be_written_stops_the_server_with_the_reason() {
     let dir = scratch_dir("unwritable");
     std::fs::write(dir.join("blocker"), b"a file, not a directory").expect("write a file");
-    let ports = Ports::free();
-    let mut env = ports.env();
+    let mut env = Ports::any().env();
     env.push(("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("blocker/data").to_string_lossy().into_owned()));
     let mut server = OapProcess::spawn(dir.clone(), &env, &[]);
     let status = server.wait_exit(Duration::from_secs(20)).expect("the server stops");
@@ -112,15 +108,13 @@ fn a_data_directory_that_cannot_be_written_stops_the_server_with_the_reason() {
 #[test]
 fn a_damaged_store_stops_the_server_with_the_reason() {
     let dir = scratch_dir("damaged");
-    let ports = Ports::free();
-    let mut server = OapProcess::spawn(dir.clone(), &ports.env(), &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(20));
+    let (mut server, _) = OapProcess::start(dir.clone(), &[], &[]);
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()));
     drop(server);
     std::fs::write(dir.join("data/version"), b"not a version marker").expect("damage the store");
 
-    let mut server = OapProcess::spawn(dir.clone(), &ports.env(), &[]);
+    let mut server = OapProcess::spawn(dir.clone(), &Ports::any().env(), &[]);
     let status = server.wait_exit(Duration::from_secs(20)).expect("the server stops");
     assert!(!status.success());
     let log = server.log();
