@@ -226,18 +226,18 @@ async fn python_agents(backend: Backend) {
     eprintln!("agent: {}", python.display());
     let dir = scratch_dir("python-agent");
 
-    let ports = Ports::free();
-    let mut vars: HashMap<String, String> = ports.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut vars: HashMap<String, String> = Ports::any().env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     vars.insert("SW_TELEMETRY".to_owned(), "none".to_owned());
     vars.extend(backend.env(&dir).into_iter().map(|(k, v)| (k.to_owned(), v)));
     let kernel = boot_in_process(&vars).await;
+    let grpc = bound_grpc_port(&kernel);
     let recorder = Arc::new(Recorder::default());
     let dispatcher = kernel.service::<SourceDispatcherRef>().expect("the dispatcher");
     dispatcher.subscribe(recorder.clone()).expect("no source dispatched before the agents start");
 
     let (backend_port, frontend_port) = (free_port(), free_port());
-    let mut backend = TracedService::start("py-backend", backend_port, None, ports.grpc, &dir, &[]);
-    let mut frontend = TracedService::start("py-frontend", frontend_port, Some(backend_port), ports.grpc, &dir, &[]);
+    let mut backend = TracedService::start("py-backend", backend_port, None, grpc, &dir, &[]);
+    let mut frontend = TracedService::start("py-frontend", frontend_port, Some(backend_port), grpc, &dir, &[]);
     wait_listening(backend_port, &backend).await;
     wait_listening(frontend_port, &frontend).await;
 
@@ -314,13 +314,13 @@ async fn python_agents_report_over_tls_with_the_agent_token() {
     let dir = scratch_dir("python-agent-tls");
     let ca = TestCa::new(&dir);
 
-    let ports = Ports::free();
-    let mut vars: HashMap<String, String> = ports.env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let mut vars: HashMap<String, String> = Ports::any().env().into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
     vars.extend(ca.grpc_env().into_iter().map(|(k, v)| (k.to_owned(), v)));
     vars.insert("SW_AUTHENTICATION".to_owned(), TOKEN.to_owned());
     vars.insert("SW_TELEMETRY".to_owned(), "none".to_owned());
     vars.extend(Backend::Embedded.env(&dir).into_iter().map(|(k, v)| (k.to_owned(), v)));
     let kernel = boot_in_process(&vars).await;
+    let grpc = bound_grpc_port(&kernel);
 
     // The agents reach the server at 127.0.0.1, a name the certificate holds.
     let agent_env = [
@@ -329,9 +329,9 @@ async fn python_agents_report_over_tls_with_the_agent_token() {
         ("SW_AGENT_AUTHENTICATION", TOKEN.to_owned()),
     ];
     let (backend_port, frontend_port) = (free_port(), free_port());
-    let mut backend = TracedService::start("py-backend", backend_port, None, ports.grpc, &dir, &agent_env);
+    let mut backend = TracedService::start("py-backend", backend_port, None, grpc, &dir, &agent_env);
     let mut frontend =
-        TracedService::start("py-frontend", frontend_port, Some(backend_port), ports.grpc, &dir, &agent_env);
+        TracedService::start("py-frontend", frontend_port, Some(backend_port), grpc, &dir, &agent_env);
     wait_listening(backend_port, &backend).await;
     wait_listening(frontend_port, &frontend).await;
 
@@ -491,4 +491,10 @@ async fn boot_in_process(vars: &HashMap<String, String>) -> Kernel {
     )
     .expect("the shipped configuration");
     plan.boot().await.expect("the server boots")
+}
+
+/// The port the in-process server's gRPC server bound (it was asked for any).
+fn bound_grpc_port(kernel: &Kernel) -> u16 {
+    let server = kernel.service::<oap_core::GrpcServerRef>().expect("the gRPC server");
+    server.local_addr().expect("bound").port()
 }
