@@ -167,17 +167,25 @@ async fn charts(backend: Backend) {
     let bucket_b = buckets.minute(b).expect("minute");
     assert_eq!(buckets.minute(c).expect("minute"), bucket_c);
     send_segments(ports.grpc, traffic(a + 5_000, c + 5_000)).await;
+    let duration = json!({ "start": minute_text(bucket_a), "end": minute_text(bucket_c), "step": "MINUTE" });
+    let frontend = json!({ "serviceName": "shop-frontend", "normal": true });
     // Slow statements are reported every `topNReportPeriod` minutes and at a clean stop; stop
     // the server once L2 has stored the minutes, and read everything from a restarted one.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (document, mut variables) = query_data(&["service_cpm"]);
+    variables["duration"] = duration.clone();
+    variables["entity"] = frontend.clone();
+    Client::new(ports.rest)
+        .poll("the minutes stored", &document, variables, |data| {
+            let values = data["expression00"]["results"][0]["values"].as_array().cloned().unwrap_or_default();
+            values.iter().map(|point| point["value"].clone()).collect::<Vec<_>>() == [json!("5"), Value::Null, json!("2")]
+        })
+        .await;
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()), "{}", server.log());
     let (_server, ports) = start_server_with(&dir, &backend);
     let client = Client::new(ports.rest);
 
-    let duration = json!({ "start": minute_text(bucket_a), "end": minute_text(bucket_c), "step": "MINUTE" });
     let ids = json!([a.to_string(), b.to_string(), c.to_string()]);
-    let frontend = json!({ "serviceName": "shop-frontend", "normal": true });
     let ask = |expressions: &'static [&'static str], entity: Value| {
         let client = &client;
         let duration = duration.clone();

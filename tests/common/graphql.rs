@@ -40,6 +40,20 @@ impl Client {
         response["data"].clone()
     }
 
+    /// Posts a document until its `data` satisfies `ready` (the server has stored what the test
+    /// sent), for at most a minute; returns that `data`.
+    pub async fn poll(&self, what: &str, query: &str, variables: Value, ready: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let response = self.post(query, variables.clone()).await;
+            if response.get("errors").is_none() && ready(&response["data"]) {
+                return response["data"].clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "{what} within a minute; the last answer: {response}");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn get(&self, path: &str, accept: &str) -> String {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let response = self.http.get(url).header("accept", accept).send().await.expect("GET");
