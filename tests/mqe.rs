@@ -177,7 +177,8 @@ async fn charts(backend: Backend) {
     Client::new(ports.rest)
         .poll("the minutes stored", &document, variables, |data| {
             let values = data["expression00"]["results"][0]["values"].as_array().cloned().unwrap_or_default();
-            values.iter().map(|point| point["value"].clone()).collect::<Vec<_>>() == [json!("5"), Value::Null, json!("2")]
+            values.iter().map(|point| point["value"].clone()).collect::<Vec<_>>()
+                == [json!("5"), Value::Null, json!("2")]
         })
         .await;
     server.signal("TERM");

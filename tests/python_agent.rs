@@ -330,8 +330,7 @@ async fn python_agents_report_over_tls_with_the_agent_token() {
     ];
     let (backend_port, frontend_port) = (free_port(), free_port());
     let mut backend = TracedService::start("py-backend", backend_port, None, grpc, &dir, &agent_env);
-    let mut frontend =
-        TracedService::start("py-frontend", frontend_port, Some(backend_port), grpc, &dir, &agent_env);
+    let mut frontend = TracedService::start("py-frontend", frontend_port, Some(backend_port), grpc, &dir, &agent_env);
     wait_listening(backend_port, &backend).await;
     wait_listening(frontend_port, &frontend).await;
 

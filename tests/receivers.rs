@@ -5,7 +5,6 @@
 
 mod common;
 
-
 use common::agent::{RawSegmentCollection, Scrape, raw_stream, raw_unary, segment_bytes, segment_json};
 use common::{OapProcess, Ports, scratch_dir};
 use oap_proto::v3::configuration_discovery_service_client::ConfigurationDiscoveryServiceClient;

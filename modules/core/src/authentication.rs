@@ -21,6 +21,8 @@ use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
 use oap_telemetry::{Counter, LogLimit};
+
+use crate::refusal::{self, RefusalKind};
 use tonic::Status;
 use tonic::body::Body;
 use tonic::codegen::Service;
@@ -76,7 +78,7 @@ impl AgentToken {
             let peer = peer_address(request).map(|address| address.to_string()).unwrap_or_default();
             warn!(service, peer, held_back, "agent call refused: {message}");
         }
-        Err(Status::unauthenticated(message))
+        Err(refusal::Refusal { kind: RefusalKind::Unauthenticated, message: message.to_owned() }.into())
     }
 }
 

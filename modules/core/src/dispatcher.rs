@@ -13,8 +13,11 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use oap_model::source::Source;
 
-/// A wait until sources accepted earlier are durable; the error says why they may not be.
-pub type Settle = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+use crate::Refusal;
+
+/// A wait until sources accepted earlier are durable; the error says why they may not be, and
+/// what the agent should do about it.
+pub type Settle = Pin<Box<dyn Future<Output = Result<(), Refusal>> + Send>>;
 
 /// A stream that consumes sources.
 pub trait SourceConsumer: Send + Sync {
@@ -61,7 +64,7 @@ impl SourceDispatcher {
     }
 
     /// Waits until every consumer has made durable what it accepted before the call.
-    pub fn settle(&self) -> impl Future<Output = Result<(), String>> + Send + 'static {
+    pub fn settle(&self) -> impl Future<Output = Result<(), Refusal>> + Send + 'static {
         let waits: Vec<Settle> = self.consumers().iter().filter_map(|consumer| consumer.settle()).collect();
         async move {
             for wait in waits {

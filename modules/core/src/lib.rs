@@ -27,6 +27,7 @@ pub mod health;
 mod http_server;
 pub mod naming;
 mod provider;
+pub mod refusal;
 pub mod tls;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub use self::grpc_server::GrpcServer;
 pub use self::health::{NodeHealth, NodeHealthRef};
 pub use self::http_server::HttpServer;
 pub use self::provider::CoreProviderFactory;
+pub use self::refusal::{Refusal, RefusalKind};
 
 /// The module's name in `application.yml`.
 pub const MODULE_NAME: &str = "core";

@@ -1,17 +1,17 @@
 //! What every receiver that stores checks before it takes an agent's data and before it answers:
 //! whether the node can store now, and how long an answer may wait for the store.
 //!
-//! - While the node is not ready (its store cannot write), agents' data is refused at once with
-//!   `UNAVAILABLE`, counted, and nothing of it is analysed: it is neither held in memory with no
+//! - While the node is not ready (its store cannot write, or it stops), agents' data is refused
+//!   at once with `UNAVAILABLE`, counted, and nothing of it is analysed: it is neither held in memory with no
 //!   store to take it, nor counted in metrics the agent will not see acknowledged.
 //! - A call waits at most `ackTimeout` for what it sent to be durable; past it the agent hears
-//!   `UNAVAILABLE` rather than hanging to its own deadline. (What it sent is stored once the
+//!   `UNAVAILABLE` (the store fails) or `RESOURCE_EXHAUSTED` (it is only behind) rather than
+//!   hanging to its own deadline. The kinds map to statuses in `oap_core::refusal`. (What it sent is stored once the
 //!   store takes writes again; the agent was not told it was.)
 
 use std::time::Duration;
 
-use oap_core::{NodeHealthRef, SourceDispatcher};
-use tonic::Status;
+use oap_core::{NodeHealthRef, Refusal, SourceDispatcher};
 
 /// The checks at a receiver's door.
 #[derive(Debug, Clone)]
@@ -26,12 +26,12 @@ impl Door {
         Self { health, ack_timeout }
     }
 
-    /// Whether data may come in now; if not, the status to refuse it with.
-    pub fn open(&self) -> Result<(), Status> {
+    /// Whether data may come in now; if not, why (`Unavailable`).
+    pub fn open(&self) -> Result<(), Refusal> {
         if self.health.is_ready() {
             return Ok(());
         }
-        Err(Status::unavailable(format!(
+        Err(Refusal::unavailable(format!(
             "the server cannot store data now ({}); send again later",
             self.health.problems().join("; ")
         )))
@@ -40,18 +40,23 @@ impl Door {
     /// Waits until what was received before the call is durable, at most `ackTimeout`. (The
     /// door is not asked again: what a call brought in before it closed is acknowledged once it
     /// is stored, so that a call is answered success exactly when its data is kept.)
-    pub async fn settle(&self, dispatcher: &SourceDispatcher, what: &str) -> Result<(), Status> {
+    ///
+    /// Past `ackTimeout` the refusal is `Unavailable` when the node cannot store (its store
+    /// fails), else `Busy`: the store takes writes, only not as fast as they come.
+    pub async fn settle(&self, dispatcher: &SourceDispatcher, what: &str) -> Result<(), Refusal> {
         match tokio::time::timeout(self.ack_timeout, dispatcher.settle()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(reason)) => Err(Status::unavailable(format!("{what} may not be kept: {reason}"))),
-            Err(_) => Err(Status::unavailable(format!(
-                "{what} not stored within {:?} (ackTimeout){}",
-                self.ack_timeout,
-                match self.health.problems() {
-                    problems if problems.is_empty() => String::new(),
-                    problems => format!(": {}", problems.join("; ")),
-                }
-            ))),
+            Ok(outcome) => outcome,
+            Err(_) => match self.health.problems() {
+                problems if problems.is_empty() => Err(Refusal::busy(format!(
+                    "{what} not stored within {:?} (ackTimeout): the server is behind; send less, or later",
+                    self.ack_timeout
+                ))),
+                problems => Err(Refusal::unavailable(format!(
+                    "{what} not stored within {:?} (ackTimeout): {}",
+                    self.ack_timeout,
+                    problems.join("; ")
+                ))),
+            },
         }
     }
 }

@@ -40,10 +40,10 @@ impl IntoResponse for Rejection {
 }
 
 /// The reply once the request's data is settled: `reply`, or 503 when it may not be kept.
-pub fn settled(settle: Result<(), tonic::Status>, reply: Response) -> Response {
+pub fn settled(settle: Result<(), oap_core::Refusal>, reply: Response) -> Response {
     match settle {
         Ok(()) => reply,
-        Err(status) => (StatusCode::SERVICE_UNAVAILABLE, status.message().to_owned()).into_response(),
+        Err(refusal) => (refusal.http_status(), refusal.message).into_response(),
     }
 }
 

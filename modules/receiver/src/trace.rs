@@ -17,7 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use axum::routing::post;
 use oap_agent_analyzer::{AnalysisError, SegmentAnalyzer};
-use oap_core::{CoreConfigRef, GrpcServerRef, HttpServerRef, NodeHealthRef, SourceDispatcherRef};
+use oap_core::{CoreConfigRef, GrpcServerRef, HttpServerRef, NodeHealthRef, Refusal, SourceDispatcherRef};
 use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_model::source::Source;
 use oap_proto::v3::{SegmentObject, SpanAttachedEvent};
@@ -55,17 +55,17 @@ pub enum SegmentRejection {
     /// The segment decodes but breaks a rule of analysis.
     #[error("invalid segment: {0}")]
     Invalid(#[from] AnalysisError),
-    /// The node cannot store now; the segment was not looked at.
-    #[error("{}", .0.message())]
-    Unavailable(Status),
+    /// The node takes nothing now; the segment was not looked at.
+    #[error("{0}")]
+    Refused(Refusal),
 }
 
 impl SegmentRejection {
     /// The status an agent hears.
     pub fn status(&self) -> Status {
         match self {
-            SegmentRejection::Unavailable(status) => status.clone(),
-            rejection => Status::invalid_argument(rejection.to_string()),
+            SegmentRejection::Refused(refusal) => refusal.clone().into(),
+            rejection => Refusal::invalid(rejection.to_string()).into(),
         }
     }
 }
@@ -96,7 +96,7 @@ impl TraceReceiver {
         let _timer = metrics.time();
         if let Err(closed) = self.door.open() {
             metrics.reject();
-            return Err(SegmentRejection::Unavailable(closed));
+            return Err(SegmentRejection::Refused(closed));
         }
         let received = SegmentObject::decode(raw)
             .map_err(SegmentRejection::from)
@@ -113,7 +113,7 @@ impl TraceReceiver {
         let _timer = metrics.time();
         if let Err(closed) = self.door.open() {
             metrics.reject();
-            return Err(SegmentRejection::Unavailable(closed));
+            return Err(SegmentRejection::Refused(closed));
         }
         let received =
             serde_json::from_slice::<SegmentObject>(json).map_err(SegmentRejection::from).and_then(|segment| {
@@ -132,7 +132,7 @@ impl TraceReceiver {
     }
 
     /// Waits until what was received before the call is durable, at most `ackTimeout`.
-    pub async fn settle(&self) -> Result<(), Status> {
+    pub async fn settle(&self) -> Result<(), Refusal> {
         self.door.settle(&self.dispatcher, "segments").await
     }
 
@@ -185,7 +185,7 @@ impl AgentRpcs for TraceRpcs {
                 rejection.status()
             }),
             TraceMethod::CollectInSync => {
-                self.0.door.open()?;
+                self.0.door.open().map_err(Status::from)?;
                 let collection = EncodedSegments::decode(message).map_err(|error| {
                     self.0.reject_unreadable(Protocol::Grpc);
                     Status::invalid_argument(format!("malformed SegmentCollection: {error}"))
@@ -200,7 +200,7 @@ impl AgentRpcs for TraceRpcs {
 
     fn settle(&self) -> Option<SettleCall> {
         let receiver = self.0.clone();
-        Some(Box::pin(async move { receiver.settle().await }))
+        Some(Box::pin(async move { receiver.settle().await.map_err(Status::from) }))
     }
 
     fn reject(&self, _method: TraceMethod, status: &Status) {
@@ -213,6 +213,10 @@ impl AgentRpcs for TraceRpcs {
 }
 
 async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(closed) = receiver.door.open() {
+        receiver.reject_unreadable(Protocol::Http);
+        return http::settled(Err(closed), http::commands());
+    }
     let reply = http::reply_one(
         body,
         || receiver.reject_unreadable(Protocol::Http),
@@ -222,6 +226,10 @@ async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<B
 }
 
 async fn post_segments(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
+    if let Err(closed) = receiver.door.open() {
+        receiver.reject_unreadable(Protocol::Http);
+        return http::settled(Err(closed), http::commands());
+    }
     let reply = http::reply_array(
         body,
         "SegmentObject",

@@ -13,13 +13,14 @@
 
 use std::sync::Arc;
 
-use oap_core::{Settle, SourceConsumer};
+use oap_core::{Refusal, Settle, SourceConsumer};
 use oap_model::source::Source;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::builtin::segment::{self, SegmentRow};
+use crate::error::StorageError;
 use crate::retry::{WriteMetrics, write_until_stored};
 use crate::storage::{Storage, Write};
 
@@ -28,7 +29,7 @@ const MAX_BATCH: usize = 2_000;
 
 enum Message {
     Write(Write),
-    Settle(oneshot::Sender<Result<(), String>>),
+    Settle(oneshot::Sender<Result<(), Refusal>>),
 }
 
 /// The consumer the dispatcher feeds.
@@ -67,9 +68,11 @@ impl SourceConsumer for RecordStream {
     fn settle(&self) -> Option<Settle> {
         let (done, wait) = oneshot::channel();
         if !self.send(Message::Settle(done)) {
-            return Some(Box::pin(async { Err("the record writer has stopped".to_owned()) }));
+            return Some(Box::pin(async { Err(Refusal::unavailable("the record writer has stopped")) }));
         }
-        Some(Box::pin(async move { wait.await.unwrap_or_else(|_| Err("the record writer has stopped".to_owned())) }))
+        Some(Box::pin(async move {
+            wait.await.unwrap_or_else(|_| Err(Refusal::unavailable("the record writer has stopped")))
+        }))
     }
 }
 
@@ -77,7 +80,7 @@ async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedRecei
     let mut taken = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Each settle with the number of writes queued before it.
-    let mut settles: Vec<(usize, oneshot::Sender<Result<(), String>>)> = Vec::new();
+    let mut settles: Vec<(usize, oneshot::Sender<Result<(), Refusal>>)> = Vec::new();
     while messages.recv_many(&mut taken, MAX_BATCH).await > 0 {
         for message in taken.drain(..) {
             match message {
@@ -89,7 +92,7 @@ async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedRecei
         batch.clear();
         for (before, done) in settles.drain(..) {
             let answer = match &outcome {
-                Err(refused) if before > refused.first => Err(refused.failure.to_string()),
+                Err(refused) if before > refused.first => Err(refusal(&refused.failure)),
                 _ => Ok(()),
             };
             // The sender may have gone (the agent hung up); nothing to tell then.
@@ -97,6 +100,12 @@ async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedRecei
         }
     }
     info!("record writer stopped");
+}
+
+/// What an agent hears of a record the store did not keep.
+fn refusal(failure: &StorageError) -> Refusal {
+    let message = format!("records of this call were not stored: {failure}");
+    if failure.is_retryable() { Refusal::unavailable(message) } else { Refusal::invalid(message) }
 }
 
 #[cfg(test)]
@@ -158,7 +167,8 @@ mod tests {
         let writer = tokio::spawn(write_all(store.clone(), messages, metrics.clone()));
         before.await.expect("answered").expect("its rows are stored");
         let refused = after.await.expect("answered").expect_err("a row before it was refused");
-        assert!(refused.contains("refused"), "{refused}");
+        assert!(refused.message.contains("refused"), "{refused}");
+        assert_eq!(refused.kind, oap_core::RefusalKind::Invalid);
         assert_eq!(store.stored(), ["s1", "s2"], "the rows around the bad one are stored");
         drop(queue);
         writer.await.expect("the writer ends when its queue closes");
