@@ -39,10 +39,10 @@ use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
 use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
 use oap_proto::v3::SegmentObject;
 use oap_storage::Storage;
-use oap_storage::retry::WriteMetrics;
+use oap_storage::retry::WriteTelemetry;
 use oap_storage_embedded::{Budget, EmbeddedStore};
 use oap_stream::l1::L1;
-use oap_stream::l2::{L2, L2Config, L2Metrics};
+use oap_stream::l2::{L2, L2Config, L2Telemetry};
 use oap_stream::route::Aggregator;
 use oap_telemetry::Counter;
 use prost::Message;
@@ -183,7 +183,7 @@ async fn start_l2(catalog: &Arc<Catalog>, dir: &std::path::Path) -> Arc<L2> {
         partitions: 1,
     };
     let counter = || Counter::new("bench", "counts nowhere").expect("a counter");
-    let metrics = L2Metrics { writes: WriteMetrics::detached(), expired: counter(), read_errors: counter() };
+    let metrics = L2Telemetry { writes: WriteTelemetry::detached(), expired: counter(), read_errors: counter() };
     L2::start(catalog.clone(), Arc::new(store), config, metrics, TimeBuckets::system())
 }
 
@@ -203,7 +203,7 @@ async fn remote_receiver(catalog: &Catalog) -> RemoteServiceClient<tonic::transp
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let address = listener.local_addr().expect("an address");
     let telemetry = oap_telemetry::MetricsRegistry::new();
-    let metrics = oap_stream::remote::RemoteMetrics::new(&telemetry).expect("metrics");
+    let metrics = oap_stream::remote::RemoteTelemetry::new(&telemetry).expect("metrics");
     let service = oap_stream::remote::RemoteReceiver::service(Arc::new(Counting(0.into())), catalog, metrics);
     tokio::spawn(
         tonic::transport::Server::builder()

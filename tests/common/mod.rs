@@ -218,11 +218,11 @@ impl Backend {
                     .expect("open the store"),
             ),
             Backend::Elasticsearch(server) => {
-                use oap_storage_elasticsearch::{ElasticsearchConfig, bulk::BulkMetrics, client, open_store};
+                use oap_storage_elasticsearch::{ElasticsearchConfig, bulk::BulkTelemetry, client, open_store};
                 let config =
                     ElasticsearchConfig { cluster_nodes: server.node().to_owned(), ..ElasticsearchConfig::default() };
                 let client = client::connect(&config).expect("a client");
-                let metrics = BulkMetrics::new(&oap_telemetry::MetricsRegistry::new()).expect("metrics");
+                let metrics = BulkTelemetry::new(&oap_telemetry::MetricsRegistry::new()).expect("metrics");
                 std::sync::Arc::new(open_store(&config, client, Duration::from_secs(1), metrics).expect("a store"))
             }
         }

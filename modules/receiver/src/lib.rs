@@ -8,15 +8,15 @@
 //!
 //! They share [`grpc`], a lenient gRPC service that hands each request message over as its own
 //! bytes — so one bad message never ends a stream — and [`http`], the JSON side. Every receiver
-//! counts what it receives and rejects ([`metrics`]).
+//! counts what it receives and rejects ([`telemetry`]).
 
 mod batch;
 pub mod door;
 pub mod grpc;
 pub mod http;
-pub mod metrics;
 pub mod quiet;
 pub mod register;
+pub mod telemetry;
 pub mod trace;
 
 pub use self::quiet::QUIET_RECEIVERS;

@@ -39,7 +39,7 @@ use crate::grpc::names::{
 };
 use crate::grpc::{AgentRpcs, AgentService, Arity};
 use crate::http;
-use crate::metrics::{Protocol, ReceiverMetrics};
+use crate::telemetry::{Protocol, ReceiverTelemetry};
 
 /// One rpc of a quiet service: its name, how it sends, and how a request message is checked.
 #[derive(Clone, Copy)]
@@ -68,12 +68,12 @@ fn decodes_as<M: Message + Default>(bytes: &[u8]) -> Result<(), prost::DecodeErr
 /// A quiet service: checks and counts every request message, answers empty `Commands`.
 pub struct QuietRpcs {
     methods: &'static [QuietMethod],
-    metrics: ReceiverMetrics,
+    metrics: ReceiverTelemetry,
 }
 
 impl QuietRpcs {
     /// Serves `methods`, counting in `metrics`.
-    pub fn new(methods: &'static [QuietMethod], metrics: ReceiverMetrics) -> Self {
+    pub fn new(methods: &'static [QuietMethod], metrics: ReceiverTelemetry) -> Self {
         Self { methods, metrics }
     }
 }
@@ -269,7 +269,7 @@ impl ModuleProvider for QuietProvider {
         let spec = self.0;
         let grpc = ctx.service::<GrpcServerRef>()?;
         let metrics = ctx.service::<MetricsCreatorRef>()?;
-        let metrics = ReceiverMetrics::new(metrics.as_ref(), spec.family, spec.what)?;
+        let metrics = ReceiverTelemetry::new(metrics.as_ref(), spec.family, spec.what)?;
         (spec.services)(&grpc, Arc::new(QuietRpcs::new(spec.methods, metrics.clone())))?;
         if spec.routes.is_empty() {
             return Ok(());
@@ -288,7 +288,7 @@ impl ModuleProvider for QuietProvider {
 
 /// Checks and counts each element of a JSON array body.
 fn accept_array(
-    metrics: &ReceiverMetrics,
+    metrics: &ReceiverTelemetry,
     check: fn(&str) -> Result<(), String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {

@@ -35,7 +35,7 @@ use tracing::warn;
 use crate::grpc::names::{ManagementCompat, ManagementV3};
 use crate::grpc::{AgentRpcs, AgentService, Arity};
 use crate::http;
-use crate::metrics::{Protocol, ReceiverMetrics};
+use crate::telemetry::{Protocol, ReceiverTelemetry};
 
 /// The module's name in `application.yml`.
 pub const MODULE_NAME: &str = "receiver-register";
@@ -113,7 +113,7 @@ pub struct ManagementReceiver {
     dispatcher: SourceDispatcherRef,
     buckets: TimeBuckets,
     naming: NamingControl,
-    metrics: ReceiverMetrics,
+    metrics: ReceiverTelemetry,
 }
 
 impl ManagementReceiver {
@@ -122,7 +122,7 @@ impl ManagementReceiver {
         dispatcher: SourceDispatcherRef,
         buckets: TimeBuckets,
         naming: NamingControl,
-        metrics: ReceiverMetrics,
+        metrics: ReceiverTelemetry,
     ) -> Self {
         Self { dispatcher, buckets, naming, metrics }
     }
@@ -313,7 +313,7 @@ impl ModuleProvider for RegisterReceiverProvider {
             ctx.service::<SourceDispatcherRef>()?,
             ctx.service::<TimeBuckets>()?,
             ctx.service::<NamingControl>()?,
-            ReceiverMetrics::new(metrics.as_ref(), "management", "management")?,
+            ReceiverTelemetry::new(metrics.as_ref(), "management", "management")?,
         ));
         let max = grpc.max_message_size();
         let rpcs = Arc::new(ManagementRpcs(receiver.clone()));
@@ -371,7 +371,7 @@ mod tests {
         let recorder = Arc::new(Recorder::default());
         dispatcher.subscribe(recorder.clone()).expect("before dispatch");
         let metrics = oap_telemetry::MetricsRegistry::new();
-        let metrics = ReceiverMetrics::new(&metrics, "management", "management").expect("metrics");
+        let metrics = ReceiverTelemetry::new(&metrics, "management", "management").expect("metrics");
         (ManagementReceiver::new(dispatcher, TimeBuckets::utc(), naming, metrics), recorder)
     }
 

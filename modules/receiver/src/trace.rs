@@ -32,8 +32,8 @@ use crate::door::Door;
 use crate::grpc::names::{SpanAttachedEventV3, TraceCompat, TraceV3};
 use crate::grpc::{AgentRpcs, AgentService, Arity, SettleCall};
 use crate::http;
-use crate::metrics::{Protocol, ReceiverMetrics};
 use crate::quiet::{QuietMethod, QuietRpcs};
+use crate::telemetry::{Protocol, ReceiverTelemetry};
 
 /// The module's name in `application.yml`.
 pub const MODULE_NAME: &str = "receiver-trace";
@@ -74,7 +74,7 @@ impl SegmentRejection {
 pub struct TraceReceiver {
     analyzer: SegmentAnalyzer,
     dispatcher: SourceDispatcherRef,
-    metrics: ReceiverMetrics,
+    metrics: ReceiverTelemetry,
     door: Door,
 }
 
@@ -83,7 +83,7 @@ impl TraceReceiver {
     pub fn new(
         analyzer: SegmentAnalyzer,
         dispatcher: SourceDispatcherRef,
-        metrics: ReceiverMetrics,
+        metrics: ReceiverTelemetry,
         door: Door,
     ) -> Self {
         Self { analyzer, dispatcher, metrics, door }
@@ -277,7 +277,7 @@ impl ModuleProvider for TraceReceiverProvider {
         let receiver = Arc::new(TraceReceiver::new(
             ctx.service::<SegmentAnalyzer>()?,
             ctx.service::<SourceDispatcherRef>()?,
-            ReceiverMetrics::new(metrics.as_ref(), "trace", "trace")?,
+            ReceiverTelemetry::new(metrics.as_ref(), "trace", "trace")?,
             Door::new(ctx.service::<NodeHealthRef>()?, ctx.service::<CoreConfigRef>()?.ack_timeout),
         ));
 
@@ -285,7 +285,7 @@ impl ModuleProvider for TraceReceiverProvider {
         let rpcs = Arc::new(TraceRpcs(receiver.clone()));
         grpc.add_service(AgentService::<_, TraceV3>::new(rpcs.clone(), max))?;
         grpc.add_service(AgentService::<_, TraceCompat>::new(rpcs, max))?;
-        let span_events = ReceiverMetrics::new(metrics.as_ref(), "span_attached_event", "span attached event")?;
+        let span_events = ReceiverTelemetry::new(metrics.as_ref(), "span_attached_event", "span attached event")?;
         let span_events = Arc::new(QuietRpcs::new(SPAN_ATTACHED_EVENT_METHODS, span_events));
         grpc.add_service(AgentService::<_, SpanAttachedEventV3>::new(span_events, max))?;
 

@@ -24,8 +24,8 @@ use oap_core::{NodeHealth, SourceDispatcher};
 use oap_fuzz::{Corpus, Dictionary, Input};
 use oap_model::{NamingControl, TimeBuckets};
 use oap_receiver::door::Door;
-use oap_receiver::metrics::{Protocol, ReceiverMetrics};
 use oap_receiver::register::Encoded;
+use oap_receiver::telemetry::{Protocol, ReceiverTelemetry};
 use oap_receiver::{ManagementReceiver, TraceReceiver, http};
 use proptest::prelude::*;
 
@@ -146,8 +146,8 @@ impl Receivers {
             TimeBuckets::utc(),
             Arc::new(NetworkAddressAliasCache::new()),
         );
-        let trace_metrics = ReceiverMetrics::new(&registry, "trace", "trace").expect("metrics");
-        let management_metrics = ReceiverMetrics::new(&registry, "management", "management").expect("metrics");
+        let trace_metrics = ReceiverTelemetry::new(&registry, "trace", "trace").expect("metrics");
+        let management_metrics = ReceiverTelemetry::new(&registry, "management", "management").expect("metrics");
         Self {
             trace: TraceReceiver::new(
                 analyzer,

@@ -51,7 +51,7 @@ pub struct BulkLimits {
 
 /// The writer's own metrics.
 #[derive(Clone)]
-pub struct BulkMetrics {
+pub struct BulkTelemetry {
     requests: Counter,
     bytes: Counter,
     documents: Counter,
@@ -60,7 +60,7 @@ pub struct BulkMetrics {
     pending: Gauge,
 }
 
-impl BulkMetrics {
+impl BulkTelemetry {
     /// The metrics, registered in `metrics`.
     pub fn new(metrics: &dyn MetricsCreator) -> Result<Self, TelemetryError> {
         Ok(Self {
@@ -116,13 +116,13 @@ pub struct BulkWriter {
     jobs: mpsc::UnboundedSender<Job>,
     room: Arc<Semaphore>,
     limits: BulkLimits,
-    metrics: BulkMetrics,
+    metrics: BulkTelemetry,
     sender: JoinHandle<()>,
 }
 
 impl BulkWriter {
     /// Starts the writer on `client`.
-    pub fn start(client: Elasticsearch, limits: BulkLimits, metrics: BulkMetrics) -> Self {
+    pub fn start(client: Elasticsearch, limits: BulkLimits, metrics: BulkTelemetry) -> Self {
         let (jobs, queue) = mpsc::unbounded_channel();
         let room = Arc::new(Semaphore::new(limits.actions.saturating_mul(limits.concurrent_requests + 1)));
         let sender = tokio::spawn(send_all(client, queue, limits, metrics.clone()));
@@ -191,7 +191,7 @@ async fn send_all(
     client: Elasticsearch,
     mut queue: mpsc::UnboundedReceiver<Job>,
     limits: BulkLimits,
-    metrics: BulkMetrics,
+    metrics: BulkTelemetry,
 ) {
     let slots = Arc::new(Semaphore::new(limits.concurrent_requests));
     let mut carried: Option<Job> = None;
@@ -263,7 +263,7 @@ impl Item {
 
 /// Sends the documents of `jobs` as one request, sends again the items turned away for now,
 /// and answers every job.
-async fn send(client: &Elasticsearch, jobs: Vec<Job>, refresh: Refresh, metrics: &BulkMetrics) {
+async fn send(client: &Elasticsearch, jobs: Vec<Job>, refresh: Refresh, metrics: &BulkTelemetry) {
     let mut outcomes: Vec<Result<(), StorageError>> = jobs.iter().map(|_| Ok(())).collect();
     // (job, document) of each document still to store.
     let mut pending: Vec<(usize, usize)> = jobs
@@ -329,7 +329,7 @@ fn fail(
     outcomes: &mut [Result<(), StorageError>],
     pending: &[(usize, usize)],
     error: &StorageError,
-    metrics: &BulkMetrics,
+    metrics: &BulkTelemetry,
 ) {
     metrics.failed.inc_by(pending.len() as u64);
     for &(job, _) in pending {

@@ -14,7 +14,7 @@ use oap_stream::StoreModule;
 use oap_telemetry::MetricsCreatorRef;
 use tracing::{info, warn};
 
-use crate::bulk::{BulkLimits, BulkMetrics, BulkWriter};
+use crate::bulk::{BulkLimits, BulkTelemetry, BulkWriter};
 use crate::config::ElasticsearchConfig;
 use crate::mapping::IndexSettings;
 use crate::store::{ElasticsearchStore, TableSettings};
@@ -49,7 +49,7 @@ pub fn open_store(
     config: &ElasticsearchConfig,
     client: Elasticsearch,
     persistent_period: Duration,
-    metrics: BulkMetrics,
+    metrics: BulkTelemetry,
 ) -> Result<ElasticsearchStore, Vec<ConfigError>> {
     config.validate()?;
     let refresh = config.refresh().ok_or_else(|| vec![ConfigError::new("bulkRefresh", "unknown value")])?;
@@ -106,7 +106,7 @@ impl ModuleProvider for ElasticsearchProvider {
     async fn prepare(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
         let core = ctx.service::<CoreConfigRef>()?;
         let telemetry = ctx.service::<MetricsCreatorRef>()?;
-        let metrics = BulkMetrics::new(&*telemetry).map_err(|error| ModuleError::Other(error.to_string()))?;
+        let metrics = BulkTelemetry::new(&*telemetry).map_err(|error| ModuleError::Other(error.to_string()))?;
         wait_for_a_node(&self.client, &self.config.cluster_nodes).await?;
         info!(nodes = %self.config.cluster_nodes, "elasticsearch answers");
         let store =

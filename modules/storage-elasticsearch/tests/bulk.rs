@@ -12,7 +12,7 @@ use bytes::Bytes;
 use elasticsearch::params::Refresh;
 use oap_storage::StorageError;
 use oap_storage_elasticsearch::ElasticsearchConfig;
-use oap_storage_elasticsearch::bulk::{BulkLimits, BulkMetrics, BulkWriter};
+use oap_storage_elasticsearch::bulk::{BulkLimits, BulkTelemetry, BulkWriter};
 use oap_storage_elasticsearch::client::connect;
 use oap_telemetry::MetricsRegistry;
 use serde_json::{Value, json};
@@ -57,7 +57,7 @@ async fn bulk(State(endpoint): State<Endpoint>, body: String) -> (StatusCode, St
 
 struct Harness {
     writer: BulkWriter,
-    metrics: BulkMetrics,
+    metrics: BulkTelemetry,
     requests: Arc<Mutex<Vec<Vec<String>>>>,
 }
 
@@ -70,7 +70,7 @@ async fn harness(actions: usize, script: Script) -> Harness {
     tokio::spawn(async move { axum::serve(listener, router).await });
     let config = ElasticsearchConfig { cluster_nodes: address.to_string(), ..ElasticsearchConfig::default() };
     let client = connect(&config).expect("a client");
-    let metrics = BulkMetrics::new(&MetricsRegistry::new()).expect("metrics");
+    let metrics = BulkTelemetry::new(&MetricsRegistry::new()).expect("metrics");
     let limits = BulkLimits { actions, bytes: 10 << 20, concurrent_requests: 1, refresh: Refresh::False };
     Harness { writer: BulkWriter::start(client, limits, metrics.clone()), metrics, requests }
 }

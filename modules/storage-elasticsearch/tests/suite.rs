@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use oap_storage::StorageRef;
 use oap_storage::testsuite::Target;
-use oap_storage_elasticsearch::bulk::BulkMetrics;
+use oap_storage_elasticsearch::bulk::BulkTelemetry;
 use oap_storage_elasticsearch::client::connect;
 use oap_storage_elasticsearch::test_server::TestServer;
 use oap_storage_elasticsearch::{ElasticsearchConfig, open_store};
@@ -35,7 +35,7 @@ impl Target for Elasticsearch {
             ..ElasticsearchConfig::default()
         };
         let client = connect(&config).expect("a client");
-        let metrics = BulkMetrics::new(&MetricsRegistry::new()).expect("metrics");
+        let metrics = BulkTelemetry::new(&MetricsRegistry::new()).expect("metrics");
         Arc::new(open_store(&config, client, Duration::from_secs(25), metrics).expect("a store"))
     }
 }

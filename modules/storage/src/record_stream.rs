@@ -21,7 +21,7 @@ use tracing::info;
 
 use crate::builtin::segment::{self, SegmentRow};
 use crate::error::StorageError;
-use crate::retry::{WriteMetrics, write_until_stored};
+use crate::retry::{WriteTelemetry, write_until_stored};
 use crate::storage::{Storage, Write};
 
 /// The most writes in one batch.
@@ -39,7 +39,7 @@ pub struct RecordStream {
 
 impl RecordStream {
     /// Starts the writer task on the current runtime.
-    pub fn start(storage: Arc<dyn Storage>, metrics: WriteMetrics) -> (Arc<Self>, JoinHandle<()>) {
+    pub fn start(storage: Arc<dyn Storage>, metrics: WriteTelemetry) -> (Arc<Self>, JoinHandle<()>) {
         let (queue, messages) = mpsc::unbounded_channel();
         let writer = tokio::spawn(write_all(storage, messages, metrics));
         (Arc::new(Self { queue }), writer)
@@ -76,7 +76,7 @@ impl SourceConsumer for RecordStream {
     }
 }
 
-async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedReceiver<Message>, metrics: WriteMetrics) {
+async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedReceiver<Message>, metrics: WriteTelemetry) {
     let mut taken = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Each settle with the number of writes queued before it.
@@ -134,7 +134,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failed_write_is_retried_and_counted_and_settles_only_once_stored() {
         let store = Arc::new(FakeStore { failures: AtomicUsize::new(3), ..FakeStore::default() });
-        let metrics = WriteMetrics::detached();
+        let metrics = WriteTelemetry::detached();
         let (stream, _writer) = RecordStream::start(store.clone(), metrics.clone());
         stream.accept(&segment("s1"));
         stream.accept(&segment("s2"));
@@ -147,7 +147,7 @@ mod tests {
     #[tokio::test]
     async fn an_unwritable_row_fails_only_itself_and_the_settles_after_it() {
         let store = Arc::new(FakeStore { refused_id: Some("bad".to_owned()), ..FakeStore::default() });
-        let metrics = WriteMetrics::detached();
+        let metrics = WriteTelemetry::detached();
         // Queue everything before the writer can take any of it, so it is one batch.
         let (queue, messages) = mpsc::unbounded_channel();
         let settle = |queue: &mpsc::UnboundedSender<Message>| {
@@ -177,7 +177,7 @@ mod tests {
     #[tokio::test]
     async fn other_sources_are_not_records() {
         let store = Arc::new(FakeStore::default());
-        let (stream, _writer) = RecordStream::start(store.clone(), WriteMetrics::detached());
+        let (stream, _writer) = RecordStream::start(store.clone(), WriteTelemetry::detached());
         stream.accept(&Source::ServiceMeta(oap_model::source::ServiceMeta {
             name: "db".into(),
             layer: oap_model::Layer::VIRTUAL_DATABASE,

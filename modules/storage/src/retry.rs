@@ -32,7 +32,7 @@ const LOG_EVERY: Duration = Duration::from_secs(30);
 
 /// The counters of one writer, labelled with its `stream`.
 #[derive(Clone)]
-pub struct WriteMetrics {
+pub struct WriteTelemetry {
     rows: Counter,
     retries: Counter,
     errors: Counter,
@@ -41,7 +41,7 @@ pub struct WriteMetrics {
     health: Option<NodeHealthRef>,
 }
 
-impl WriteMetrics {
+impl WriteTelemetry {
     /// Creates (or finds) `storage_write_row_count`, `storage_write_retry_count` and
     /// `storage_write_error_count` for `stream`.
     pub fn new(metrics: &dyn MetricsCreator, stream: &str) -> Result<Self, ModuleError> {
@@ -111,7 +111,7 @@ pub struct Refused {
 pub async fn write_until_stored(
     storage: &(impl Storage + ?Sized),
     batch: &[Write],
-    metrics: &WriteMetrics,
+    metrics: &WriteTelemetry,
 ) -> Result<(), Refused> {
     let failure = match write_whole_until_stored(storage, batch, metrics).await {
         Ok(()) => return Ok(()),
@@ -135,7 +135,7 @@ pub async fn write_until_stored(
 async fn write_whole_until_stored(
     storage: &(impl Storage + ?Sized),
     batch: &[Write],
-    metrics: &WriteMetrics,
+    metrics: &WriteTelemetry,
 ) -> Result<(), StorageError> {
     let mut outage = Outage::default();
     let rows = batch.len();

@@ -29,7 +29,7 @@ use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream};
 use oap_oal::{Catalog, StreamId};
-use oap_storage::retry::{Outage, OutageLog, WriteMetrics, write_until_stored};
+use oap_storage::retry::{Outage, OutageLog, WriteTelemetry, write_until_stored};
 use oap_storage::ttl::first_kept_day;
 use oap_storage::{Model, Row, RowKey, Storage, StorageError, Write, day_of};
 use oap_telemetry::Counter;
@@ -68,9 +68,9 @@ pub struct L2Config {
 
 /// The counters of L2.
 #[derive(Clone)]
-pub struct L2Metrics {
+pub struct L2Telemetry {
     /// Metric writes.
-    pub writes: WriteMetrics,
+    pub writes: WriteTelemetry,
     /// Rows that arrived older than the TTL.
     pub expired: Counter,
     /// Reads of stored rows that failed for good (their increments wait a round).
@@ -102,7 +102,7 @@ impl L2 {
         catalog: Arc<Catalog>,
         storage: Arc<dyn Storage>,
         config: L2Config,
-        metrics: L2Metrics,
+        metrics: L2Telemetry,
         buckets: TimeBuckets,
     ) -> Arc<Self> {
         let fresh_after = buckets.minute(now_ms()).unwrap_or(0);
@@ -223,7 +223,7 @@ struct Partition {
     catalog: Arc<Catalog>,
     storage: Arc<dyn Storage>,
     config: L2Config,
-    metrics: L2Metrics,
+    metrics: L2Telemetry,
     buckets: TimeBuckets,
     /// Minute rows after this one are written by this node alone (it started, or the cluster's
     /// node list last changed, at or before it).

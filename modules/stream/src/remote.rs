@@ -69,7 +69,7 @@ pub fn encode_batch(sender: u64, sequence: u64, catalog: u64, metrics: &[Metric]
 
 /// Counters of the node-to-node traffic.
 #[derive(Clone)]
-pub struct RemoteMetrics {
+pub struct RemoteTelemetry {
     sent: Counter,
     retried: Counter,
     rerouted: Counter,
@@ -79,7 +79,7 @@ pub struct RemoteMetrics {
     at_risk: Counter,
 }
 
-impl RemoteMetrics {
+impl RemoteTelemetry {
     /// The counters, registered in `metrics`.
     pub fn new(metrics: &dyn MetricsCreator) -> Result<Self, TelemetryError> {
         Ok(Self {
@@ -116,7 +116,7 @@ struct PeerContext {
     catalog: u64,
     router: Weak<Router>,
     membership: MembershipRef,
-    metrics: RemoteMetrics,
+    metrics: RemoteTelemetry,
     /// How peers are reached over TLS, when the cluster's gRPC ports have it.
     tls: Option<ClientTlsConfig>,
 }
@@ -281,7 +281,7 @@ pub fn follow_membership(
     l2: Option<Arc<L2>>,
     catalog: &Catalog,
     persistent_period: Duration,
-    metrics: RemoteMetrics,
+    metrics: RemoteTelemetry,
     tls: Option<ClientTlsConfig>,
 ) -> JoinHandle<()> {
     let context = PeerContext {
@@ -339,7 +339,7 @@ pub struct RemoteReceiver {
     catalog: u64,
     /// The last sequence taken from each sender.
     taken: Mutex<HashMap<u64, u64>>,
-    metrics: RemoteMetrics,
+    metrics: RemoteTelemetry,
 }
 
 impl RemoteReceiver {
@@ -347,7 +347,7 @@ impl RemoteReceiver {
     pub fn service(
         l2: Arc<dyn Aggregator>,
         catalog: &Catalog,
-        metrics: RemoteMetrics,
+        metrics: RemoteTelemetry,
     ) -> RemoteServiceServer<RemoteReceiver> {
         RemoteServiceServer::new(Self {
             l2,

@@ -11,7 +11,7 @@ use oap_core::{
 };
 use oap_kernel::{ModuleContext, ModuleError};
 use oap_storage::record_stream::RecordStream;
-use oap_storage::retry::WriteMetrics;
+use oap_storage::retry::WriteTelemetry;
 use oap_storage::ttl::DataKeeper;
 use oap_storage::{StorageRef, builtin};
 use oap_telemetry::MetricsCreatorRef;
@@ -20,9 +20,9 @@ use tracing::warn;
 
 use crate::definitions::load_catalog;
 use crate::l1::{DEFAULT_CAPACITY, L1};
-use crate::l2::{L2, L2Config, L2Metrics};
+use crate::l2::{L2, L2Config, L2Telemetry};
 use crate::metrics_stream::MetricsStream;
-use crate::remote::{RemoteMetrics, RemoteReceiver, follow_membership, peer_tls};
+use crate::remote::{RemoteReceiver, RemoteTelemetry, follow_membership, peer_tls};
 use crate::route::{Router, Target};
 use crate::top_n::{TopN, TopNReport};
 
@@ -64,8 +64,8 @@ impl StreamWork {
             .map_err(|error| ModuleError::Other(format!("cannot install the models: {error}")))?;
 
         let l2 = core.role.is_aggregation_target().then(|| {
-            let metrics = L2Metrics {
-                writes: WriteMetrics::new(&*telemetry, "metrics")?.reporting_to(health.clone()),
+            let metrics = L2Telemetry {
+                writes: WriteTelemetry::new(&*telemetry, "metrics")?.reporting_to(health.clone()),
                 expired: telemetry.counter(
                     "metrics_l2_expired_count",
                     "Metrics that reached L2 older than metricsDataTTL and were dropped",
@@ -91,7 +91,7 @@ impl StreamWork {
         } else {
             // A node of a cluster: the targets are the cluster's aggregating nodes, and an
             // aggregating node takes the metrics the others route to it.
-            let remote = RemoteMetrics::new(&*telemetry)?;
+            let remote = RemoteTelemetry::new(&*telemetry)?;
             let tls = peer_tls(&core)?;
             if let Some(l2) = &l2 {
                 // Nodes, not agents, call it: the agent token does not apply.
@@ -109,7 +109,7 @@ impl StreamWork {
 
         let (records, writer) = RecordStream::start(
             storage.clone(),
-            WriteMetrics::new(&*telemetry, "record")?.reporting_to(health.clone()),
+            WriteTelemetry::new(&*telemetry, "record")?.reporting_to(health.clone()),
         );
         if !catalog.is_disabled("segment") {
             dispatcher.subscribe(records.clone())?;

@@ -10,7 +10,7 @@ use oap_model::TimeBuckets;
 use oap_oal::catalog::Metric;
 use oap_oal::{Catalog, MetricValue};
 use oap_storage::Value;
-use oap_storage::retry::WriteMetrics;
+use oap_storage::retry::WriteTelemetry;
 use oap_telemetry::Counter;
 use tokio::time::Instant;
 
@@ -36,7 +36,7 @@ fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usiz
         ttl_days: 7,
         partitions,
     };
-    let metrics = L2Metrics { writes: WriteMetrics::detached(), expired: counter(), read_errors: counter() };
+    let metrics = L2Telemetry { writes: WriteTelemetry::detached(), expired: counter(), read_errors: counter() };
     let store: Arc<dyn Storage> = store.clone();
     L2::start(catalog.clone(), store, config, metrics, TimeBuckets::utc())
 }

@@ -27,23 +27,23 @@ impl Protocol {
 
 /// One receiver's metrics, per protocol.
 #[derive(Clone)]
-pub struct ReceiverMetrics {
-    grpc: ProtocolMetrics,
-    http: ProtocolMetrics,
+pub struct ReceiverTelemetry {
+    grpc: ProtocolTelemetry,
+    http: ProtocolTelemetry,
 }
 
 /// One receiver's metrics over one protocol.
 #[derive(Clone)]
-pub struct ProtocolMetrics {
+pub struct ProtocolTelemetry {
     latency: Histogram,
     errors: Counter,
 }
 
-impl ReceiverMetrics {
+impl ReceiverTelemetry {
     /// Creates (or finds) `<family>_in_latency` and `<family>_analysis_error_count`; `what`
     /// completes their help texts ("The process latency of {what}").
     pub fn new(metrics: &dyn MetricsCreator, family: &str, what: &str) -> Result<Self, ModuleError> {
-        let series = |protocol: Protocol| -> Result<ProtocolMetrics, ModuleError> {
+        let series = |protocol: Protocol| -> Result<ProtocolTelemetry, ModuleError> {
             let labels = [("protocol", protocol.label())];
             let latency = metrics.histogram(
                 &format!("{family}_in_latency"),
@@ -56,13 +56,13 @@ impl ReceiverMetrics {
                 &format!("The error number of {what} analysis"),
                 &labels,
             )?;
-            Ok(ProtocolMetrics { latency, errors })
+            Ok(ProtocolTelemetry { latency, errors })
         };
         Ok(Self { grpc: series(Protocol::Grpc)?, http: series(Protocol::Http)? })
     }
 
     /// The metrics of one protocol.
-    pub fn of(&self, protocol: Protocol) -> &ProtocolMetrics {
+    pub fn of(&self, protocol: Protocol) -> &ProtocolTelemetry {
         match protocol {
             Protocol::Grpc => &self.grpc,
             Protocol::Http => &self.http,
@@ -70,7 +70,7 @@ impl ReceiverMetrics {
     }
 }
 
-impl ProtocolMetrics {
+impl ProtocolTelemetry {
     /// Starts timing one message; the time is observed when the timer drops.
     pub fn time(&self) -> HistogramTimer {
         self.latency.start_timer()
