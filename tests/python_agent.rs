@@ -297,13 +297,7 @@ async fn python_agents(backend: Backend) {
     assert_stored(&kernel.service::<StorageRef>().expect("the store")).await;
 
     // The agents ran their exit path (an empty profiling stream) and said nothing was wrong.
-    frontend.stop();
-    backend.stop();
-    for service in [&frontend, &backend] {
-        let log = service.log();
-        assert!(agent_trouble(&log).is_empty(), "the agent reported trouble:\n{log}");
-    }
-    assert!(kernel.shutdown().await.is_empty(), "clean shutdown");
+    stop_cleanly([&mut frontend, &mut backend], kernel).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,13 +356,7 @@ async fn python_agents_report_over_tls_with_the_agent_token() {
     assert_eq!(scrape.value("grpc_authentication_failure_count"), 0.0);
     assert!(scrape.value(r#"management_in_latency_count{protocol="grpc"}"#) >= 2.0, "{}", scrape.0);
 
-    frontend.stop();
-    backend.stop();
-    for service in [&frontend, &backend] {
-        let log = service.log();
-        assert!(agent_trouble(&log).is_empty(), "the agent reported trouble:\n{log}");
-    }
-    assert!(kernel.shutdown().await.is_empty(), "clean shutdown");
+    stop_cleanly([&mut frontend, &mut backend], kernel).await;
 }
 
 /// How many segments of `service` the store holds.
@@ -496,4 +484,14 @@ async fn boot_in_process(vars: &HashMap<String, String>) -> Kernel {
 fn bound_grpc_port(kernel: &Kernel) -> u16 {
     let server = kernel.service::<oap_core::GrpcServerRef>().expect("the gRPC server");
     server.local_addr().expect("bound").port()
+}
+
+/// Stops the agents' services, checks that they reported no trouble, and stops the server.
+async fn stop_cleanly(services: [&mut TracedService; 2], kernel: Kernel) {
+    for service in services {
+        service.stop();
+        let log = service.log();
+        assert!(agent_trouble(&log).is_empty(), "the agent reported trouble:\n{log}");
+    }
+    assert!(kernel.shutdown().await.is_empty(), "clean shutdown");
 }
