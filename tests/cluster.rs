@@ -12,7 +12,7 @@ use common::agent::{RawSegmentCollection, Scrape, send_segments, span};
 use common::etcd::Etcd;
 use common::graphql::Client;
 use common::tls::TestCa;
-use common::{Backend, OapProcess, Ports, scratch_dir, start_server_on};
+use common::{Backend, OapProcess, Ports, scratch_dir, start_server_with};
 use oap_oal::scope::Scope;
 use oap_oal::{ApdexThresholds, Catalog};
 use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanType};
@@ -28,9 +28,7 @@ fn node(etcd: &Etcd, backend: &Backend, role: &str) -> (OapProcess, Ports) {
 /// [`node`], with `extra` environment.
 fn node_with(etcd: &Etcd, backend: &Backend, role: &str, extra: Vec<(&'static str, String)>) -> (OapProcess, Ports) {
     let dir = scratch_dir(&format!("cluster-{}", role.to_lowercase()));
-    let ports = Ports::free();
-    let mut env = ports.env();
-    env.extend(extra);
+    let mut env = extra;
     env.extend(backend.env(&dir));
     env.extend([
         ("SW_CORE_ROLE", role.to_owned()),
@@ -41,9 +39,7 @@ fn node_with(etcd: &Etcd, backend: &Backend, role: &str, extra: Vec<(&'static st
         ("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()),
         ("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()),
     ]);
-    let mut server = OapProcess::spawn(dir, &env, &[]);
-    server.wait_ready(&ports.all(), Duration::from_secs(30));
-    (server, ports)
+    OapProcess::start(dir, &env, &[])
 }
 
 async fn listed(ports: &Ports) -> Vec<(u16, bool)> {
@@ -120,8 +116,7 @@ async fn nodes_find_each_other_and_leave_when_they_stop_or_die() {
 async fn configurations_a_cluster_cannot_work_with_are_refused_with_the_reason() {
     // The embedded store on a node of an etcd cluster.
     let dir = scratch_dir("cluster-embedded");
-    let ports = Ports::free();
-    let mut env = ports.env();
+    let mut env = Ports::any().env();
     env.extend(Backend::Embedded.env(&dir));
     env.extend([("SW_CLUSTER", "etcd".to_owned()), ("SW_CLUSTER_ETCD_ENDPOINTS", "127.0.0.1:1".to_owned())]);
     let mut server = OapProcess::spawn(dir, &env, &[]);
@@ -135,9 +130,8 @@ async fn configurations_a_cluster_cannot_work_with_are_refused_with_the_reason()
 
     // A node that would register 0.0.0.0 (core's default gRPC host, no internalComHost).
     let dir = scratch_dir("cluster-any-address");
-    let ports = Ports::free();
     let mut env: Vec<(&str, String)> =
-        ports.env().into_iter().filter(|(name, _)| *name != "SW_CORE_GRPC_HOST").collect();
+        Ports::any().env().into_iter().filter(|(name, _)| *name != "SW_CORE_GRPC_HOST").collect();
     let backend = Backend::elasticsearch();
     env.extend(backend.env(&dir));
     env.extend([("SW_CLUSTER", "etcd".to_owned()), ("SW_CLUSTER_ETCD_ENDPOINTS", "127.0.0.1:1".to_owned())]);
@@ -162,8 +156,7 @@ async fn nodes_send_metrics_to_each_other_over_tls() {
     let etcd = Etcd::start();
     let backend = Backend::elasticsearch();
     let dir = scratch_dir("cluster-tls-no-ca");
-    let ports = Ports::free();
-    let mut env = ports.env();
+    let mut env = Ports::any().env();
     env.extend(backend.env(&dir));
     env.extend(tls.clone());
     env.extend([("SW_CLUSTER", "etcd".to_owned()), ("SW_CLUSTER_ETCD_ENDPOINTS", etcd.endpoint.clone())]);
@@ -337,8 +330,7 @@ async fn two_receivers_and_two_aggregators_store_exactly_what_one_mixed_node_sto
 
     // One Mixed node, standalone, on the embedded store.
     let mixed_dir = scratch_dir("cluster-mixed-reference");
-    let mixed_ports = Ports::free();
-    let mut mixed = start_server_on(&mixed_dir, &mixed_ports, &Backend::Embedded);
+    let (mut mixed, mixed_ports) = start_server_with(&mixed_dir, &Backend::Embedded);
     send_segments(mixed_ports.grpc, segments.clone()).await;
 
     // The cluster on Elasticsearch: the traffic split over the two receivers.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use oap_core::CoreConfigRef;
+use oap_core::{CoreConfigRef, GrpcServerRef};
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -179,8 +179,15 @@ impl ModuleProvider for EtcdProvider {
         ctx.register(membership)
     }
 
-    async fn start(&mut self, _ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
-        let registration = self.registration.clone().ok_or_else(|| ModuleError::Other("not prepared".to_owned()))?;
+    async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        let mut registration =
+            self.registration.clone().ok_or_else(|| ModuleError::Other("not prepared".to_owned()))?;
+        // Port 0 in the settings: register the port core's gRPC server really bound.
+        if registration.port == 0
+            && let Some(bound) = ctx.service::<GrpcServerRef>()?.local_addr()
+        {
+            registration.port = bound.port();
+        }
         let nodes = self.nodes.clone().ok_or_else(|| ModuleError::Other("not prepared".to_owned()))?;
         let node = Node { client: self.client.clone(), config: self.config.clone(), registration, nodes };
         // The first round before the other modules start: they route by the list.
