@@ -168,8 +168,8 @@ pub struct CoreConfig {
     #[serde(rename = "shutdownTimeout", deserialize_with = "de::duration_secs")]
     pub shutdown_timeout: Duration,
     /// `ackTimeout` (`SW_CORE_ACK_TIMEOUT`, ours), seconds: how long an agent's call waits for
-    /// what it sent to be stored; past it the call is answered UNAVAILABLE (what it sent is still
-    /// stored once the store takes writes again).
+    /// what it sent to be stored; past it the call is answered UNAVAILABLE or RESOURCE_EXHAUSTED
+    /// (what it sent is still stored once the store takes it).
     #[serde(rename = "ackTimeout", deserialize_with = "de::duration_secs")]
     pub ack_timeout: Duration,
     /// `maxHttpUrisNumberPerService` (`SW_CORE_MAX_HTTP_URIS_NUMBER_PER_SVR`): ungrouped
