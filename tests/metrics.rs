@@ -13,7 +13,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::agent::{python_agent, send_segments, span};
+use common::agent::{Scrape, python_agent, send_segments, span};
 use common::{Backend, Ports, scratch_dir, start_server_with};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
@@ -232,8 +232,12 @@ async fn metrics(backend: Backend) {
 
     // Round 2: the same traffic again, in the same minute, after a restart; then a clean stop.
     let (mut server, ports) = start_server_with(&dir, &backend);
-    // The stored alias of backend:8080 is reloaded 1 s after the start.
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    // The stored alias of backend:8080 is reloaded 1 s after the start: wait for that reload.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while Scrape::from_port(ports.telemetry).await.value("network_address_alias_reload_count") < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "the aliases were never reloaded:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     send(&ports, traffic("two", start)).await;
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(30)).expect("stopped").success(), "{}", server.log());

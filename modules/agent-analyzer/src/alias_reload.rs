@@ -9,6 +9,7 @@ use std::time::Duration;
 use oap_model::{TimeBuckets, ids, now_ms};
 use oap_storage::StorageRef;
 use oap_storage::builtin::alias::NetworkAddressAlias;
+use oap_telemetry::Counter;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
@@ -28,12 +29,13 @@ pub fn target_names(alias: &NetworkAddressAlias) -> Option<(String, String)> {
     Some((service, ids::decode(instance)?))
 }
 
-/// Starts the reload timer.
+/// Starts the reload timer; each reload that completes is counted in `reloads`.
 pub fn start(
     storage: StorageRef,
     cache: Arc<NetworkAddressAliasCache>,
     buckets: TimeBuckets,
     ttl: Duration,
+    reloads: Counter,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         tokio::time::sleep(FIRST).await;
@@ -48,6 +50,7 @@ pub fn start(
                                 cache.insert(&alias.address, &service, &instance);
                             }
                         }
+                        reloads.inc();
                     }
                     Err(error) => warn!(%error, "reloading network address aliases failed"),
                 }

@@ -16,7 +16,8 @@ pub struct AnalyzerProviderFactory;
 impl TypedProviderFactory for AnalyzerProviderFactory {
     const MODULE: &'static str = MODULE_NAME;
     const NAME: &'static str = "default";
-    const REQUIRES: &'static [&'static str] = &[oap_core::MODULE_NAME, oap_storage::MODULE_NAME];
+    const REQUIRES: &'static [&'static str] =
+        &[oap_core::MODULE_NAME, oap_storage::MODULE_NAME, oap_telemetry::MODULE_NAME];
     type Config = AnalyzerConfig;
 
     fn build(&self, config: AnalyzerConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
@@ -76,8 +77,14 @@ impl ModuleProvider for AnalyzerProvider {
         let storage = ctx.service::<oap_storage::StorageRef>()?;
         let core = ctx.service::<CoreConfigRef>()?;
         let buckets = ctx.service::<TimeBuckets>()?;
+        let telemetry = ctx.service::<oap_telemetry::MetricsCreatorRef>()?;
+        let reloads = telemetry.counter(
+            "network_address_alias_reload_count",
+            "Reloads of the network address aliases from storage that completed",
+            &[],
+        )?;
         if let Some(aliases) = &self.aliases {
-            let reload = crate::alias_reload::start(storage, aliases.clone(), buckets, core.metrics_data_ttl);
+            let reload = crate::alias_reload::start(storage, aliases.clone(), buckets, core.metrics_data_ttl, reloads);
             self.reload = Some(reload);
         }
         Ok(())
