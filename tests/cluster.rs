@@ -349,9 +349,13 @@ async fn two_receivers_and_two_aggregators_store_exactly_what_one_mixed_node_sto
     send_segments(receiver_a.grpc, first.to_vec()).await;
     send_segments(receiver_b.grpc, second.to_vec()).await;
 
-    // The reference: asked through GraphQL once it has written hours and days (every 4th
-    // second), then stopped cleanly.
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    // The reference: the Mixed node stopped cleanly (which writes every minute, hour and day),
+    // its rows read, then started again on the same store and asked through GraphQL.
+    mixed.signal("TERM");
+    assert!(mixed.wait_exit(Duration::from_secs(30)).is_some_and(|status| status.success()), "{}", mixed.log());
+    let expected = every_metric_row(&Backend::Embedded.open(&mixed_dir).await, &catalog).await;
+    assert!(expected.len() > 100, "the reference stored {} rows", expected.len());
+    let (_mixed, mixed_ports) = start_server_with(&mixed_dir, &Backend::Embedded);
     let reference = every_metric_answer(mixed_ports.rest, start).await;
     let with_values = reference
         .iter()
@@ -366,10 +370,6 @@ async fn two_receivers_and_two_aggregators_store_exactly_what_one_mixed_node_sto
         })
         .count();
     assert!(reference.iter().all(|(_, answer)| answer["error"].is_null()), "{reference:#?}");
-    mixed.signal("TERM");
-    assert!(mixed.wait_exit(Duration::from_secs(30)).is_some_and(|status| status.success()), "{}", mixed.log());
-    let expected = every_metric_row(&Backend::Embedded.open(&mixed_dir).await, &catalog).await;
-    assert!(expected.len() > 100, "the reference stored {} rows", expected.len());
 
     // The cluster's rows, once its aggregators have written them all.
     let store = backend.open(&mixed_dir).await;
