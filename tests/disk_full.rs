@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent::{RawSegmentCollection, raw_unary, span};
+use common::agent::{RawSegmentCollection, connect, raw_unary, span};
 use common::{OapProcess, assert_none_lost, scratch_dir, stored_segment_ids};
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
 use prost::Message;
@@ -138,11 +138,7 @@ async fn a_full_disk_is_an_error_agents_see_ingest_resumes_once_freed_and_nothin
         ("SW_CORE_SHUTDOWN_TIMEOUT", "10".to_owned()),
     ];
     let (mut server, ports) = OapProcess::start(dir.clone(), &env, &[]);
-    let channel = Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+    let channel = connect(ports.grpc).await;
     let (stop, outcomes) = (Arc::new(AtomicBool::new(false)), Arc::new(Mutex::new(Outcomes::default())));
     let agents: Vec<_> =
         (0..4).map(|writer| tokio::spawn(agent(channel.clone(), writer, stop.clone(), outcomes.clone()))).collect();

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent::{RawSegmentCollection, Scrape, raw_unary, span};
+use common::agent::{RawSegmentCollection, Scrape, connect, raw_unary, span};
 use common::{OapProcess, scratch_dir};
 use oap_model::ids;
 use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
@@ -30,7 +30,6 @@ use prost::Message;
 use serde_json::{Value, json};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 
@@ -115,8 +114,7 @@ struct Calls {
 }
 
 async fn agent(grpc: u16, index: usize, stop: Arc<AtomicBool>, calls: Arc<Mutex<Calls>>) {
-    let channel =
-        Channel::from_shared(format!("http://127.0.0.1:{grpc}")).expect("uri").connect().await.expect("connect");
+    let channel = connect(grpc).await;
     let mut number = 0;
     while !stop.load(Ordering::Relaxed) {
         let (ids, message) = call(index, number);
@@ -173,8 +171,7 @@ async fn healthcheck(rest: u16) -> (u16, String) {
 
 /// The gRPC health service's status of the server as a whole.
 async fn grpc_health(grpc: u16) -> ServingStatus {
-    let channel =
-        Channel::from_shared(format!("http://127.0.0.1:{grpc}")).expect("uri").connect().await.expect("connect");
+    let channel = connect(grpc).await;
     let mut client = HealthClient::new(channel);
     let reply = client.check(HealthCheckRequest { service: String::new() }).await.expect("health answers");
     ServingStatus::try_from(reply.into_inner().status).expect("a status")

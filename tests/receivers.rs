@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::agent::{RawSegmentCollection, Scrape, raw_stream, raw_unary, segment_bytes, segment_json};
+use common::agent::{RawSegmentCollection, Scrape, connect, raw_stream, raw_unary, segment_bytes, segment_json};
 use common::{OapProcess, Ports, scratch_dir};
 use oap_proto::v3::configuration_discovery_service_client::ConfigurationDiscoveryServiceClient;
 use oap_proto::v3::management_service_client::ManagementServiceClient;
@@ -18,7 +18,6 @@ use oap_proto::v3::{
 use prost::Message;
 use reqwest::StatusCode;
 use tonic::Code;
-use tonic::transport::Channel;
 
 /// Small enough that a test can send a message over it.
 const MAX_MESSAGE_SIZE: usize = 64 * 1024;
@@ -30,10 +29,6 @@ fn runtime() -> tokio::runtime::Runtime {
 /// A server on ports it picks, with a small message size limit.
 fn start(name: &str) -> (OapProcess, Ports) {
     OapProcess::start(scratch_dir(name), &[("SW_CORE_GRPC_MAX_MESSAGE_SIZE", MAX_MESSAGE_SIZE.to_string())], &[])
-}
-
-async fn channel(ports: &Ports) -> Channel {
-    Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc)).expect("uri").connect().await.expect("connect")
 }
 
 /// A segment that decodes but has no spans.
@@ -58,7 +53,7 @@ const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectI
 fn grpc_streams_and_batches_go_on_past_bad_segments() {
     let (server, ports) = start("receive-grpc");
     runtime().block_on(async {
-        let channel = channel(&ports).await;
+        let channel = connect(ports.grpc).await;
         let grpc = |scrape: &Scrape| {
             (
                 scrape.value(r#"trace_in_latency_count{protocol="grpc"}"#),
@@ -167,7 +162,7 @@ fn http_segments_are_accepted_and_bad_ones_get_400_or_413() {
 fn management_and_the_quiet_receivers_answer_and_count() {
     let (server, ports) = start("receive-management");
     runtime().block_on(async {
-        let channel = channel(&ports).await;
+        let channel = connect(ports.grpc).await;
         let mut management = ManagementServiceClient::new(channel.clone());
         let properties = InstanceProperties {
             service: "py-frontend".to_owned(),

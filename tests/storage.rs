@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent::{RawSegmentCollection, raw_stream, raw_unary, segment_bytes};
+use common::agent::{RawSegmentCollection, connect, raw_stream, raw_unary, segment_bytes};
 use common::{OapProcess, Ports, assert_none_lost, scratch_dir, stored_segment_ids};
 use oap_proto::v3::SegmentObject;
 use prost::Message;
@@ -21,10 +21,6 @@ const COLLECT_IN_SYNC: &str = "/skywalking.v3.TraceSegmentReportService/collectI
 
 fn start(dir: &std::path::Path) -> (OapProcess, Ports) {
     OapProcess::start(dir.to_path_buf(), &[], &[])
-}
-
-async fn channel(ports: &Ports) -> Channel {
-    Channel::from_shared(format!("http://127.0.0.1:{}", ports.grpc)).expect("uri").connect().await.expect("connect")
 }
 
 /// The fixture segment under a new segment id.
@@ -60,7 +56,7 @@ async fn acknowledged_segments_survive_kill_9() {
     let dir = scratch_dir("kill-9");
     let (server, ports) = start(&dir);
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let first = channel(&ports).await;
+    let first = connect(ports.grpc).await;
     let writers: Vec<_> =
         (0..4).map(|writer| tokio::spawn(send_until_refused(first.clone(), writer, acked.clone()))).collect();
 
@@ -82,7 +78,7 @@ async fn acknowledged_segments_survive_kill_9() {
     let (mut server, ports) = start(&dir);
     let template = SegmentObject::decode(segment_bytes("py-backend-0").as_slice()).expect("fixture");
     let after = RawSegmentCollection { segments: vec![segment(&template, "after-restart")] };
-    raw_unary(&channel(&ports).await, COLLECT_IN_SYNC, after.encode_to_vec()).await.expect("taken after a restart");
+    raw_unary(&connect(ports.grpc).await, COLLECT_IN_SYNC, after.encode_to_vec()).await.expect("taken after a restart");
     server.signal("TERM");
     assert!(server.wait_exit(Duration::from_secs(20)).is_some_and(|status| status.success()), "{}", server.log());
 

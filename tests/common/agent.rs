@@ -66,10 +66,14 @@ pub fn python_agent(start: i64) -> (Vec<Vec<u8>>, Vec<oap_proto::v3::SegmentObje
 /// Sends segments to a server's gRPC port in one `collectInSync` call, as an agent does, and
 /// waits for the answer (given once they are stored).
 pub async fn send_segments(grpc_port: u16, segments: Vec<Vec<u8>>) {
-    let channel =
-        Channel::from_shared(format!("http://127.0.0.1:{grpc_port}")).expect("uri").connect().await.expect("connect");
+    let channel = connect(grpc_port).await;
     let path = "/skywalking.v3.TraceSegmentReportService/collectInSync";
     raw_unary(&channel, path, RawSegmentCollection { segments }.encode_to_vec()).await.expect("accepted");
+}
+
+/// A plaintext gRPC channel to a server's port on loopback, connected.
+pub async fn connect(grpc_port: u16) -> Channel {
+    Channel::from_shared(format!("http://127.0.0.1:{grpc_port}")).expect("uri").connect().await.expect("connect")
 }
 
 /// A client-streaming call to `path` (`/skywalking.v3.TraceSegmentReportService/collect`)

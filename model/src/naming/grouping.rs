@@ -8,7 +8,7 @@
 //! match. Where several patterns match, the one with a literal at the first place they differ
 //! wins. For a service that has rules, a one-segment name counts as grouped and is kept as it is.
 
-use std::collections::HashMap;
+use hashbrown::HashMap;
 
 /// One segment of a pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]

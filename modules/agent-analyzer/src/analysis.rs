@@ -167,16 +167,14 @@ impl SegmentAnalyzer {
         sink: &mut S,
     ) -> Result<(), AnalysisError> {
         validate::validate(segment, &self.rules.limits, now_ms)?;
+        let service = self.rules.naming.service(&segment.service);
         let ctx = SegmentContext {
             rules: &self.rules,
             buckets: &self.buckets,
             aliases: &self.aliases,
             segment,
-            service: self.rules.naming.service(&segment.service),
-            instance: self
-                .rules
-                .naming
-                .instance(self.rules.naming.service(&segment.service), &segment.service_instance),
+            service,
+            instance: self.rules.naming.instance(service, &segment.service_instance),
         };
         segment_record::emit(&ctx, raw, sink);
         for span in &segment.spans {

@@ -131,6 +131,13 @@ impl TraceReceiver {
         self.metrics.of(protocol).reject();
     }
 
+    /// An HTTP request refused whole, counted, while the door is closed; `None` while it is open.
+    fn closed_door(&self) -> Option<Response> {
+        let closed = self.door.open().err()?;
+        self.reject_unreadable(Protocol::Http);
+        Some(http::settled(Err(closed), http::commands()))
+    }
+
     /// Waits until what was received before the call is durable, at most `ackTimeout`.
     pub async fn settle(&self) -> Result<(), Refusal> {
         self.door.settle(&self.dispatcher, "segments").await
@@ -213,9 +220,8 @@ impl AgentRpcs for TraceRpcs {
 }
 
 async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
-    if let Err(closed) = receiver.door.open() {
-        receiver.reject_unreadable(Protocol::Http);
-        return http::settled(Err(closed), http::commands());
+    if let Some(refused) = receiver.closed_door() {
+        return refused;
     }
     let reply = http::reply_one(
         body,
@@ -226,9 +232,8 @@ async fn post_segment(State(receiver): State<Arc<TraceReceiver>>, body: Result<B
 }
 
 async fn post_segments(State(receiver): State<Arc<TraceReceiver>>, body: Result<Bytes, BytesRejection>) -> Response {
-    if let Err(closed) = receiver.door.open() {
-        receiver.reject_unreadable(Protocol::Http);
-        return http::settled(Err(closed), http::commands());
+    if let Some(refused) = receiver.closed_door() {
+        return refused;
     }
     let reply = http::reply_array(
         body,
