@@ -18,14 +18,18 @@ const RULES: &[(&str, &[&str], &str)] = &[
     ("oap-storage-model", RUNTIME, "what is stored is pure data"),
     ("oap-storage-embedded", &["oap-stream", "oap-query"], "a storage provider is a store, not a pipeline"),
     ("oap-storage-elasticsearch", &["oap-stream", "oap-query"], "a storage provider is a store, not a pipeline"),
-    ("oap-storage", &["oap-stream", "oap-query", "oap-receiver"], "the storage interface sits below the pipeline"),
+    (
+        "oap-storage",
+        &["oap-core", "oap-stream", "oap-query", "oap-receiver"],
+        "the storage interface sits below the pipeline",
+    ),
+    ("oap-query", &["oap-stream", "oap-receiver"], "the query API reads the store, beside the pipeline"),
     ("oap-core", &["oap-storage", "oap-stream", "oap-query", "oap-receiver"], "core sits below every module"),
 ];
 
-/// Violations the code has today, to be removed by issue 21's pipeline refactor: the storage
-/// providers start the streams.
-const KNOWN_VIOLATIONS: &[(&str, &str)] =
-    &[("oap-storage-elasticsearch", "oap-stream"), ("oap-storage-embedded", "oap-stream")];
+/// Violations the code has today, each to be removed by the issue that names it. None since
+/// issue 21 made the pipeline a module of its own.
+const KNOWN_VIOLATIONS: &[(&str, &str)] = &[];
 
 /// The crates `krate` reaches through normal dependencies, by name.
 fn reached(krate: &str) -> BTreeSet<String> {

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::agent::{python_agent, send_segments};
 use common::graphql::Client;
-use common::{Backend, OapProcess, scratch_dir};
+use common::{Backend, OapProcess, scratch_dir, wait_until_persisted};
 use oap_model::ids;
 use serde_json::{Value, json};
 
@@ -82,10 +82,8 @@ async fn ui_documents(backend: Backend) {
     let (segments, decoded) = python_agent(start);
     send_segments(ports.grpc, segments).await;
     // Segments are stored before the agent is answered; the lists, topology and metrics wait for
-    // L2's rounds (one a second). (A fixed wait: no one answer says that every stream of the
-    // rounds is stored, in Elasticsearch's partitions too — polling the service list alone was
-    // not enough.)
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // L2's rounds (one a second) in every partition.
+    wait_until_persisted(&server, ports.telemetry, "minute", Duration::from_secs(60)).await;
     let client = Client { http: reqwest::Client::new(), port: ports.rest };
 
     // The shell.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use common::agent::{Scrape, python_agent, send_segments, span};
-use common::{Backend, Ports, scratch_dir, start_server_with};
+use common::{Backend, Ports, scratch_dir, start_server_with, wait_until_persisted};
 use oap_model::ids;
 use oap_oal::{ApdexThresholds, Catalog};
 use oap_proto::v3::{KeyStringValuePair, RefType, SegmentObject, SegmentReference, SpanLayer, SpanType};
@@ -216,7 +216,7 @@ async fn metrics(backend: Backend) {
     let (python, python_segments) = python_agent(start);
     send(&ports, python).await;
     // Rounds every second after the first at 1 s; hours and days at every 4th round.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    wait_until_persisted(&server, ports.telemetry, "all", Duration::from_secs(60)).await;
     server.signal("KILL");
     server.wait_exit(Duration::from_secs(10)).expect("killed");
     drop(server);

@@ -39,10 +39,10 @@ use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
 use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
 use oap_proto::v3::SegmentObject;
 use oap_storage::Storage;
-use oap_storage::retry::WriteTelemetry;
 use oap_storage_embedded::{Budget, EmbeddedStore};
 use oap_stream::l1::L1;
 use oap_stream::l2::{L2, L2Config, L2Telemetry};
+use oap_stream::retry::WriteTelemetry;
 use oap_stream::route::Aggregator;
 use oap_telemetry::Counter;
 use prost::Message;
@@ -69,7 +69,7 @@ fn batch() -> Batch {
 
 fn catalog() -> Arc<Catalog> {
     let oal = concat!(env!("CARGO_MANIFEST_DIR"), "/../oal");
-    Arc::new(oap_stream::definitions::load_catalog(oal, "no-apdex-file").expect("the shipped OAL compiles"))
+    Arc::new(oap_core::catalog::load_catalog(oal, "no-apdex-file").expect("the shipped OAL compiles"))
 }
 
 fn analyzer() -> SegmentAnalyzer {
@@ -183,7 +183,12 @@ async fn start_l2(catalog: &Arc<Catalog>, dir: &std::path::Path) -> Arc<L2> {
         partitions: 1,
     };
     let counter = || Counter::new("bench", "counts nowhere").expect("a counter");
-    let metrics = L2Telemetry { writes: WriteTelemetry::detached(), expired: counter(), read_errors: counter() };
+    let metrics = L2Telemetry {
+        writes: WriteTelemetry::detached(),
+        expired: counter(),
+        read_errors: counter(),
+        rounds: Vec::new(),
+    };
     L2::start(catalog.clone(), Arc::new(store), config, metrics, TimeBuckets::system())
 }
 
@@ -192,7 +197,7 @@ struct Counting(std::sync::atomic::AtomicU64);
 
 #[async_trait::async_trait]
 impl Aggregator for Counting {
-    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), oap_stream::route::AggregatorError> {
         self.0.fetch_add(metrics.len() as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }

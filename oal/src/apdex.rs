@@ -22,13 +22,15 @@ impl Default for ApdexThresholds {
 
 impl ApdexThresholds {
     /// Reads the file's text: a YAML map of names to positive integers.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, crate::DefinitionError> {
         let entries: Option<HashMap<String, serde_yaml_ng::Value>> =
-            serde_yaml_ng::from_str(text).map_err(|error| error.to_string())?;
+            serde_yaml_ng::from_str(text).map_err(|error| crate::DefinitionError::Apdex(error.to_string()))?;
         let mut thresholds = Self::default();
         for (name, value) in entries.unwrap_or_default() {
             let ms = value.as_i64().filter(|ms| *ms > 0).ok_or_else(|| {
-                format!("`{name}`: the threshold must be a positive number of milliseconds, found {value:?}")
+                crate::DefinitionError::Apdex(format!(
+                    "`{name}`: the threshold must be a positive number of milliseconds, found {value:?}"
+                ))
             })?;
             if name == "default" {
                 thresholds.default = ms;
@@ -60,6 +62,6 @@ mod tests {
         assert_eq!(thresholds.of("other"), 300);
         assert_eq!(ApdexThresholds::parse("# nothing\n").expect("empty").of("any"), 500);
         let error = ApdexThresholds::parse("default: fast\n").expect_err("not a number");
-        assert!(error.contains("`default`"), "{error}");
+        assert!(error.to_string().contains("`default`"), "{error}");
     }
 }

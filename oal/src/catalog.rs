@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::apdex::ApdexThresholds;
 use crate::compile::{Definitions, MetricDefinition};
+use crate::error::DefinitionError;
 use crate::function::{Function, MetricValue};
 use crate::scope::{Scope, relation_instance_ids, relation_service_ids};
 
@@ -184,7 +185,7 @@ pub struct Catalog {
 
 impl Catalog {
     /// The catalog of compiled definitions plus the hard-coded streams they do not disable.
-    pub fn new(definitions: Definitions, thresholds: ApdexThresholds) -> Result<Self, String> {
+    pub fn new(definitions: Definitions, thresholds: ApdexThresholds) -> Result<Self, DefinitionError> {
         let mut streams = Vec::new();
         let mut by_scope: [Vec<usize>; Scope::COUNT] = Default::default();
         for (index, metric) in definitions.metrics.iter().enumerate() {
@@ -196,15 +197,15 @@ impl Catalog {
         let mut groups: Vec<Vec<StreamId>> =
             by_scope.iter().map(|metrics| metrics.iter().map(|&index| StreamId(index as u32)).collect()).collect();
         let disabled = definitions.disabled;
-        let mut add = |model: &ModelRef, fixed: usize, kind: StreamKind| -> Result<Option<StreamId>, String> {
+        let mut add = |model: &ModelRef, fixed: usize, kind: StreamKind| -> Result<Option<StreamId>, DefinitionError> {
             if streams.iter().any(|stream| stream.model.name == model.name) {
-                return Err(format!("metric `{}` has the name of a built-in stream", model.name));
+                return Err(DefinitionError::BuiltinName(model.name.to_string()));
             }
             if disabled.iter().any(|name| **name == *model.name) {
                 return Ok(None);
             }
             streams.push(Stream { model: model.clone(), fixed, kind });
-            Ok(Some(StreamId(u32::try_from(streams.len() - 1).map_err(|_| "too many streams".to_owned())?)))
+            Ok(Some(StreamId(u32::try_from(streams.len() - 1).map_err(|_| DefinitionError::TooMany("streams"))?)))
         };
         let service_traffic = add(&traffic::SERVICE, 5, StreamKind::Fixed)?;
         let instance_traffic = add(&traffic::INSTANCE, 2, StreamKind::InstanceTraffic)?;
@@ -232,10 +233,10 @@ impl Catalog {
             endpoint_relation_server: in_scope(endpoint_relation_server, Scope::EndpointRelation),
             ..Builtins::default()
         };
-        let mut own_group = |stream: Option<StreamId>| -> Result<Option<GroupId>, String> {
+        let mut own_group = |stream: Option<StreamId>| -> Result<Option<GroupId>, DefinitionError> {
             let Some(stream) = stream else { return Ok(None) };
             groups.push(vec![stream]);
-            Ok(Some(GroupId(u16::try_from(groups.len() - 1).map_err(|_| "too many stream groups".to_owned())?)))
+            Ok(Some(GroupId(u16::try_from(groups.len() - 1).map_err(|_| DefinitionError::TooMany("stream groups"))?)))
         };
         builtins.service_traffic = own_group(service_traffic)?;
         builtins.alias = own_group(alias)?;

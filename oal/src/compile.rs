@@ -94,10 +94,10 @@ pub struct Definitions {
 
 impl Definitions {
     /// Adds another script's definitions; a metric name defined twice is an error.
-    pub fn merge(&mut self, other: Definitions) -> Result<(), String> {
+    pub fn merge(&mut self, other: Definitions) -> Result<(), crate::DefinitionError> {
         for metric in &other.metrics {
             if self.metrics.iter().any(|known| known.name == metric.name) {
-                return Err(format!("metric `{}` is defined twice", metric.name));
+                return Err(crate::DefinitionError::DefinedTwice(metric.name.clone()));
             }
         }
         self.metrics.extend(other.metrics);

@@ -7,6 +7,7 @@
 //! - [`compile`]: statements into [`MetricDefinition`]s, every error collected;
 //! - [`function`]: the aggregation functions and the values L1 and L2 merge;
 //! - [`apdex`]: apdex thresholds per service;
+//! - [`error`]: what can be wrong with the definitions once they parse;
 //! - [`catalog`]: every stream a node aggregates — the compiled metrics and the hard-coded
 //!   streams (traffic, relations, aliases) — and how a source becomes their values.
 //!
@@ -17,6 +18,7 @@ pub mod apdex;
 pub mod ast;
 pub mod catalog;
 pub mod compile;
+pub mod error;
 pub mod filter;
 pub mod function;
 pub mod lexer;
@@ -26,6 +28,7 @@ pub mod scope;
 pub use self::apdex::ApdexThresholds;
 pub use self::catalog::{Catalog, StreamId};
 pub use self::compile::{Definitions, MetricDefinition, compile, load};
+pub use self::error::DefinitionError;
 pub use self::function::{Function, MetricValue};
 pub use self::parser::{OalError, parse};
 

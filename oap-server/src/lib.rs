@@ -13,6 +13,7 @@ pub fn catalog() -> ModuleCatalog {
         oap_core::module_definition(),
         oap_cluster::module_definition(),
         oap_storage::module_definition(),
+        oap_stream::module_definition(),
         oap_agent_analyzer::module_definition(),
         oap_receiver::trace::module_definition(),
         oap_receiver::register::module_definition(),
@@ -26,6 +27,7 @@ pub fn catalog() -> ModuleCatalog {
         Box::new(oap_cluster::EtcdProviderFactory),
         Box::new(oap_storage_embedded::EmbeddedProviderFactory),
         Box::new(oap_storage_elasticsearch::ElasticsearchProviderFactory),
+        Box::new(oap_stream::PipelineProviderFactory),
         Box::new(oap_agent_analyzer::AnalyzerProviderFactory),
         Box::new(oap_receiver::TraceReceiverProviderFactory),
         Box::new(oap_receiver::RegisterReceiverProviderFactory),
@@ -36,6 +38,7 @@ pub fn catalog() -> ModuleCatalog {
         providers.push(Box::new(receiver.provider_factory()));
     }
     ModuleCatalog::new(modules, providers)
+        .with_implicit(oap_stream::MODULE_NAME, oap_stream::provider::DEFAULT_PROVIDER)
 }
 
 #[cfg(test)]
@@ -61,6 +64,7 @@ mod tests {
                 ("core", "default"),
                 ("cluster", "standalone"),
                 ("storage", "embedded"),
+                ("pipeline", "default"),
                 ("agent-analyzer", "default"),
                 ("receiver-trace", "default"),
                 ("receiver-register", "default"),
@@ -108,7 +112,7 @@ mod tests {
         let errors = plan_with(&[("SW_TELEMETRY", "-")]).err().expect("core requires telemetry");
         let lines: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
         assert_eq!(lines[0], "core: provider `default` requires module `telemetry`, which is disabled (selector `-`)");
-        // core, storage, the analyzer (its alias reloads), the two receivers and the seven quiet
+        // core, the pipeline, the analyzer (its alias reloads), the two receivers and the seven quiet
         // ones.
         assert_eq!(lines.len(), 12, "{lines:#?}");
         assert!(lines.iter().any(|line| line.starts_with("agent-analyzer")), "{lines:#?}");

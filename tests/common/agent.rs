@@ -122,6 +122,22 @@ impl Scrape {
             .and_then(|value| value.trim().parse().ok())
             .unwrap_or_else(|| panic!("no series `{series}` in:\n{}", self.0))
     }
+
+    /// The rounds each L2 partition completed at `level` (`minute` or `all`), by partition.
+    pub fn l2_rounds(&self, level: &str) -> Vec<f64> {
+        let level = format!("level=\"{level}\"");
+        let mut rounds: Vec<(u32, f64)> = self
+            .0
+            .lines()
+            .filter(|line| line.starts_with("metrics_l2_round_count{") && line.contains(&level))
+            .filter_map(|line| {
+                let partition = line.split("partition=\"").nth(1)?.split('"').next()?.parse().ok()?;
+                Some((partition, line.rsplit(' ').next()?.parse().ok()?))
+            })
+            .collect();
+        rounds.sort_by_key(|(partition, _)| *partition);
+        rounds.into_iter().map(|(_, value)| value).collect()
+    }
 }
 
 /// A span of component 7001 whose parent is the span before it (`id - 1`; -1 for the first).

@@ -281,3 +281,28 @@ pub fn assert_none_lost(acked: &std::collections::BTreeSet<String>, stored: &std
         &lost[..lost.len().min(5)]
     );
 }
+
+/// Waits until every metric the server settled before this call is stored by L2's own cycle —
+/// no flush is asked for — at `level`: `"minute"`, or `"all"` for hours and days too. Two
+/// completed L1 flushes (`metrics_l1_flush_count`) hand everything settled to L2; then two
+/// completed rounds of every partition (`metrics_l2_round_count`) persist it, since a round takes
+/// in what was queued when it began. Panics with the server's log after `patience`.
+pub async fn wait_until_persisted(server: &OapProcess, telemetry_port: u16, level: &str, patience: Duration) {
+    let deadline = Instant::now() + patience;
+    let wait = async |what: &str, done: &dyn Fn(&agent::Scrape) -> bool| loop {
+        if done(&agent::Scrape::from_port(telemetry_port).await) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} within {patience:?}:\n{}", server.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let flushes = agent::Scrape::from_port(telemetry_port).await.value("metrics_l1_flush_count");
+    wait("two L1 flushes", &|scrape| scrape.value("metrics_l1_flush_count") >= flushes + 2.0).await;
+    let rounds = agent::Scrape::from_port(telemetry_port).await.l2_rounds(level);
+    assert!(!rounds.is_empty(), "no metrics_l2_round_count of level {level}");
+    wait("two L2 rounds of every partition", &|scrape| {
+        let now = scrape.l2_rounds(level);
+        now.len() == rounds.len() && now.iter().zip(&rounds).all(|(now, before)| *now >= before + 2.0)
+    })
+    .await;
+}

@@ -10,6 +10,8 @@
 //! - [`SourceDispatcher`]: where analysis hands its sources; the metric and record streams
 //!   subscribe to it.
 //! - [`TimeBuckets`]: the one time zone every time bucket is computed in.
+//! - [`catalog`]: the metric definitions (the OAL scripts and apdex thresholds), compiled once
+//!   for the pipeline and the query API.
 //!
 //! Both servers bind in `start`, so a taken port fails the boot before anything is served, and
 //! close gracefully on shutdown. Their doors:
@@ -20,6 +22,7 @@
 
 pub mod authentication;
 pub mod basic_auth;
+pub mod catalog;
 mod config;
 mod dispatcher;
 mod grpc_server;
@@ -35,6 +38,7 @@ use std::sync::Arc;
 use oap_kernel::{ModuleDefinition, ServiceDecl};
 pub use oap_model::TimeBuckets;
 
+pub use self::catalog::CatalogRef;
 pub use self::config::{CoreConfig, Downsampling, Role};
 pub use self::dispatcher::{Settle, SourceConsumer, SourceDispatcher};
 pub use self::grpc_server::GrpcServer;
@@ -55,7 +59,8 @@ pub type HttpServerRef = Arc<HttpServer>;
 /// The source dispatcher, as other modules look it up.
 pub type SourceDispatcherRef = Arc<SourceDispatcher>;
 
-/// The module's definition: it offers the settings and both servers.
+/// The module's definition: it offers the settings, both servers, the dispatcher, the time
+/// buckets, the name control, the node's health and the metric catalog.
 pub fn module_definition() -> ModuleDefinition {
     ModuleDefinition::new(
         MODULE_NAME,
@@ -67,6 +72,7 @@ pub fn module_definition() -> ModuleDefinition {
             ServiceDecl::of::<TimeBuckets>(),
             ServiceDecl::of::<oap_model::NamingControl>(),
             ServiceDecl::of::<health::NodeHealthRef>(),
+            ServiceDecl::of::<CatalogRef>(),
         ],
     )
 }

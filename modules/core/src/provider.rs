@@ -19,8 +19,8 @@ use tracing::{info, warn};
 use crate::authentication::AgentToken;
 use crate::tls::{HANDSHAKE_TIMEOUT, ServerIdentity, TlsListener};
 use crate::{
-    CoreConfig, CoreConfigRef, GrpcServer, GrpcServerRef, HttpServer, HttpServerRef, MODULE_NAME, NodeHealthRef,
-    SourceDispatcher, SourceDispatcherRef, TimeBuckets,
+    CatalogRef, CoreConfig, CoreConfigRef, GrpcServer, GrpcServerRef, HttpServer, HttpServerRef, MODULE_NAME,
+    NodeHealthRef, SourceDispatcher, SourceDispatcherRef, TimeBuckets,
 };
 
 /// How long shutdown waits for open connections (agent streams may never end on their own)
@@ -113,6 +113,9 @@ impl ModuleProvider for CoreProvider {
         ctx.register(dispatcher)?;
         ctx.register(crate::naming::load(&self.config)?)?;
         ctx.register(self.node_health.clone())?;
+        let catalog = crate::catalog::load_catalog(&self.config.oal_dir, &self.config.apdex_threshold_file)
+            .map_err(|error| ModuleError::Config(error.to_string()))?;
+        ctx.register::<CatalogRef>(Arc::new(catalog))?;
         self.http.add_routes(crate::health::routes(self.node_health.clone()))?;
         ctx.register(TimeBuckets::system())
     }

@@ -20,12 +20,24 @@ use crate::services::{ModuleContext, ServiceRegistry};
 pub struct ModuleCatalog {
     modules: Vec<ModuleDefinition>,
     factories: Vec<Box<dyn ProviderFactory>>,
+    implicit: Vec<(&'static str, &'static str)>,
 }
 
 impl ModuleCatalog {
     /// A catalog of the given modules and provider factories.
     pub fn new(modules: Vec<ModuleDefinition>, factories: Vec<Box<dyn ProviderFactory>>) -> Self {
-        Self { modules, factories }
+        Self { modules, factories, implicit: Vec::new() }
+    }
+
+    /// Makes `module` one that runs even when the configuration does not list it: then its
+    /// `provider` is built with every setting at its default. A configuration that lists the
+    /// module chooses for itself (another provider, other settings, or `-` to leave it out).
+    /// For our own modules that SkyWalking's `application.yml` cannot know, so that a file
+    /// written for SkyWalking still boots a whole server.
+    #[must_use]
+    pub fn with_implicit(mut self, module: &'static str, provider: &'static str) -> Self {
+        self.implicit.push((module, provider));
+        self
     }
 
     fn definition(&self, name: &str) -> Option<&ModuleDefinition> {
@@ -52,6 +64,8 @@ struct Step {
     requires: &'static [&'static str],
     instance: Box<dyn ModuleProvider>,
     definition: ModuleDefinition,
+    /// Built without the configuration listing it; starts as soon as what it requires has.
+    implicit: bool,
 }
 
 /// Providers built from a valid configuration, in start order.
@@ -95,10 +109,12 @@ impl BootPlan {
                     requires: factory.requires(),
                     instance,
                     definition: definition.clone(),
+                    implicit: false,
                 }),
                 Err(provider_errors) => errors.extend(provider_errors),
             }
         }
+        add_implicit(config, catalog, &mut built, &mut errors);
         check_requirements(config, catalog, &built, &mut errors);
         ConfigErrors(errors).into_result()?;
 
@@ -288,6 +304,42 @@ fn missing_services(step: &Step, registry: &ServiceRegistry) -> Result<(), Modul
     }
 }
 
+/// Builds the implicit modules the configuration does not list and whose every requirement it
+/// runs; one that lacks a module it requires is left out (a file with no `storage` runs no
+/// pipeline to store with).
+fn add_implicit(
+    config: &ApplicationConfig,
+    catalog: &ModuleCatalog,
+    built: &mut Vec<Step>,
+    errors: &mut Vec<ConfigError>,
+) {
+    for &(module, provider) in &catalog.implicit {
+        if config.module(module).is_some() {
+            continue;
+        }
+        let (Some(definition), Some(factory)) = (catalog.definition(module), catalog.factory(module, provider)) else {
+            errors.push(ConfigError::new(module, format!("the implicit provider `{provider}` is not in this build")));
+            continue;
+        };
+        let lacking = factory.requires().iter().find(|required| !built.iter().any(|step| step.module == **required));
+        if let Some(lacking) = lacking {
+            debug!(module, lacking, "implicit module left out: a module it requires does not run");
+            continue;
+        }
+        match factory.build(&serde_yaml_ng::Mapping::new()) {
+            Ok(instance) => built.push(Step {
+                module,
+                provider,
+                requires: factory.requires(),
+                instance,
+                definition: definition.clone(),
+                implicit: true,
+            }),
+            Err(provider_errors) => errors.extend(provider_errors),
+        }
+    }
+}
+
 fn check_requirements(
     config: &ApplicationConfig,
     catalog: &ModuleCatalog,
@@ -315,7 +367,8 @@ fn check_requirements(
 }
 
 /// Indices of `steps` in an order where every provider comes after those it requires; among
-/// providers free to go, the configuration's order is kept. A cycle is returned by name.
+/// providers free to go, an implicit one goes first (right after what it requires), then the
+/// configuration's order is kept. A cycle is returned by name.
 fn start_order(steps: &[Step]) -> Result<Vec<usize>, Vec<&'static str>> {
     let index_of: HashMap<&str, usize> = steps.iter().enumerate().map(|(i, step)| (step.module, i)).collect();
     let requirements: Vec<Vec<usize>> = steps
@@ -325,7 +378,9 @@ fn start_order(steps: &[Step]) -> Result<Vec<usize>, Vec<&'static str>> {
     let mut placed = vec![false; steps.len()];
     let mut order = Vec::with_capacity(steps.len());
     while order.len() < steps.len() {
-        let next = (0..steps.len()).find(|&i| !placed[i] && requirements[i].iter().all(|&r| placed[r]));
+        let free = |i: usize| !placed[i] && requirements[i].iter().all(|&r| placed[r]);
+        let next =
+            (0..steps.len()).find(|&i| steps[i].implicit && free(i)).or_else(|| (0..steps.len()).find(|&i| free(i)));
         match next {
             Some(index) => {
                 placed[index] = true;
@@ -492,6 +547,31 @@ mod tests {
 
     const CHAIN: &str =
         "c:\n  selector: default\n  default: {}\nb:\n  default: {}\na:\n  selector: ${A:default}\n  default: {}\n";
+
+    #[test]
+    fn an_implicit_module_runs_unlisted_after_what_it_requires_unless_the_file_says_otherwise() {
+        let events = Events::default();
+        let with_b = || catalog(&events).with_implicit("b", "default");
+        let yaml = "c:\n  default: {}\na:\n  default: {}\n";
+        let plan = BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &with_b()).expect("valid");
+        assert_eq!(plan.order(), [("a", "default"), ("b", "default"), ("c", "default")]);
+
+        let yaml = "a:\n  default: {}\nb:\n  selector: '-'\nc:\n  default: {}\n";
+        let errors = BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &with_b()).err().expect("c needs b");
+        assert_eq!(messages(&errors), ["c: provider `default` requires module `b`, which is disabled (selector `-`)"]);
+
+        let yaml = "a:\n  default: {}\n";
+        let plan =
+            BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &catalog(&events).with_implicit("c", "default"))
+                .expect("valid without c, which needs b");
+        assert_eq!(plan.order(), [("a", "default")]);
+
+        let errors =
+            BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &catalog(&events).with_implicit("b", "nope"))
+                .err()
+                .expect("no such provider");
+        assert_eq!(messages(&errors), ["b: the implicit provider `nope` is not in this build"]);
+    }
 
     #[test]
     fn providers_start_after_what_they_require() {

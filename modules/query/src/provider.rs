@@ -1,8 +1,6 @@
 //! Provider `query.graphql` (`SW_QUERY=graphql`): serves the GraphQL API at `POST /graphql` and
 //! the status endpoints on the core REST server, over the store and the stream catalog.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use oap_core::{CoreConfigRef, HttpServerRef, TimeBuckets};
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
@@ -140,12 +138,9 @@ impl ModuleProvider for GraphqlProvider {
         let buckets = ctx.service::<TimeBuckets>()?;
         let membership = ctx.service::<oap_cluster::MembershipRef>()?;
         let http = ctx.service::<HttpServerRef>()?;
-        // The same files the write path compiled at its start, read again: the query side
-        // needs each metric's model and function, and the storage module cannot offer the
-        // catalog (its crate is below the OAL compiler's).
-        let catalog = oap_stream::definitions::load_catalog(&core.oal_dir, &core.apdex_threshold_file)
-            .map_err(ModuleError::Config)?;
-        let context = QueryContext { storage, catalog: Arc::new(catalog), core, buckets, membership };
+        // The catalog the pipeline aggregates by: each metric's model and function.
+        let catalog = ctx.service::<oap_core::CatalogRef>()?;
+        let context = QueryContext { storage, catalog, core, buckets, membership };
         let bounds = Bounds::new(self.config.limits());
         let schema = schema::build(context.clone(), &bounds);
         let routes = graphql::routes(schema, bounds).merge(rest::routes(context));

@@ -1,6 +1,6 @@
 //! Provider `storage.elasticsearch` (`SW_STORAGE=elasticsearch`): connects to the configured
 //! nodes while the modules prepare — waiting, with a log line now and then, until one answers —
-//! then installs the templates and starts the common storage work on the store.
+//! and registers the store; the pipeline installs the templates and runs on top of it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,7 +10,6 @@ use elasticsearch::Elasticsearch;
 use oap_core::CoreConfigRef;
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_storage::{MODULE_NAME, StorageRef};
-use oap_stream::StoreModule;
 use oap_telemetry::MetricsCreatorRef;
 use tracing::{info, warn};
 
@@ -28,20 +27,18 @@ pub struct ElasticsearchProviderFactory;
 impl TypedProviderFactory for ElasticsearchProviderFactory {
     const MODULE: &'static str = MODULE_NAME;
     const NAME: &'static str = "elasticsearch";
-    const REQUIRES: &'static [&'static str] =
-        &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME, oap_cluster::MODULE_NAME];
+    const REQUIRES: &'static [&'static str] = &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME];
     type Config = ElasticsearchConfig;
 
     fn build(&self, config: ElasticsearchConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
         let client = crate::client::connect(&config)?;
-        Ok(Box::new(ElasticsearchProvider { config, client, module: StoreModule::default() }))
+        Ok(Box::new(ElasticsearchProvider { config, client }))
     }
 }
 
 struct ElasticsearchProvider {
     config: ElasticsearchConfig,
     client: Elasticsearch,
-    module: StoreModule,
 }
 
 /// The store `config` describes, on `client`; `persistent_period` sets the indices' refresh.
@@ -114,15 +111,6 @@ impl ModuleProvider for ElasticsearchProvider {
                 ModuleError::Config(errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
             })?;
         let store: StorageRef = Arc::new(store);
-        self.module.prepared(ctx, store)
-    }
-
-    async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
-        self.module.start(ctx).await
-    }
-
-    async fn shutdown(&mut self) -> Result<(), ModuleError> {
-        self.module.shutdown().await;
-        Ok(())
+        ctx.register(store)
     }
 }

@@ -1,14 +1,13 @@
 //! Provider `storage.embedded` (the default, `SW_STORAGE=embedded`): opens the store in
 //! `dataDir` while the modules prepare — a directory that cannot be written or read stops the
 //! server with the reason, and so does a cluster coordinator other than `standalone`: the store
-//! belongs to one process — then starts the common storage work.
+//! belongs to one process — and registers it; the pipeline runs on top of it.
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use oap_kernel::{ConfigError, ModuleContext, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_storage::{MODULE_NAME, StorageRef};
-use oap_stream::StoreModule;
 use serde::Deserialize;
 
 use crate::store::{Budget, EmbeddedStore};
@@ -44,8 +43,7 @@ pub struct EmbeddedProviderFactory;
 impl TypedProviderFactory for EmbeddedProviderFactory {
     const MODULE: &'static str = MODULE_NAME;
     const NAME: &'static str = "embedded";
-    const REQUIRES: &'static [&'static str] =
-        &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME, oap_cluster::MODULE_NAME];
+    const REQUIRES: &'static [&'static str] = &[oap_cluster::MODULE_NAME];
     type Config = EmbeddedConfig;
 
     fn build(&self, config: EmbeddedConfig) -> Result<Box<dyn ModuleProvider>, Vec<ConfigError>> {
@@ -59,13 +57,12 @@ impl TypedProviderFactory for EmbeddedProviderFactory {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Box::new(EmbeddedProvider { config, module: StoreModule::default() }))
+        Ok(Box::new(EmbeddedProvider { config }))
     }
 }
 
 struct EmbeddedProvider {
     config: EmbeddedConfig,
-    module: StoreModule,
 }
 
 #[async_trait]
@@ -87,15 +84,6 @@ impl ModuleProvider for EmbeddedProvider {
             .map_err(|error| ModuleError::Other(format!("opening the embedded store failed: {error}")))?
             .map_err(|error| ModuleError::Other(error.to_string()))?;
         let store: StorageRef = Arc::new(store);
-        self.module.prepared(ctx, store)
-    }
-
-    async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
-        self.module.start(ctx).await
-    }
-
-    async fn shutdown(&mut self) -> Result<(), ModuleError> {
-        self.module.shutdown().await;
-        Ok(())
+        ctx.register(store)
     }
 }

@@ -6,23 +6,17 @@
 //!   without the server;
 //! - [`query`]: scans — the filter, sort and paging semantics every provider shares;
 //! - [`storage`]: the trait itself, with its durability promise;
-//! - [`dao`]: the typed reads the query API makes, with defaults over `scan` and `multi_get`;
-//! - [`retry`]: writing until stored, counted; [`record_stream`]: records to storage, settled;
-//! - [`ttl`]: the data keeper that drops expired days.
+//! - [`dao`]: the typed reads the query API makes, with defaults over `scan` and `multi_get`.
 //!
-//! The providers (the embedded store, Elasticsearch) live in crates of their own; what they
-//! start on top of their store (metrics, records, keeper) is `oap-stream`'s `StreamWork`.
+//! The providers (the embedded store, Elasticsearch) live in crates of their own and are stores
+//! only: they open their store and register it as a [`StorageRef`]. What runs on top of it —
+//! the metric and record streams, the data keeper — is the `pipeline` module (`oap-stream`).
 
 pub mod dao;
-#[cfg(test)]
-mod fake;
 pub mod query;
-pub mod record_stream;
-pub mod retry;
 pub mod storage;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
-pub mod ttl;
 
 use std::sync::Arc;
 

@@ -23,14 +23,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::retry::{Outage, OutageLog, WriteTelemetry, write_until_stored};
+use crate::ttl::first_kept_day;
 use async_trait::async_trait;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream};
 use oap_oal::{Catalog, StreamId};
-use oap_storage::retry::{Outage, OutageLog, WriteTelemetry, write_until_stored};
-use oap_storage::ttl::first_kept_day;
 use oap_storage::{Model, Row, RowKey, Storage, StorageError, Write, day_of};
 use oap_telemetry::Counter;
 use tokio::sync::{mpsc, oneshot};
@@ -38,7 +38,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
-use crate::route::{Aggregator, remote_hash};
+use crate::route::{Aggregator, AggregatorError, remote_hash};
 
 /// Rows per multi-get and per write batch.
 const BATCH: usize = 2000;
@@ -75,6 +75,40 @@ pub struct L2Telemetry {
     pub expired: Counter,
     /// Reads of stored rows that failed for good (their increments wait a round).
     pub read_errors: Counter,
+    /// Per partition, in order: the rounds it completed (see [`RoundTelemetry`]). A partition
+    /// past the end counts nowhere.
+    pub rounds: Vec<RoundTelemetry>,
+}
+
+/// The rounds one partition completed: `metrics_l2_round_count{partition, level}`. A round
+/// persists everything that had reached the partition when it began, so two completed rounds
+/// after a moment cover every metric handed to L2 before it — which is how a test (or an
+/// operator) knows that what was sent is stored without guessing a time.
+#[derive(Clone)]
+pub struct RoundTelemetry {
+    /// Every completed round (`level="minute"`: minutes persisted).
+    pub minute: Counter,
+    /// Completed rounds that also persisted hours and days (`level="all"`).
+    pub all: Counter,
+}
+
+impl RoundTelemetry {
+    /// The counters of partition `partition` in `telemetry`.
+    pub fn new(
+        telemetry: &dyn oap_telemetry::MetricsCreator,
+        partition: usize,
+    ) -> Result<Self, oap_telemetry::TelemetryError> {
+        let partition = partition.to_string();
+        let help = "L2 rounds a partition completed; level=all when hours and days were persisted too";
+        Ok(Self {
+            minute: telemetry.counter(
+                "metrics_l2_round_count",
+                help,
+                &[("partition", &partition), ("level", "minute")],
+            )?,
+            all: telemetry.counter("metrics_l2_round_count", help, &[("partition", &partition), ("level", "all")])?,
+        })
+    }
 }
 
 enum Command {
@@ -107,9 +141,10 @@ impl L2 {
     ) -> Arc<Self> {
         let fresh_after = buckets.minute(now_ms()).unwrap_or(0);
         let (mut senders, mut tasks) = (Vec::new(), Vec::new());
-        for _ in 0..config.partitions.max(1) {
+        for index in 0..config.partitions.max(1) {
             let (sender, receiver) = mpsc::channel(QUEUE);
             let partition = Partition {
+                rounds_done: metrics.rounds.get(index).cloned(),
                 catalog: catalog.clone(),
                 storage: storage.clone(),
                 config: config.clone(),
@@ -172,14 +207,14 @@ impl L2 {
 
 #[async_trait]
 impl Aggregator for L2 {
-    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
         let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
         for metric in metrics {
             batches[self.partition_of(&metric.entity_id)].push(metric);
         }
         for (sender, batch) in self.senders.iter().zip(batches) {
             if !batch.is_empty() {
-                sender.send(Command::Metrics(batch)).await.map_err(|_| "L2 has stopped".to_owned())?;
+                sender.send(Command::Metrics(batch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
             }
         }
         Ok(())
@@ -232,6 +267,7 @@ struct Partition {
     pending: [Increments; 3],
     cache: HashMap<Key, Cached>,
     rounds: u64,
+    rounds_done: Option<RoundTelemetry>,
 }
 
 impl Partition {
@@ -239,27 +275,41 @@ impl Partition {
         let mut next = Instant::now() + FIRST_ROUND.min(self.config.persistent_period);
         loop {
             tokio::select! {
-                command = commands.recv() => match command {
-                    Some(Command::Metrics(batch)) => self.arrive(batch),
-                    Some(Command::Flush(done)) => {
-                        self.round(true).await;
-                        let _ = done.send(());
-                    }
-                    Some(Command::OwnersChanged(minute)) => {
-                        self.cache.clear();
-                        self.fresh_after = self.fresh_after.max(minute);
-                    }
-                    Some(Command::Stop) | None => {
-                        self.round(true).await;
-                        return;
-                    }
+                command = commands.recv() => if !self.obey(command).await {
+                    return;
                 },
                 () = tokio::time::sleep_until(next) => {
+                    // What is queued already belongs to this round.
+                    while let Ok(command) = commands.try_recv() {
+                        if !self.obey(Some(command)).await {
+                            return;
+                        }
+                    }
                     self.round(false).await;
                     next = Instant::now() + self.config.persistent_period;
                 }
             }
         }
+    }
+
+    /// Carries out one command; false once the partition is to stop (it persisted everything).
+    async fn obey(&mut self, command: Option<Command>) -> bool {
+        match command {
+            Some(Command::Metrics(batch)) => self.arrive(batch),
+            Some(Command::Flush(done)) => {
+                self.round(true).await;
+                let _ = done.send(());
+            }
+            Some(Command::OwnersChanged(minute)) => {
+                self.cache.clear();
+                self.fresh_after = self.fresh_after.max(minute);
+            }
+            Some(Command::Stop) | None => {
+                self.round(true).await;
+                return false;
+            }
+        }
+        true
     }
 
     fn arrive(&mut self, batch: Vec<Metric>) {
@@ -292,10 +342,17 @@ impl Partition {
             }
         }
         self.persist(Level::Minute, minutes).await;
-        if everything || self.rounds.is_multiple_of(COARSE_EVERY) {
+        let coarse = everything || self.rounds.is_multiple_of(COARSE_EVERY);
+        if coarse {
             for level in [Level::Hour, Level::Day] {
                 let increments = std::mem::take(&mut self.pending[level as usize]);
                 self.persist(level, increments).await;
+            }
+        }
+        if let Some(done) = &self.rounds_done {
+            done.minute.inc();
+            if coarse {
+                done.all.inc();
             }
         }
         let now = Instant::now();

@@ -1,7 +1,9 @@
-//! The streams from sources to storage, as every storage provider runs them once its store is
-//! open (docs/reference/pipeline-and-storage.md §1–7):
+//! The `pipeline` module: everything between the source dispatcher and the store, built and
+//! started in one place (docs/reference/pipeline-and-storage.md §1–9):
 //!
-//! - [`definitions`]: the OAL scripts and apdex thresholds read at start into a catalog;
+//! - [`provider`]: the module and its provider, which owns the running pipeline;
+//! - [`work`]: what it starts — the models installed, the metrics and record streams subscribed,
+//!   the peers followed, the data keeper on its timer — and the order it stops them in;
 //! - [`l1`]: per-thread pre-aggregation of sources into metrics, bounded, flushed every
 //!   `l1FlushPeriod`;
 //! - [`route`]: each metric to its aggregator by the hash of its entity id;
@@ -10,23 +12,31 @@
 //! - [`l2`]: merge with storage, persist every `persistentPeriod`, roll minutes up into hours
 //!   and days;
 //! - [`metrics_stream`]: the three wired together;
+//! - [`record_stream`]: segment records to the store, each call settled once they are stored;
+//! - [`retry`]: writing a batch until it is stored, counted;
 //! - [`top_n`]: the slowest statements and cache commands per entity and minute, reported every
 //!   `topNReportPeriod`;
-//! - [`sharded`]: per-thread state, which L1 and the top-N buffers are built on;
-//! - [`work`]: what a provider starts — the models installed, the metrics and record streams
-//!   subscribed, the TTL keeper on its timer.
+//! - [`ttl`]: the data keeper that drops expired days;
+//! - [`sharded`]: per-thread state, which L1 and the top-N buffers are built on.
+//!
+//! The metric definitions it aggregates by are core's catalog (`oap_core::catalog`); the store
+//! is whatever the `storage` module registered.
 
-pub mod definitions;
 pub mod l1;
 pub mod l2;
 pub mod metrics_stream;
+pub mod provider;
+pub mod record_stream;
 pub mod remote;
+pub mod retry;
 pub mod route;
 pub mod sharded;
 pub mod top_n;
+pub mod ttl;
 pub mod work;
 
 #[cfg(test)]
 mod testing;
 
-pub use self::work::{StoreModule, StreamWork};
+pub use self::provider::{MODULE_NAME, PipelineProviderFactory, module_definition};
+pub use self::work::StreamWork;

@@ -1,11 +1,13 @@
 //! The metrics stream of a node: L1 subscribed to the source dispatcher, a flusher that every
 //! `l1FlushPeriod` drains L1 into the router, and the local L2 the router sends to on a Mixed
-//! node.
+//! node. Each completed flush is counted (`metrics_l1_flush_count`): two completed flushes after
+//! a source was settled mean it has been handed to its aggregator.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use oap_core::SourceConsumer;
+use oap_telemetry::Counter;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
@@ -24,11 +26,17 @@ pub struct MetricsStream {
 }
 
 impl MetricsStream {
-    /// Starts flushing `l1` into `router` every `flush_period`; `l2` is this node's own L2, if it
-    /// aggregates.
-    pub fn start(l1: Arc<L1>, router: Arc<Router>, l2: Option<Arc<L2>>, flush_period: Duration) -> Self {
+    /// Starts flushing `l1` into `router` every `flush_period`, counting each flush in `flushes`;
+    /// `l2` is this node's own L2, if it aggregates.
+    pub fn start(
+        l1: Arc<L1>,
+        router: Arc<Router>,
+        l2: Option<Arc<L2>>,
+        flush_period: Duration,
+        flushes: Counter,
+    ) -> Self {
         let stop = CancellationToken::new();
-        let flusher = tokio::spawn(flush_every(l1.clone(), router.clone(), flush_period, stop.clone()));
+        let flusher = tokio::spawn(flush_every(l1.clone(), router.clone(), flush_period, stop.clone(), flushes));
         Self { l1, router, l2, stop, flusher }
     }
 
@@ -48,7 +56,7 @@ impl MetricsStream {
     }
 }
 
-async fn flush_every(l1: Arc<L1>, router: Arc<Router>, period: Duration, stop: CancellationToken) {
+async fn flush_every(l1: Arc<L1>, router: Arc<Router>, period: Duration, stop: CancellationToken, flushes: Counter) {
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -59,6 +67,7 @@ async fn flush_every(l1: Arc<L1>, router: Arc<Router>, period: Duration, stop: C
                 if !metrics.is_empty() {
                     router.route(metrics).await;
                 }
+                flushes.inc();
             }
         }
     }
@@ -75,7 +84,7 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::route::{Aggregator, Target};
+    use crate::route::{Aggregator, AggregatorError, Target};
     use crate::testing::{core_catalog, service};
 
     /// When batches arrived, and how large they were.
@@ -84,7 +93,7 @@ mod tests {
 
     #[async_trait]
     impl Aggregator for Recorder {
-        async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+        async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
             self.0.lock().expect("lock").push((Instant::now(), metrics.len()));
             Ok(())
         }
@@ -97,7 +106,8 @@ mod tests {
         let target = Target { address: "self".to_owned(), aggregator: recorder.clone() };
         let router = Arc::new(Router::new(vec![target], Counter::new("dropped", "test").expect("counter")));
         let begin = Instant::now();
-        let stream = MetricsStream::start(l1.clone(), router, None, Duration::from_millis(500));
+        let flushes = Counter::new("flushes", "test").expect("counter");
+        let stream = MetricsStream::start(l1.clone(), router, None, Duration::from_millis(500), flushes.clone());
         l1.accept(&Source::Service(service("a", 10, true, 202_611_211_230)));
         tokio::time::sleep(Duration::from_millis(499)).await;
         assert!(recorder.0.lock().expect("lock").is_empty(), "not before 500 ms");
@@ -107,6 +117,7 @@ mod tests {
         let batches = recorder.0.lock().expect("lock").clone();
         // 6 rows per service and minute; the second service's at the next tick; then nothing.
         assert_eq!(batches, [(begin + Duration::from_millis(500), 6), (begin + Duration::from_millis(1_000), 6)]);
+        assert_eq!(flushes.get(), 5, "2,501 ms: every tick is a flush, with rows or without");
         l1.accept(&Source::Service(service("c", 10, true, 202_611_211_230)));
         stream.stop().await;
         assert_eq!(recorder.0.lock().expect("lock").len(), 3, "stopping hands L1's last rows on");

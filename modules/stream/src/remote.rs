@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use crate::retry::{Outage, OutageLog};
 use async_trait::async_trait;
 use oap_cluster::{MembershipRef, RemoteNode};
 use oap_core::CoreConfig;
@@ -27,7 +28,6 @@ use oap_oal::catalog::Metric;
 use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
 use oap_proto::oap::remote::v1::remote_service_server::{RemoteService, RemoteServiceServer};
 use oap_proto::oap::remote::v1::{MetricBatch, TakeReply};
-use oap_storage::retry::{Outage, OutageLog};
 use oap_telemetry::{Counter, MetricsCreator, TelemetryError};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -36,7 +36,7 @@ use tonic::{Request, Response, Status};
 use tracing::{error, info, warn};
 
 use crate::l2::L2;
-use crate::route::{Aggregator, Router, Target};
+use crate::route::{Aggregator, AggregatorError, Router, Target};
 
 /// Batches a peer holds queued at most.
 const PEER_QUEUE: usize = 64;
@@ -57,12 +57,17 @@ pub fn catalog_digest(catalog: &Catalog) -> u64 {
 }
 
 /// The message carrying `metrics`, the `sequence`th batch of process `sender` to one node.
-pub fn encode_batch(sender: u64, sequence: u64, catalog: u64, metrics: &[Metric]) -> Result<MetricBatch, String> {
+pub fn encode_batch(
+    sender: u64,
+    sequence: u64,
+    catalog: u64,
+    metrics: &[Metric],
+) -> Result<MetricBatch, postcard::Error> {
     Ok(MetricBatch {
         sender,
         sequence,
         catalog,
-        metrics: postcard::to_allocvec(metrics).map_err(|error| error.to_string())?,
+        metrics: postcard::to_allocvec(metrics)?,
         count: u32::try_from(metrics.len()).unwrap_or(u32::MAX),
     })
 }
@@ -146,8 +151,8 @@ pub struct RemotePeer {
 
 #[async_trait]
 impl Aggregator for RemotePeer {
-    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
-        self.queue.send(metrics).await.map_err(|_| "the peer's sender stopped".to_owned())
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+        self.queue.send(metrics).await.map_err(|_| AggregatorError::Stopped("the peer's sender"))
     }
 }
 
@@ -374,7 +379,7 @@ impl RemoteService for RemoteReceiver {
         let metrics: Vec<Metric> = postcard::from_bytes(&batch.metrics)
             .map_err(|error| Status::invalid_argument(format!("unreadable metrics: {error}")))?;
         let count = metrics.len();
-        self.l2.take(metrics).await.map_err(Status::unavailable)?;
+        self.l2.take(metrics).await.map_err(|error| Status::from(oap_core::Refusal::from(error)))?;
         self.taken.lock().unwrap_or_else(PoisonError::into_inner).insert(batch.sender, batch.sequence);
         self.metrics.received.inc_by(count as u64);
         Ok(Response::new(TakeReply { duplicate: false }))

@@ -24,8 +24,25 @@ const NO_TARGET_PATIENCE: Duration = Duration::from_secs(10);
 /// Something metrics can be routed to.
 #[async_trait]
 pub trait Aggregator: Send + Sync {
-    /// Takes a batch; waits while the aggregator is full. The error says why it could not.
-    async fn take(&self, metrics: Vec<Metric>) -> Result<(), String>;
+    /// Takes a batch; waits while the aggregator is full (never refuses for being busy). The
+    /// error says why it could not.
+    async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError>;
+}
+
+/// Why an aggregator could not take a batch.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AggregatorError {
+    /// It has stopped (a node shutting down, a peer that left): nothing will take the batch.
+    #[error("{0} has stopped")]
+    Stopped(&'static str),
+}
+
+impl From<AggregatorError> for oap_core::Refusal {
+    fn from(error: AggregatorError) -> Self {
+        match error {
+            AggregatorError::Stopped(_) => Self::unavailable(error.to_string()),
+        }
+    }
 }
 
 /// One aggregator and the address it is sorted by.
@@ -157,7 +174,7 @@ mod tests {
 
     #[async_trait]
     impl Aggregator for Keep {
-        async fn take(&self, metrics: Vec<Metric>) -> Result<(), String> {
+        async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
             *self.0.lock().expect("lock") += metrics.len();
             Ok(())
         }

@@ -1,6 +1,6 @@
-//! Test helpers: a store in memory that records what was written and when (unit tests of the
-//! pipeline's logic only; the real stores are tested through the storage suite and the server),
-//! and sources to feed.
+//! Test helpers: a store in memory that records what was written and when, and can be told to
+//! fail (unit tests of the pipeline's logic only; the real stores are tested through the storage
+//! suite and the server), and sources to feed.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use oap_model::Layer;
 use oap_model::source::{RequestFacts, Service, SpanTags};
+use oap_storage::dao::{MetadataQueryDao, MetricsQueryDao, TopologyQueryDao, TraceQueryDao};
 use oap_storage::{Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Write};
 use tokio::time::Instant;
 
@@ -20,6 +21,12 @@ pub struct MemoryStore {
     pub multi_gets: AtomicUsize,
     /// Multi-gets that fail for good (`Invalid`) before they work again.
     pub failing_reads: AtomicUsize,
+    /// Writes that fail as `Unavailable` before they work again.
+    pub failing_writes: AtomicUsize,
+    /// A batch with a row of this id is refused for good (`Invalid`).
+    pub refused_id: Option<String>,
+    /// `delete_before` calls.
+    pub deletions: AtomicUsize,
 }
 
 fn bucket_key(model: &Model, bucket: i64) -> i64 {
@@ -30,6 +37,11 @@ impl MemoryStore {
     /// The stored row of `model` for `id` at `bucket`.
     pub fn row(&self, model: &str, id: &str, bucket: i64) -> Option<Row> {
         self.rows.lock().expect("lock").get(&(model.to_owned(), id.to_owned(), bucket)).cloned()
+    }
+
+    /// The ids of every row written, in order.
+    pub fn stored(&self) -> Vec<String> {
+        self.writes.lock().expect("lock").iter().map(|(_, _, row)| row.id.clone()).collect()
     }
 
     /// When rows of `model` were written, in order.
@@ -45,6 +57,12 @@ impl Storage for MemoryStore {
     }
 
     async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
+        if self.failing_writes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StorageError::Unavailable("disk busy".to_owned()));
+        }
+        if batch.iter().any(|write| Some(&write.row().id) == self.refused_id.as_ref()) {
+            return Err(StorageError::Invalid("refused: the row cannot be stored".to_owned()));
+        }
         let now = Instant::now();
         for write in batch {
             let (model, row) = (write.model(), write.row());
@@ -74,9 +92,15 @@ impl Storage for MemoryStore {
     }
 
     async fn delete_before(&self, _model: &Model, _day: i64) -> Result<usize, StorageError> {
+        self.deletions.fetch_add(1, Ordering::SeqCst);
         Ok(0)
     }
 }
+
+impl MetricsQueryDao for MemoryStore {}
+impl TraceQueryDao for MemoryStore {}
+impl TopologyQueryDao for MemoryStore {}
+impl MetadataQueryDao for MemoryStore {}
 
 /// A request served by `service` in minute `time_bucket`.
 pub fn service(name: &'static str, latency: i32, status: bool, time_bucket: i64) -> Service<'static> {

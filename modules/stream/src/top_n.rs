@@ -16,13 +16,13 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::record_stream::RecordStream;
 use hashbrown::{Equivalent, HashMap};
 use oap_core::{Settle, SourceConsumer};
 use oap_model::ids;
 use oap_model::source::{CacheOperation, Source};
 use oap_oal::Catalog;
 use oap_storage::builtin::top_n::{self, TopNRecord};
-use oap_storage::record_stream::RecordStream;
 use oap_storage::{ModelRef, Write};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;

@@ -1,30 +1,31 @@
-//! What every storage provider runs once its store is open: the metric definitions read, every
-//! model installed, the metrics stream (L1 → route → L2), the record stream and the top-N
-//! buffers subscribed to the dispatcher, and the data keeper on its timer.
+//! The running pipeline of a node, built in one place: every model of the catalog installed in
+//! the store, the metrics stream (L1 → route → L2), the record stream and the top-N buffers
+//! subscribed to the dispatcher, the peers of a cluster followed, and the data keeper on its
+//! timer — and, at shutdown, all of it drained in order.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use oap_cluster::MembershipRef;
 use oap_core::{
-    CoreConfig, CoreConfigRef, Downsampling, GrpcServerRef, NodeHealthRef, Role, SourceDispatcherRef, TimeBuckets,
+    CatalogRef, CoreConfig, CoreConfigRef, Downsampling, GrpcServerRef, NodeHealthRef, Role, SourceDispatcherRef,
+    TimeBuckets,
 };
 use oap_kernel::{ModuleContext, ModuleError};
-use oap_storage::record_stream::RecordStream;
-use oap_storage::retry::WriteTelemetry;
-use oap_storage::ttl::DataKeeper;
 use oap_storage::{StorageRef, builtin};
 use oap_telemetry::MetricsCreatorRef;
 use tokio::task::JoinHandle;
 use tracing::warn;
 
-use crate::definitions::load_catalog;
 use crate::l1::{DEFAULT_CAPACITY, L1};
-use crate::l2::{L2, L2Config, L2Telemetry};
+use crate::l2::{L2, L2Config, L2Telemetry, RoundTelemetry};
 use crate::metrics_stream::MetricsStream;
+use crate::record_stream::RecordStream;
 use crate::remote::{RemoteReceiver, RemoteTelemetry, follow_membership, peer_tls};
+use crate::retry::WriteTelemetry;
 use crate::route::{Router, Target};
 use crate::top_n::{TopN, TopNReport};
+use crate::ttl::DataKeeper;
 
 /// How long shutdown waits for queued records to be stored.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,15 +43,16 @@ pub struct StreamWork {
 }
 
 impl StreamWork {
-    /// Reads the metric definitions, installs every model in `storage` and starts the streams and
-    /// the keeper; the provider must require `core`, `telemetry` and `cluster`.
-    pub async fn start(ctx: &mut ModuleContext<'_>, storage: &StorageRef) -> Result<Self, ModuleError> {
+    /// Installs every model of the catalog in the store and starts the streams and the keeper;
+    /// the provider must require `core`, `telemetry`, `cluster` and `storage`.
+    pub async fn start(ctx: &mut ModuleContext<'_>) -> Result<Self, ModuleError> {
+        let storage = &ctx.service::<StorageRef>()?;
+        let catalog = ctx.service::<CatalogRef>()?;
         let core = ctx.service::<CoreConfigRef>()?;
         let telemetry = ctx.service::<MetricsCreatorRef>()?;
         let dispatcher = ctx.service::<SourceDispatcherRef>()?;
         let buckets = ctx.service::<TimeBuckets>()?;
         let health = ctx.service::<NodeHealthRef>()?;
-        let catalog = Arc::new(load_catalog(&core.oal_dir, &core.apdex_threshold_file).map_err(ModuleError::Config)?);
 
         let mut models = builtin::models();
         for model in catalog.models() {
@@ -76,6 +78,9 @@ impl StreamWork {
                     "Reads of stored metrics that failed for good (their increments waited a round)",
                     &[],
                 )?,
+                rounds: (0..l2_config(&core).partitions)
+                    .map(|partition| RoundTelemetry::new(&*telemetry, partition))
+                    .collect::<Result<_, _>>()?,
             };
             let storage: Arc<dyn oap_storage::Storage> = storage.clone();
             Ok::<_, ModuleError>(L2::start(catalog.clone(), storage, l2_config(&core), metrics, buckets.clone()))
@@ -102,7 +107,8 @@ impl StreamWork {
             Some(follow_membership(membership.clone(), &router, l2.clone(), &catalog, period, remote, tls))
         };
         let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
-        let metrics = MetricsStream::start(l1, router, l2, core.l1_flush_period);
+        let flushes = telemetry.counter("metrics_l1_flush_count", "L1 flushes completed (drained and routed)", &[])?;
+        let metrics = MetricsStream::start(l1, router, l2, core.l1_flush_period, flushes);
         if core.role != Role::Aggregator {
             dispatcher.subscribe(metrics.consumer())?;
         }
@@ -150,37 +156,6 @@ impl StreamWork {
         }
         drop(self.records);
         self.writer.abort();
-    }
-}
-
-/// What a storage provider holds: its store once prepared — registered for the other modules —
-/// and the streams on it once started. Both providers run their module through one of these.
-#[derive(Default)]
-pub struct StoreModule {
-    store: Option<StorageRef>,
-    work: Option<StreamWork>,
-}
-
-impl StoreModule {
-    /// Keeps the opened `store` and registers it as the module's service.
-    pub fn prepared(&mut self, ctx: &mut ModuleContext<'_>, store: StorageRef) -> Result<(), ModuleError> {
-        self.store = Some(store.clone());
-        ctx.register(store)
-    }
-
-    /// Starts the streams on the store.
-    pub async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
-        let store = self.store.clone().ok_or_else(|| ModuleError::Other("the store was not opened".to_owned()))?;
-        self.work = Some(StreamWork::start(ctx, &store).await?);
-        Ok(())
-    }
-
-    /// Stops the streams (persisting what they hold) and lets the store go.
-    pub async fn shutdown(&mut self) {
-        if let Some(work) = self.work.take() {
-            work.stop().await;
-        }
-        self.store = None;
     }
 }
 

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::retry::WriteTelemetry;
 use oap_model::TimeBuckets;
 use oap_oal::catalog::Metric;
 use oap_oal::{Catalog, MetricValue};
 use oap_storage::Value;
-use oap_storage::retry::WriteTelemetry;
 use oap_telemetry::Counter;
 use tokio::time::Instant;
 
@@ -36,7 +36,12 @@ fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usiz
         ttl_days: 7,
         partitions,
     };
-    let metrics = L2Telemetry { writes: WriteTelemetry::detached(), expired: counter(), read_errors: counter() };
+    let metrics = L2Telemetry {
+        writes: WriteTelemetry::detached(),
+        expired: counter(),
+        read_errors: counter(),
+        rounds: Vec::new(),
+    };
     let store: Arc<dyn Storage> = store.clone();
     L2::start(catalog.clone(), store, config, metrics, TimeBuckets::utc())
 }

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use crate::retry::WriteTelemetry;
 use oap_model::source::{CacheSlowAccess, DatabaseSlowStatement};
 use oap_storage::Row;
-use oap_storage::retry::WriteTelemetry;
 
 use super::*;
 use crate::testing::{MemoryStore, core_catalog};

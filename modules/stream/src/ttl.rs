@@ -9,9 +9,9 @@ use oap_model::{Granularity, TimeBuckets, whole_days};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
-use crate::StorageRef;
-use crate::error::StorageError;
-use crate::model::ModelRef;
+use oap_storage::ModelRef;
+use oap_storage::StorageError;
+use oap_storage::StorageRef;
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -94,12 +94,12 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
 
     use super::*;
-    use crate::fake::FakeStore;
+    use crate::testing::MemoryStore;
 
     #[tokio::test(start_paused = true)]
     async fn only_the_node_that_leads_deletes() {
-        let store = Arc::new(FakeStore::default());
-        let models = crate::builtin::models();
+        let store = Arc::new(MemoryStore::default());
+        let models = oap_storage::builtin::models();
         let count = models.len();
         let day = Duration::from_secs(86_400);
         let keeper = DataKeeper::new(store.clone(), models, 3 * day, 7 * day, TimeBuckets::utc());

@@ -19,10 +19,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::info;
 
-use crate::builtin::segment::{self, SegmentRow};
-use crate::error::StorageError;
 use crate::retry::{WriteTelemetry, write_until_stored};
-use crate::storage::{Storage, Write};
+use oap_storage::StorageError;
+use oap_storage::builtin::segment::{self, SegmentRow};
+use oap_storage::{Storage, Write};
 
 /// The most writes in one batch.
 const MAX_BATCH: usize = 2_000;
@@ -113,7 +113,7 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     use super::*;
-    use crate::fake::FakeStore;
+    use crate::testing::MemoryStore;
 
     fn segment(id: &'static str) -> Source<'static> {
         Source::Segment(oap_model::source::SegmentRecord {
@@ -133,7 +133,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_write_is_retried_and_counted_and_settles_only_once_stored() {
-        let store = Arc::new(FakeStore { failures: AtomicUsize::new(3), ..FakeStore::default() });
+        let store = Arc::new(MemoryStore { failing_writes: AtomicUsize::new(3), ..MemoryStore::default() });
         let metrics = WriteTelemetry::detached();
         let (stream, _writer) = RecordStream::start(store.clone(), metrics.clone());
         stream.accept(&segment("s1"));
@@ -146,7 +146,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_unwritable_row_fails_only_itself_and_the_settles_after_it() {
-        let store = Arc::new(FakeStore { refused_id: Some("bad".to_owned()), ..FakeStore::default() });
+        let store = Arc::new(MemoryStore { refused_id: Some("bad".to_owned()), ..MemoryStore::default() });
         let metrics = WriteTelemetry::detached();
         // Queue everything before the writer can take any of it, so it is one batch.
         let (queue, messages) = mpsc::unbounded_channel();
@@ -176,7 +176,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_sources_are_not_records() {
-        let store = Arc::new(FakeStore::default());
+        let store = Arc::new(MemoryStore::default());
         let (stream, _writer) = RecordStream::start(store.clone(), WriteTelemetry::detached());
         stream.accept(&Source::ServiceMeta(oap_model::source::ServiceMeta {
             name: "db".into(),

@@ -17,8 +17,7 @@ use oap_kernel::ModuleError;
 use oap_telemetry::{Counter, Gauge, MetricsCreator};
 use tracing::{error, info, warn};
 
-use crate::error::StorageError;
-use crate::storage::{Storage, Write};
+use oap_storage::{Storage, StorageError, Write};
 
 /// The first pause after a failed write.
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
