@@ -1,68 +1,39 @@
 //! State split into one shard per producing thread, so analysing threads on different cores
 //! never contend: each works in its own shard (a mutex that only a collector, a few times a
 //! minute at most, also takes), and a collector visits them all. L1 and the top-N buffers are
-//! built on it.
+//! built on it. The per-thread slots are `thread_local::ThreadLocal`'s.
 
-use std::any::Any;
-use std::cell::RefCell;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
-static NEXT_NUMBER: AtomicU64 = AtomicU64::new(1);
+use thread_local::ThreadLocal;
 
-/// A shard as a thread holds it, its type erased so one list serves every kind of state.
-type AnyShard = Arc<dyn Any + Send + Sync>;
-
-thread_local! {
-    /// This thread's shard of every live [`Sharded`], by its number.
-    static SHARDS: RefCell<Vec<(u64, AnyShard)>> = const { RefCell::new(Vec::new()) };
+/// A `T` per thread that works in it. A thread that exits leaves its shard, with what it holds, to
+/// the next thread that starts; nothing in it is lost.
+pub struct Sharded<T: Send> {
+    shards: ThreadLocal<Mutex<T>>,
 }
 
-/// A `T` per thread that works in it.
-pub struct Sharded<T> {
-    number: u64,
-    shards: Mutex<Vec<Arc<Mutex<T>>>>,
-}
-
-impl<T: Default + Send + 'static> Default for Sharded<T> {
+impl<T: Default + Send> Default for Sharded<T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: Default + Send + 'static> Sharded<T> {
+impl<T: Default + Send> Sharded<T> {
     /// No shards yet; a thread gets its own the first time it works.
     pub fn new() -> Self {
-        Self { number: NEXT_NUMBER.fetch_add(1, Ordering::Relaxed), shards: Mutex::new(Vec::new()) }
+        Self { shards: ThreadLocal::new() }
     }
 
-    /// Runs `work` on this thread's shard. `work` must not enter another `Sharded`.
+    /// Runs `work` on this thread's shard.
     pub fn with<R>(&self, work: impl FnOnce(&mut T) -> R) -> R {
-        SHARDS.with_borrow_mut(|shards| {
-            let at = match shards.iter().position(|(number, _)| *number == self.number) {
-                Some(at) => at,
-                None => {
-                    // Shards of `Sharded`s that are gone are held only here: let them go.
-                    shards.retain(|(_, shard)| Arc::strong_count(shard) > 1);
-                    let shard = Arc::new(Mutex::new(T::default()));
-                    lock(&self.shards).push(shard.clone());
-                    shards.push((self.number, shard));
-                    shards.len() - 1
-                }
-            };
-            let shard: &dyn Any = &*shards[at].1;
-            match shard.downcast_ref::<Mutex<T>>() {
-                Some(shard) => work(&mut lock(shard)),
-                None => unreachable!("a shard is stored under the number of the Sharded that made it"),
-            }
-        })
+        work(&mut lock(self.shards.get_or_default()))
     }
 
     /// Visits every thread's shard in turn.
     pub fn each(&self, mut visit: impl FnMut(&mut T)) {
-        let shards: Vec<Arc<Mutex<T>>> = lock(&self.shards).clone();
-        for shard in shards {
-            visit(&mut lock(&shard));
+        for shard in &self.shards {
+            visit(&mut lock(shard));
         }
     }
 }
@@ -74,18 +45,23 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     #[test]
     fn each_thread_works_in_its_own_shard_and_each_visits_them_all() {
         let counts = Arc::new(Sharded::<Vec<usize>>::new());
+        // All three alive at once: a thread that has exited may hand its shard to a new one.
+        let together = Arc::new(std::sync::Barrier::new(3));
         let threads: Vec<_> = (0..3)
             .map(|thread| {
-                let counts = counts.clone();
+                let (counts, together) = (counts.clone(), together.clone());
                 std::thread::spawn(move || {
                     for _ in 0..=thread {
                         counts.with(|shard| shard.push(thread));
                     }
+                    together.wait();
                 })
             })
             .collect();
