@@ -6,11 +6,12 @@
 
 use std::io;
 
-use async_graphql::{BatchRequest, BatchResponse, Response as GraphqlResponse, ServerError};
-use async_graphql_axum::GraphQLBatchRequest;
+use async_graphql::http::{MultipartOptions, parse_query_string, receive_batch_body};
+use async_graphql::{BatchRequest, BatchResponse, ParseRequestError, Response as GraphqlResponse, ServerError};
 use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderValue, header};
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -39,9 +40,34 @@ pub fn routes(schema: QuerySchema, bounds: Bounds) -> Router {
     Router::new().route("/graphql", get(graphql).post(graphql)).with_state(Service { schema, bounds })
 }
 
-async fn graphql(State(service): State<Service>, request: GraphQLBatchRequest) -> Response {
+/// The request of a `GET` (its query string) or a `POST` (its body: JSON, one request or an
+/// array, or `application/graphql`).
+async fn read_request(
+    method: &Method,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<BatchRequest, ParseRequestError> {
+    if method == Method::GET {
+        return parse_query_string(query.unwrap_or_default()).map(BatchRequest::Single);
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok());
+    receive_batch_body(content_type, body, MultipartOptions::default()).await
+}
+
+async fn graphql(
+    State(service): State<Service>,
+    method: Method,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let request = match read_request(&method, &headers, query.as_deref(), &body).await {
+        Ok(request) => request,
+        Err(error) => return (StatusCode::BAD_REQUEST, format!("not a GraphQL request: {error}")).into_response(),
+    };
     let budget = service.bounds.budget();
-    let response = match request.into_inner() {
+    let response = match request {
         BatchRequest::Single(request) => {
             BatchResponse::Single(service.schema.execute(request.data(budget.clone())).await)
         }
@@ -56,7 +82,13 @@ async fn graphql(State(service): State<Service>, request: GraphQLBatchRequest) -
     let max = service.bounds.limits().max_response_bytes;
     let answer = match write_capped(&response, max) {
         Ok(body) => answer(&response, body),
-        Err(_) => async_graphql_axum::GraphQLResponse(refused(&response, &TooLarge { max })).into_response(),
+        Err(_) => {
+            let refused = refused(&response, &TooLarge { max });
+            match write_capped(&refused, usize::MAX) {
+                Ok(body) => answer(&refused, body),
+                Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+            }
+        }
     };
     // The budget, and with it the heavy-query permit, is held until the answer is written.
     drop(budget);
@@ -117,6 +149,20 @@ impl io::Write for Capped {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn requests_come_as_a_query_string_a_json_body_or_a_json_array_and_anything_else_is_refused() {
+        let json = HeaderMap::from_iter([(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))]);
+        let get = read_request(&Method::GET, &HeaderMap::new(), Some("query=%7B%20version%20%7D"), b"").await;
+        assert!(matches!(get, Ok(BatchRequest::Single(request)) if request.query == "{ version }"));
+        let one = read_request(&Method::POST, &json, None, br#"{"query": "{ version }"}"#).await;
+        assert!(matches!(one, Ok(BatchRequest::Single(request)) if request.query == "{ version }"));
+        let two = br#"[{"query": "{ version }"}, {"query": "{ getTimeInfo { timezone } }"}]"#;
+        let two = read_request(&Method::POST, &json, None, two).await;
+        assert!(matches!(two, Ok(BatchRequest::Batch(requests)) if requests.len() == 2));
+        assert!(read_request(&Method::POST, &json, None, b"{\"query\": ").await.is_err(), "cut short");
+        assert!(read_request(&Method::POST, &json, None, b"\xff\xfe").await.is_err(), "not JSON");
+    }
 
     #[test]
     fn an_answer_is_written_up_to_its_cap() {
