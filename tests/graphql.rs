@@ -11,7 +11,7 @@ mod common;
 use std::time::Duration;
 
 use common::agent::{python_agent, send_segments};
-use common::graphql::Client;
+use common::graphql::{Client, check_cases};
 use common::{Backend, OapProcess, scratch_dir, wait_until_persisted};
 use oap_model::ids;
 use serde_json::{Value, json};
@@ -130,25 +130,6 @@ async fn ui_documents(backend: Backend) {
     );
     assert!(dashboards.iter().all(|dashboard| dashboard["layer"] == "GENERAL"));
 
-    // The service list, as booster-ui asks for it.
-    let services = client
-        .data(
-            "query queryServices($layer: String!) {\
-               services: listServices(layer: $layer) { id value: name label: name group layers normal shortName } }",
-            json!({ "layer": "GENERAL" }),
-        )
-        .await;
-    let frontend = ids::service_id("py-frontend", true);
-    let backend = ids::service_id("py-backend", true);
-    assert_eq!(
-        services["services"],
-        json!([
-            { "id": backend, "value": "py-backend", "label": "py-backend", "group": "", "layers": ["GENERAL"],
-              "normal": true, "shortName": "py-backend" },
-            { "id": frontend, "value": "py-frontend", "label": "py-frontend", "group": "", "layers": ["GENERAL"],
-              "normal": true, "shortName": "py-frontend" },
-        ])
-    );
     // The menu booster-ui loads first: the general services are there, no virtual database.
     let menu = client
         .data(
@@ -166,186 +147,16 @@ async fn ui_documents(backend: Backend) {
         .map(|leaf| (leaf["layer"].clone(), leaf["activate"].clone()))
         .collect();
     assert_eq!(leaves[..2], [(json!("GENERAL"), json!(true)), (json!("VIRTUAL_DATABASE"), json!(false))]);
-    let none = client.data("{ listServices(layer: \"VIRTUAL_MQ\") { id } }", json!({})).await;
-    assert_eq!(none["listServices"], json!([]));
 
-    // Instances and endpoints of py-frontend.
+    // The capture's minute, as the UI's duration picker sends it.
     let minute = oap_model::TimeBuckets::system().minute(start).expect("minute").to_string();
     let minute_text =
         |bucket: &str| format!("{}-{}-{} {}", &bucket[0..4], &bucket[4..6], &bucket[6..8], &bucket[8..12]);
     let duration = json!({ "start": minute_text(&minute), "end": minute_text(&minute), "step": "MINUTE" });
-    let pods = client
-        .data(
-            "query queryInstances($serviceId: ID!, $duration: Duration!) {\
-               pods: listInstances(duration: $duration, serviceId: $serviceId) {\
-                 id value: name label: name language instanceUUID attributes { name value } } }",
-            json!({ "serviceId": frontend, "duration": duration }),
-        )
-        .await;
-    let instance = ids::instance_id(&frontend, "py-frontend-24907@127.0.0.1");
-    assert_eq!(
-        pods["pods"],
-        json!([{ "id": instance, "value": "py-frontend-24907@127.0.0.1", "label": "py-frontend-24907@127.0.0.1",
-                 "language": "UNKNOWN", "instanceUUID": instance, "attributes": [] }])
-    );
-    let endpoints = client
-        .data(
-            "query queryEndpoints($serviceId: ID!, $keyword: String!, $limit: Int!, $duration: Duration!) {\
-               pods: findEndpoint(serviceId: $serviceId, keyword: $keyword, limit: $limit, duration: $duration) {\
-                 id value: name label: name } }",
-            json!({ "serviceId": frontend, "keyword": "ap", "limit": 20, "duration": duration }),
-        )
-        .await;
-    let api = ids::endpoint_id(&frontend, "/api");
-    assert_eq!(endpoints["pods"], json!([{ "id": api, "value": "/api", "label": "/api" }]));
-    let info = client
-        .data(
-            "query queryEndpoint($endpointId: ID!) {\
-               endpoint: getEndpointInfo(endpointId: $endpointId) { id value: name label: name serviceId serviceName } }",
-            json!({ "endpointId": api }),
-        )
-        .await;
-    assert_eq!(
-        info["endpoint"],
-        json!({ "id": api, "value": "/api", "label": "/api", "serviceId": frontend, "serviceName": "py-frontend" })
-    );
 
-    // The topology of py-frontend, as the service dashboard asks for it.
-    let topology = client
-        .data(
-            "query queryData($serviceIds: [ID!]!, $duration: Duration!) {\
-               topology: getServicesTopology(serviceIds: $serviceIds, duration: $duration) {\
-                 nodes { id name type isReal layers }\
-                 calls { id source detectPoints target sourceComponents targetComponents } } }",
-            json!({ "serviceIds": [frontend], "duration": duration }),
-        )
-        .await;
-    // Entry spans without a ref come from `User`; the frontend's exit span names the backend
-    // through the alias its refs taught. Ids sort `VXNl…` (User) before `cHkt…`.
-    let user = ids::service_id("User", false);
-    assert_eq!(
-        topology["topology"]["nodes"],
-        json!([
-            { "id": user, "name": "User", "type": "USER", "isReal": false, "layers": ["UNDEFINED"] },
-            { "id": backend, "name": "py-backend", "type": "Flask", "isReal": true, "layers": ["GENERAL"] },
-            { "id": frontend, "name": "py-frontend", "type": "Flask", "isReal": true, "layers": ["GENERAL"] },
-        ])
-    );
-    assert_eq!(
-        topology["topology"]["calls"],
-        json!([
-            { "id": format!("{user}-{frontend}"), "source": user, "target": frontend, "detectPoints": ["SERVER"],
-              "sourceComponents": [], "targetComponents": ["Flask"] },
-            { "id": format!("{frontend}-{backend}"), "source": frontend, "target": backend,
-              "detectPoints": ["CLIENT", "SERVER"], "sourceComponents": ["Requests"], "targetComponents": ["Flask"] },
-        ])
-    );
-
-    // The topology's node and call metrics, one entity per node or call as booster-ui asks.
-    // Each service served 50 requests in the minute, 80 % of them without error, and the
-    // frontend called the backend 50 times (tests/metrics.rs works these out from the capture).
-    let fields = "{ type results { metric { labels { key value } } values { name: id value refId: traceID } } error }";
-    let metrics = client
-        .data(
-            &format!(
-                "query queryData($duration: Duration!,$expression0: String!,$expression1: String!,\
-                   $entity0: Entity!,$entity1: Entity!,$entity2: Entity!) {{\
-                   expression00: execExpression(expression: $expression0, entity: $entity0, duration: $duration){fields}\
-                   expression10: execExpression(expression: $expression0, entity: $entity1, duration: $duration){fields}\
-                   expression01: execExpression(expression: $expression1, entity: $entity0, duration: $duration){fields}\
-                   expression20: execExpression(expression: \"avg(service_relation_server_cpm)\", entity: $entity2, \
-                     duration: $duration){fields} }}"
-            ),
-            json!({
-                "duration": duration,
-                "expression0": "avg(service_cpm)",
-                "expression1": "avg(service_sla/100)",
-                "entity0": { "serviceName": "py-frontend", "normal": true },
-                "entity1": { "serviceName": "py-backend", "normal": true },
-                "entity2": { "serviceName": "py-frontend", "normal": true, "destServiceName": "py-backend",
-                             "destNormal": true },
-            }),
-        )
-        .await;
-    let single = |value: &str| {
-        json!({ "type": "SINGLE_VALUE", "error": null,
-                "results": [{ "metric": { "labels": [] }, "values": [{ "name": null, "value": value, "refId": null }] }] })
-    };
-    assert_eq!(metrics["expression00"], single("50"));
-    assert_eq!(metrics["expression10"], single("50"));
-    assert_eq!(metrics["expression01"], single("80"));
-    assert_eq!(metrics["expression20"], single("50"));
-
-    // The trace page's tag suggestions: the searchable keys the capture's spans carry
-    // (http.url is not searchable), and each key's values.
-    let keys = client
-        .data("query queryTraceTagKeys($duration: Duration!) {\n  tagKeys: queryTraceTagAutocompleteKeys(duration: $duration)}", json!({ "duration": duration }))
-        .await;
-    assert_eq!(keys["tagKeys"], json!(["http.method", "http.status_code"]));
-    let values_of = |key: &'static str| {
-        let (client, duration) = (&client, duration.clone());
-        async move {
-            let values = client
-                .data(
-                    "query queryTraceTagValues($tagKey: String!, $duration: Duration!) {\n  tagValues: queryTraceTagAutocompleteValues(tagKey: $tagKey, duration: $duration)}",
-                    json!({ "tagKey": key, "duration": duration }),
-                )
-                .await;
-            values["tagValues"].clone()
-        }
-    };
-    assert_eq!(values_of("http.status_code").await, json!(["200", "500"]));
-    assert_eq!(values_of("http.method").await, json!(["GET"]));
-    assert_eq!(values_of("http.url").await, json!([]));
-
-    // Instance calls between the two, and the endpoints around the backend's /work. The
-    // agent names the caller's endpoint after the exit span (`parentEndpoint` = /work).
-    let instances = client
-        .data(
-            "query queryData($clientServiceId: ID!, $serverServiceId: ID!, $duration: Duration!) {\
-               topology: getServiceInstanceTopology(clientServiceId: $clientServiceId,\
-                 serverServiceId: $serverServiceId, duration: $duration) {\
-                 nodes { id name type isReal serviceName serviceId } calls { id source detectPoints target } } }",
-            json!({ "clientServiceId": frontend, "serverServiceId": backend, "duration": duration }),
-        )
-        .await;
-    let backend_instance = ids::instance_id(&backend, "py-backend-24906@127.0.0.1");
-    assert_eq!(
-        instances["topology"],
-        json!({
-            "nodes": [
-                { "id": backend_instance, "name": "py-backend-24906@127.0.0.1", "type": null, "isReal": true,
-                  "serviceName": "py-backend", "serviceId": backend },
-                { "id": instance, "name": "py-frontend-24907@127.0.0.1", "type": null, "isReal": true,
-                  "serviceName": "py-frontend", "serviceId": frontend },
-            ],
-            "calls": [{ "id": format!("{instance}-{backend_instance}"), "source": instance,
-                        "detectPoints": ["CLIENT", "SERVER"], "target": backend_instance }],
-        })
-    );
-    let work = ids::endpoint_id(&backend, "/work");
-    let caller = ids::endpoint_id(&frontend, "/work");
-    let dependencies = client
-        .data(
-            "query queryData($endpointId: ID!, $duration: Duration!) {\
-               topology: getEndpointDependencies(endpointId: $endpointId, duration: $duration) {\
-                 nodes { id name serviceId serviceName type isReal } calls { id source target detectPoints } } }",
-            json!({ "endpointId": work, "duration": duration }),
-        )
-        .await;
-    assert_eq!(
-        dependencies["topology"],
-        json!({
-            "nodes": [
-                { "id": work, "name": "/work", "serviceId": backend, "serviceName": "py-backend", "type": null,
-                  "isReal": true },
-                { "id": caller, "name": "/work", "serviceId": frontend, "serviceName": "py-frontend", "type": null,
-                  "isReal": true },
-            ],
-            "calls": [{ "id": ids::endpoint_relation_id(&frontend, "/work", &backend, "/work"), "source": caller,
-                        "target": work, "detectPoints": ["SERVER"] }],
-        })
-    );
+    // The lists, topologies, metrics and tag suggestions the UI pages ask for: tests/cases/graphql.
+    check_cases(&client, &duration).await;
+    let frontend = ids::service_id("py-frontend", true);
 
     // The segment list: 100 segments, 20 in error; newest first; pages of 15.
     let page = |number: i64, size: i64, extra: Value| {

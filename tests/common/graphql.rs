@@ -60,3 +60,47 @@ impl Client {
         response.text().await.expect("body")
     }
 }
+
+/// Runs every case of `tests/cases/graphql` (see its README) against `client`, a variable
+/// `"$duration"` sent as `duration`; panics listing every case whose `data` differs.
+pub async fn check_cases(client: &Client, duration: &Value) {
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/cases/graphql"));
+    let mut documents: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .expect("tests/cases/graphql")
+        .map(|entry| entry.expect("an entry").path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "graphql"))
+        .collect();
+    documents.sort();
+    assert!(!documents.is_empty(), "no cases in {}", dir.display());
+    let mut failures = Vec::new();
+    for document in &documents {
+        let query = std::fs::read_to_string(document).expect("the document");
+        let case: Value =
+            serde_json::from_str(&std::fs::read_to_string(document.with_extension("json")).expect("the case's .json"))
+                .unwrap_or_else(|error| panic!("{}: {error}", document.display()));
+        let mut variables = case["variables"].clone();
+        if let Some(variables) = variables.as_object_mut() {
+            for value in variables.values_mut() {
+                if value == "$duration" {
+                    *value = duration.clone();
+                }
+            }
+        }
+        let answer = client.post(&query, variables).await;
+        if answer.get("errors").is_some() || answer["data"] != case["data"] {
+            failures.push(format!(
+                "{}:\n  expected {}\n  answered {}",
+                document.file_name().and_then(|name| name.to_str()).unwrap_or("?"),
+                case["data"],
+                answer
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} GraphQL cases differ:\n{}",
+        failures.len(),
+        documents.len(),
+        failures.join("\n")
+    );
+}
