@@ -4,13 +4,17 @@
 //!
 //! SkyWalking uses the OAP host's zone; so does [`TimeBuckets::system`]. The same zone must be
 //! used to parse query durations and is reported to the UI, so one `TimeBuckets` is shared.
+//!
+//! Stored rows and wire messages carry a bucket as the bare number, as SkyWalking does; whatever
+//! needs its granularity — rolling up, the day a row is filed under, where a bucket starts — asks
+//! a [`TimeBucket`], the one place that reads the granularity off the number.
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
 
 /// The size of a bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Granularity {
     /// `yyyyMMddHHmmss`: records.
     Second,
@@ -23,14 +27,13 @@ pub enum Granularity {
 }
 
 impl Granularity {
-    /// The granularity a bucket number has, recognised by its number of digits.
-    pub fn of(bucket: i64) -> Option<Granularity> {
-        match bucket {
-            10_000_000..=99_999_999 => Some(Granularity::Day),
-            1_000_000_000..=9_999_999_999 => Some(Granularity::Hour),
-            100_000_000_000..=999_999_999_999 => Some(Granularity::Minute),
-            10_000_000_000_000..=99_999_999_999_999 => Some(Granularity::Second),
-            _ => None,
+    /// The digits after the day's `yyyyMMdd`: 6 for seconds, 4 for minutes, 2 for hours.
+    fn finer_digits(self) -> u32 {
+        match self {
+            Granularity::Second => 6,
+            Granularity::Minute => 4,
+            Granularity::Hour => 2,
+            Granularity::Day => 0,
         }
     }
 
@@ -42,6 +45,60 @@ impl Granularity {
             Granularity::Day => 1440,
         }
     }
+}
+
+/// A time bucket that knows its granularity: `yyyyMMdd`, `yyyyMMddHH`, `yyyyMMddHHmm` or
+/// `yyyyMMddHHmmss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TimeBucket {
+    value: i64,
+    granularity: Granularity,
+}
+
+impl TimeBucket {
+    /// The bucket `value` is, recognised by its number of digits; `None` for a number that is
+    /// no bucket.
+    pub fn of(value: i64) -> Option<TimeBucket> {
+        let granularity = match value {
+            10_000_000..=99_999_999 => Granularity::Day,
+            1_000_000_000..=9_999_999_999 => Granularity::Hour,
+            100_000_000_000..=999_999_999_999 => Granularity::Minute,
+            10_000_000_000_000..=99_999_999_999_999 => Granularity::Second,
+            _ => return None,
+        };
+        Some(TimeBucket { value, granularity })
+    }
+
+    /// The number, as stored.
+    pub fn value(self) -> i64 {
+        self.value
+    }
+
+    /// Its granularity.
+    pub fn granularity(self) -> Granularity {
+        self.granularity
+    }
+
+    /// The bucket of `granularity` this one falls in: a minute's hour is `/ 100`, its day
+    /// `/ 10000`. A finer granularity than the bucket's own leaves it as it is.
+    pub fn rolled_up(self, granularity: Granularity) -> TimeBucket {
+        let drop = self.granularity.finer_digits().saturating_sub(granularity.finer_digits());
+        if drop == 0 {
+            return self;
+        }
+        TimeBucket { value: self.value / 10_i64.pow(drop), granularity }
+    }
+
+    /// The day (`yyyyMMdd`) it falls in.
+    pub fn day(self) -> TimeBucket {
+        self.rolled_up(Granularity::Day)
+    }
+}
+
+/// The day (`yyyyMMdd`) of a stored bucket number of any granularity; a number that is no bucket
+/// is returned as it is (rows are filed under it, and no valid day equals it).
+pub fn day_of(time_bucket: i64) -> i64 {
+    TimeBucket::of(time_bucket).map_or(time_bucket, |bucket| bucket.day().value())
 }
 
 /// A time zone that could not be loaded.
@@ -121,7 +178,7 @@ impl TimeBuckets {
 
     /// Epoch milliseconds of the start of `bucket` (of any granularity), if it is a valid time.
     pub fn start_millis(&self, bucket: i64) -> Option<i64> {
-        let granularity = Granularity::of(bucket)?;
+        let granularity = TimeBucket::of(bucket)?.granularity();
         let (date, hour, minute, second) = match granularity {
             Granularity::Day => (bucket, 0, 0, 0),
             Granularity::Hour => (bucket / 100, bucket % 100, 0, 0),
@@ -150,15 +207,6 @@ pub fn now_ms() -> i64 {
 /// The whole days of a TTL setting, at least 1 (the unit of every TTL decision).
 pub fn whole_days(ttl: std::time::Duration) -> i64 {
     i64::try_from(ttl.as_secs() / 86_400).unwrap_or(i64::MAX).max(1)
-}
-
-/// A minute bucket rolled up: minute → hour is `/ 100`, minute → day is `/ 10000`.
-pub fn minute_to(bucket: i64, granularity: Granularity) -> i64 {
-    match granularity {
-        Granularity::Second | Granularity::Minute => bucket,
-        Granularity::Hour => bucket / 100,
-        Granularity::Day => bucket / 10_000,
-    }
 }
 
 #[cfg(test)]
@@ -196,14 +244,24 @@ mod tests {
     }
 
     #[test]
-    fn granularity_is_recognised_by_magnitude() {
-        assert_eq!(Granularity::of(20261121), Some(Granularity::Day));
-        assert_eq!(Granularity::of(2026112112), Some(Granularity::Hour));
-        assert_eq!(Granularity::of(202611211230), Some(Granularity::Minute));
-        assert_eq!(Granularity::of(20261121123045), Some(Granularity::Second));
-        assert_eq!(Granularity::of(42), None);
-        assert_eq!(minute_to(202611211230, Granularity::Hour), 2026112112);
-        assert_eq!(minute_to(202611211230, Granularity::Day), 20261121);
+    fn a_bucket_knows_its_granularity_by_its_digits_and_rolls_up_to_coarser_ones() {
+        let granularity = |value| TimeBucket::of(value).map(TimeBucket::granularity);
+        assert_eq!(granularity(20261121), Some(Granularity::Day));
+        assert_eq!(granularity(2026112112), Some(Granularity::Hour));
+        assert_eq!(granularity(202611211230), Some(Granularity::Minute));
+        assert_eq!(granularity(20261121123045), Some(Granularity::Second));
+        assert_eq!(granularity(42), None);
+        assert_eq!(granularity(999_999_999_999_999), None);
+
+        let minute = TimeBucket::of(202611211230).expect("a minute");
+        assert_eq!(minute.rolled_up(Granularity::Hour), TimeBucket::of(2026112112).expect("an hour"));
+        assert_eq!(minute.rolled_up(Granularity::Day).value(), 20261121);
+        assert_eq!(minute.rolled_up(Granularity::Second), minute, "never finer");
+        let second = TimeBucket::of(20261121123045).expect("a second");
+        assert_eq!(second.rolled_up(Granularity::Minute).value(), 202611211230);
+        assert_eq!(second.day().value(), 20261121);
+        assert_eq!([day_of(20261121123045), day_of(202611211230), day_of(2026112112), day_of(20261121)], [20261121; 4]);
+        assert_eq!(day_of(42), 42, "no bucket: filed under itself");
     }
 
     #[test]

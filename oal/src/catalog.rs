@@ -14,7 +14,7 @@
 use std::sync::Arc;
 
 use oap_model::source::{DetectPoint, Source};
-use oap_model::{Granularity, ids, minute_to};
+use oap_model::{Granularity, TimeBucket, ids};
 use oap_storage_model::builtin::{alias, relation, tag, traffic};
 use oap_storage_model::{ModelKind, ModelRef, Row, Value};
 use serde::{Deserialize, Serialize};
@@ -92,7 +92,7 @@ impl Stream {
 
     /// The storage row of a metric, its value calculated for the bucket's granularity.
     pub fn row(&self, metric: &Metric) -> Row {
-        let granularity = Granularity::of(metric.time_bucket).unwrap_or(Granularity::Minute);
+        let granularity = TimeBucket::of(metric.time_bucket).map_or(Granularity::Minute, TimeBucket::granularity);
         let mut values = Vec::with_capacity(self.model.columns.len());
         values.extend_from_slice(&metric.fixed);
         metric.value.write(granularity, &mut values);
@@ -126,7 +126,9 @@ impl Stream {
 impl Metric {
     /// The metric rolled up to an hour or a day: the same accumulators in the coarser bucket.
     pub fn rolled_up(&self, granularity: Granularity) -> Metric {
-        Metric { time_bucket: minute_to(self.time_bucket, granularity), ..self.clone() }
+        let time_bucket =
+            TimeBucket::of(self.time_bucket).map_or(self.time_bucket, |bucket| bucket.rolled_up(granularity).value());
+        Metric { time_bucket, ..self.clone() }
     }
 }
 

@@ -180,15 +180,7 @@ pub struct RowKey {
     pub time_bucket: i64,
 }
 
-/// The day (`yyyyMMdd`) of any time bucket: second, minute, hour or day.
-pub fn day_of(time_bucket: i64) -> i64 {
-    match time_bucket {
-        bucket if bucket >= 10_000_000_000_000 => bucket / 1_000_000,
-        bucket if bucket >= 100_000_000_000 => bucket / 10_000,
-        bucket if bucket >= 1_000_000_000 => bucket / 100,
-        bucket => bucket,
-    }
-}
+pub use oap_model::day_of;
 
 #[cfg(test)]
 mod tests {

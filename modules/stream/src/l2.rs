@@ -28,7 +28,7 @@ use crate::ttl::first_kept_day;
 use async_trait::async_trait;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
-use oap_model::{Granularity, TimeBuckets, now_ms};
+use oap_model::{Granularity, TimeBucket, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream};
 use oap_oal::{Catalog, StreamId};
 use oap_storage::{Model, Row, RowKey, Storage, StorageError, Write, day_of};
@@ -358,7 +358,7 @@ impl Partition {
         let now = Instant::now();
         let timeout = self.config.session_timeout;
         self.cache.retain(|key, cached| {
-            let coarse = matches!(Granularity::of(key.bucket), Some(Granularity::Hour | Granularity::Day));
+            let coarse = TimeBucket::of(key.bucket).is_some_and(|bucket| bucket.granularity() >= Granularity::Hour);
             now.duration_since(cached.touched) < if coarse { timeout * 4 } else { timeout }
         });
         let pending = |level: Level| self.pending[level as usize].values().map(HashMap::len).sum::<usize>();
