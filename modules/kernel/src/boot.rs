@@ -304,9 +304,10 @@ fn missing_services(step: &Step, registry: &ServiceRegistry) -> Result<(), Modul
     }
 }
 
-/// Builds the implicit modules the configuration does not list and whose every requirement it
-/// runs; one that lacks a module it requires is left out (a file with no `storage` runs no
-/// pipeline to store with).
+/// Builds the implicit modules the configuration does not list. One that requires a module the
+/// file does not list either is left out (a file with no `storage` runs no pipeline to store
+/// with); one that requires a module the file disables is built, and its requirement reported
+/// like any other.
 fn add_implicit(
     config: &ApplicationConfig,
     catalog: &ModuleCatalog,
@@ -321,7 +322,10 @@ fn add_implicit(
             errors.push(ConfigError::new(module, format!("the implicit provider `{provider}` is not in this build")));
             continue;
         };
-        let lacking = factory.requires().iter().find(|required| !built.iter().any(|step| step.module == **required));
+        let lacking = factory
+            .requires()
+            .iter()
+            .find(|required| config.module(required).is_none() && !built.iter().any(|step| step.module == **required));
         if let Some(lacking) = lacking {
             debug!(module, lacking, "implicit module left out: a module it requires does not run");
             continue;
