@@ -6,10 +6,12 @@
 //! |---|---|---|---|
 //! | `Invalid` | not send it again: it will never be taken | `INVALID_ARGUMENT` | 400 |
 //! | `Busy` | send less, or later: the server is behind (back-pressure) | `RESOURCE_EXHAUSTED` | 429 |
+//! | `TooLarge` | send it in smaller messages: this one is over `maxMessageSize` | `RESOURCE_EXHAUSTED` | 413 |
 //! | `Unavailable` | send it later: the server cannot store now (its store fails, or it stops) | `UNAVAILABLE` | 503 |
 //! | `Unauthenticated` | carry the right token | `UNAUTHENTICATED` | 401 |
 
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use tonic::{Code, Status};
 
 /// What the agent should do about a refusal.
@@ -19,6 +21,8 @@ pub enum RefusalKind {
     Invalid,
     /// The server is behind: back-pressure.
     Busy,
+    /// The message is larger than the server takes.
+    TooLarge,
     /// The server cannot store now.
     Unavailable,
     /// The call lacks the right credentials.
@@ -46,6 +50,11 @@ impl Refusal {
         Self { kind: RefusalKind::Busy, message: message.into() }
     }
 
+    /// The message is larger than the server takes.
+    pub fn too_large(message: impl Into<String>) -> Self {
+        Self { kind: RefusalKind::TooLarge, message: message.into() }
+    }
+
     /// The server cannot store now.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self { kind: RefusalKind::Unavailable, message: message.into() }
@@ -55,7 +64,7 @@ impl Refusal {
     pub fn grpc_code(&self) -> Code {
         match self.kind {
             RefusalKind::Invalid => Code::InvalidArgument,
-            RefusalKind::Busy => Code::ResourceExhausted,
+            RefusalKind::Busy | RefusalKind::TooLarge => Code::ResourceExhausted,
             RefusalKind::Unavailable => Code::Unavailable,
             RefusalKind::Unauthenticated => Code::Unauthenticated,
         }
@@ -66,6 +75,7 @@ impl Refusal {
         match self.kind {
             RefusalKind::Invalid => StatusCode::BAD_REQUEST,
             RefusalKind::Busy => StatusCode::TOO_MANY_REQUESTS,
+            RefusalKind::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RefusalKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             RefusalKind::Unauthenticated => StatusCode::UNAUTHORIZED,
         }
@@ -78,6 +88,13 @@ impl From<Refusal> for Status {
     }
 }
 
+/// A plain-text HTTP error: the kind's status, the message as the body.
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        (self.http_status(), self.message).into_response()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -87,6 +104,7 @@ mod tests {
         for (refusal, grpc, http) in [
             (Refusal::invalid("x"), Code::InvalidArgument, 400),
             (Refusal::busy("x"), Code::ResourceExhausted, 429),
+            (Refusal::too_large("x"), Code::ResourceExhausted, 413),
             (Refusal::unavailable("x"), Code::Unavailable, 503),
             (Refusal { kind: RefusalKind::Unauthenticated, message: "x".into() }, Code::Unauthenticated, 401),
         ] {

@@ -7,7 +7,9 @@ use oap_telemetry::LogLimit;
 use tonic::Status;
 use tracing::warn;
 
-use crate::http::{self, Rejection};
+use oap_core::Refusal;
+
+use crate::http;
 
 /// How a batch went: how many elements, how many rejected, and the first rejection.
 pub(crate) struct Batch {
@@ -54,7 +56,7 @@ impl Batch {
         let what = if self.total == 1 { "element" } else { "elements" };
         match self.problem(what) {
             None => http::commands(),
-            Some(problem) => Rejection::bad_request(problem).into_response(),
+            Some(problem) => Refusal::invalid(problem).into_response(),
         }
     }
 }

@@ -164,10 +164,14 @@ fn transport_failure<R: AgentRpcs>(
     }
 }
 
-/// tonic reports an over-size request as `OUT_OF_RANGE`; gRPC's convention (and the Java OAP's)
-/// is `RESOURCE_EXHAUSTED`.
+/// tonic reports an over-size request as `OUT_OF_RANGE`; it is a `TooLarge` refusal
+/// (`RESOURCE_EXHAUSTED`, gRPC's convention and the Java OAP's).
 fn transport_status(status: Status) -> Status {
-    if status.code() == Code::OutOfRange { Status::resource_exhausted(status.message().to_owned()) } else { status }
+    if status.code() == Code::OutOfRange {
+        oap_core::Refusal::too_large(status.message().to_owned()).into()
+    } else {
+        status
+    }
 }
 
 struct UnaryCall<R: AgentRpcs> {

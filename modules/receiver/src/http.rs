@@ -1,7 +1,8 @@
 //! What the HTTP/JSON receivers share: bodies read within `maxMessageSize` (the limit their
 //! routes are added with, `HttpServer::add_routes_with_body_limit`), JSON in the proto3
-//! mapping, `Commands` replies (`{}`), and rejections as plain-text HTTP errors — 400 for a body
-//! that does not parse or is invalid, 413 for one over the limit.
+//! mapping, `Commands` replies (`{}`), and rejections as [`Refusal`]s, which answer as plain-text
+//! HTTP errors — `Invalid` (400) for a body that does not parse or is invalid, `TooLarge` (413)
+//! for one over the limit.
 //!
 //! As in SkyWalking, the agent token (`authentication`) is not asked of HTTP requests: it is a
 //! gRPC check only.
@@ -11,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use oap_core::Refusal;
 use oap_proto::v3::Commands;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
@@ -18,49 +20,32 @@ use serde_json::value::RawValue;
 use crate::batch::Batch;
 
 /// A request the receiver refused, with the reason the client reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rejection {
-    /// The HTTP status.
-    pub status: StatusCode,
-    /// Why, in words.
-    pub message: String,
-}
+pub type Rejection = Refusal;
 
-impl Rejection {
-    /// A 400 Bad Request.
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self { status: StatusCode::BAD_REQUEST, message: message.into() }
-    }
-}
-
-impl IntoResponse for Rejection {
-    fn into_response(self) -> Response {
-        (self.status, self.message).into_response()
-    }
-}
-
-/// The reply once the request's data is settled: `reply`, or 503 when it may not be kept.
-pub fn settled(settle: Result<(), oap_core::Refusal>, reply: Response) -> Response {
+/// The reply once the request's data is settled: `reply`, or the refusal when it may not be kept.
+pub fn settled(settle: Result<(), Refusal>, reply: Response) -> Response {
     match settle {
         Ok(()) => reply,
-        Err(refusal) => (refusal.http_status(), refusal.message).into_response(),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
-/// The body, or why it could not be read (413 when over the limit).
+/// The body, or why it could not be read (`TooLarge` when over the limit).
 pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, Rejection> {
-    body.map_err(|rejection| Rejection { status: rejection.status(), message: rejection.body_text() })
+    body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => Refusal::too_large(rejection.body_text()),
+        _ => Refusal::invalid(rejection.body_text()),
+    })
 }
 
 /// One message in the proto3 JSON mapping; `what` names it in the error.
 pub fn json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Rejection> {
-    serde_json::from_slice(body).map_err(|error| Rejection::bad_request(format!("invalid {what} JSON: {error}")))
+    serde_json::from_slice(body).map_err(|error| Refusal::invalid(format!("invalid {what} JSON: {error}")))
 }
 
 /// A JSON array whose elements are parsed one by one, so one bad element spoils only itself.
 pub fn json_array<'a>(body: &'a [u8], what: &str) -> Result<Vec<&'a RawValue>, Rejection> {
-    serde_json::from_slice(body)
-        .map_err(|error| Rejection::bad_request(format!("expected a JSON array of {what}: {error}")))
+    serde_json::from_slice(body).map_err(|error| Refusal::invalid(format!("expected a JSON array of {what}: {error}")))
 }
 
 /// The reply to every accepted request: an empty `Commands`, which prints as `{}`.
@@ -85,7 +70,7 @@ pub fn reply_one<E: std::fmt::Display>(
     };
     match handle(&body) {
         Ok(()) => commands(),
-        Err(error) => Rejection::bad_request(error.to_string()).into_response(),
+        Err(error) => Refusal::invalid(error.to_string()).into_response(),
     }
 }
 

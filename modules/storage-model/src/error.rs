@@ -1,4 +1,5 @@
-//! Storage errors, split by what the caller should do about them.
+//! Storage errors, split by what the caller should do about them: the variants are the kinds
+//! (the pipeline maps them to what an agent hears in one place, the record stream's `refusal`).
 
 /// Why a storage call failed.
 #[derive(Debug, Clone, thiserror::Error)]

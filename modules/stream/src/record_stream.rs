@@ -102,10 +102,15 @@ async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedRecei
     info!("record writer stopped");
 }
 
-/// What an agent hears of a record the store did not keep.
+/// What an agent hears of a record the store did not keep: a record the store refuses is
+/// invalid (sending it again cannot help); a store that is down or damaged is unavailable (the
+/// record is fine, the server cannot keep it now).
 fn refusal(failure: &StorageError) -> Refusal {
     let message = format!("records of this call were not stored: {failure}");
-    if failure.is_retryable() { Refusal::unavailable(message) } else { Refusal::invalid(message) }
+    match failure {
+        StorageError::Invalid(_) => Refusal::invalid(message),
+        StorageError::Unavailable(_) | StorageError::Corrupt(_) => Refusal::unavailable(message),
+    }
 }
 
 #[cfg(test)]
