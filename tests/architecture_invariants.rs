@@ -24,6 +24,11 @@ const RULES: &[(&str, &[&str], &str)] = &[
         "the storage interface sits below the pipeline",
     ),
     ("oap-query", &["oap-stream", "oap-receiver"], "the query API reads the store, beside the pipeline"),
+    (
+        "oap-ingest-log",
+        &["oap-kernel", "oap-core", "oap-model", "oap-proto", "oap-storage", "oap-stream"],
+        "the ingest log stores bytes of a kind; it knows no module, message or store",
+    ),
     ("oap-core", &["oap-storage", "oap-stream", "oap-query", "oap-receiver"], "core sits below every module"),
 ];
 
