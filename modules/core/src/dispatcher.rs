@@ -6,11 +6,16 @@
 //!
 //! A receiver acknowledges an agent only once what it dispatched is safe: [`SourceDispatcher::settle`]
 //! waits until every consumer has made durable what it accepted before the call.
+//!
+//! A receiver hands each message it takes through [`SourceDispatcher::take`]: the pipeline's
+//! [`Journal`] (once it set one) makes the message an entry — its sources counted in one epoch,
+//! the message itself appended to the ingest log — and the settle then also waits for the log.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, RwLock};
 
+use oap_ingest_log::EntryKind;
 use oap_model::source::Source;
 
 use crate::Refusal;
@@ -31,12 +36,39 @@ pub trait SourceConsumer: Send + Sync {
     }
 }
 
+/// What the pipeline makes of each message a receiver takes (docs/durable-ingest.md): the epoch
+/// its sources count in, and its place in the ingest log.
+pub trait Journal: Send + Sync {
+    /// Begins an entry on this thread; what is dispatched until [`Journal::close`] counts in the
+    /// returned epoch.
+    fn open(&self) -> u64;
+    /// Ends this thread's entry of `epoch`; `taken` is the message, when it was taken (a message
+    /// refused is not logged).
+    fn close(&self, epoch: u64, taken: Option<(EntryKind, &[u8])>);
+    /// A wait until every entry logged before the call is durable.
+    fn settle(&self) -> Option<Settle>;
+}
+
 /// Fans sources out to the subscribed consumers.
 #[derive(Default)]
 pub struct SourceDispatcher {
     /// Consumers subscribed so far, until the first dispatch freezes the list.
     pending: RwLock<Vec<Arc<dyn SourceConsumer>>>,
     frozen: OnceLock<Vec<Arc<dyn SourceConsumer>>>,
+    journal: OnceLock<Arc<dyn Journal>>,
+}
+
+/// Closes an entry even when the analysis panics, so that no flush waits for it forever.
+struct OpenEntry<'a> {
+    journal: &'a dyn Journal,
+    epoch: u64,
+    taken: Option<(EntryKind, &'a [u8])>,
+}
+
+impl Drop for OpenEntry<'_> {
+    fn drop(&mut self) {
+        self.journal.close(self.epoch, self.taken.take());
+    }
 }
 
 impl SourceDispatcher {
@@ -56,6 +88,34 @@ impl SourceDispatcher {
         Ok(())
     }
 
+    /// Sets the pipeline's journal; once, while the modules start.
+    pub fn set_journal(&self, journal: Arc<dyn Journal>) -> Result<(), oap_kernel::ModuleError> {
+        self.journal
+            .set(journal)
+            .map_err(|_| oap_kernel::ModuleError::Other("the source dispatcher has a journal already".to_owned()))
+    }
+
+    /// Takes one message of `kind`: `analyse` dispatches its sources (through the function it is
+    /// given) and says whether the message is taken; a taken message is logged. Analysis must
+    /// not `await`.
+    pub fn take<E>(
+        &self,
+        kind: EntryKind,
+        message: &[u8],
+        analyse: impl FnOnce(&mut dyn FnMut(&Source<'_>)) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let Some(journal) = self.journal.get() else {
+            return analyse(&mut |source| self.dispatch(source));
+        };
+        let mut entry = OpenEntry { journal: &**journal, epoch: journal.open(), taken: None };
+        let outcome = analyse(&mut |source| self.dispatch(source));
+        if outcome.is_ok() {
+            entry.taken = Some((kind, message));
+        }
+        drop(entry);
+        outcome
+    }
+
     /// Hands a source to every consumer. Without consumers (no stream module yet) it is dropped.
     pub fn dispatch(&self, source: &Source<'_>) {
         for consumer in self.consumers() {
@@ -65,7 +125,9 @@ impl SourceDispatcher {
 
     /// Waits until every consumer has made durable what it accepted before the call.
     pub fn settle(&self) -> impl Future<Output = Result<(), Refusal>> + Send + 'static {
-        let waits: Vec<Settle> = self.consumers().iter().filter_map(|consumer| consumer.settle()).collect();
+        let logged = self.journal.get().and_then(|journal| journal.settle());
+        let waits: Vec<Settle> =
+            logged.into_iter().chain(self.consumers().iter().filter_map(|consumer| consumer.settle())).collect();
         async move {
             for wait in waits {
                 wait.await?;

@@ -40,12 +40,13 @@ pub use oap_model::TimeBuckets;
 
 pub use self::catalog::CatalogRef;
 pub use self::config::{CoreConfig, Downsampling, Role};
-pub use self::dispatcher::{Settle, SourceConsumer, SourceDispatcher};
+pub use self::dispatcher::{Journal, Settle, SourceConsumer, SourceDispatcher};
 pub use self::grpc_server::GrpcServer;
 pub use self::health::{NodeHealth, NodeHealthRef};
 pub use self::http_server::HttpServer;
 pub use self::provider::CoreProviderFactory;
 pub use self::refusal::{Refusal, RefusalKind};
+pub use oap_ingest_log::EntryKind;
 
 /// The module's name in `application.yml`.
 pub const MODULE_NAME: &str = "core";

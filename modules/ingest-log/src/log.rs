@@ -214,16 +214,30 @@ impl IngestLog {
             buffer.max_epoch = buffer.max_epoch.max(epoch);
             generation
         };
-        if !shared.pending.load(Ordering::Relaxed) && !shared.pending.swap(true, Ordering::AcqRel) {
+        self.wake_syncer();
+        Ticket(generation)
+    }
+
+    fn wake_syncer(&self) {
+        let pending = &self.shared.pending;
+        if !pending.load(Ordering::Relaxed) && !pending.swap(true, Ordering::AcqRel) {
             self.syncer_thread.unpark();
         }
-        Ticket(generation)
+    }
+
+    /// A ticket that is durable once everything appended before this call (on any thread) is.
+    pub fn ticket_now(&self) -> Ticket {
+        Ticket(self.shared.open_generation.load(Ordering::Acquire))
     }
 
     /// Waits until the entry of `ticket` is synced to disk; an error while the log cannot write
     /// (it keeps trying) or once it has stopped.
     pub async fn durable(&self, ticket: Ticket) -> Result<(), LogError> {
         let mut durable = self.shared.durable.subscribe();
+        if durable.borrow().generation < ticket.0 {
+            // The generation closes with the syncer's next batch, even an empty one.
+            self.wake_syncer();
+        }
         let seen = durable
             .wait_for(|durable| durable.generation >= ticket.0 || durable.failure.is_some() || durable.stopped)
             .await
@@ -380,6 +394,9 @@ impl Writer {
     /// Writes and syncs `batch`; on failure the file is cut back to what was synced before.
     fn write(&mut self, shared: &Shared, batch: &[Vec<u8>], max_epoch: u64) -> io::Result<()> {
         let size: u64 = batch.iter().map(|bytes| bytes.len() as u64).sum();
+        if size == 0 {
+            return Ok(());
+        }
         let written = (|| {
             for bytes in batch {
                 self.file.write_all(bytes)?;

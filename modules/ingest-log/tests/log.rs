@@ -127,3 +127,15 @@ async fn files_are_truncated_from_the_front_once_their_epochs_are_stored_and_the
     assert_eq!(epochs.iter().filter(|epoch| **epoch > 6).count(), 20, "epochs 7–10 whole");
     assert_eq!(recovered.max_epoch, 10);
 }
+
+#[tokio::test]
+async fn waiting_with_nothing_appended_returns_at_once() {
+    let dir = scratch("idle");
+    let (log, _) = IngestLog::open(config(&dir, 1 << 20)).expect("opens");
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), log.durable(log.ticket_now())).await;
+    assert!(matches!(waited, Ok(Ok(()))), "{waited:?}");
+    let ticket = log.append(1, EntryKind::SEGMENT, b"one");
+    log.durable(ticket).await.expect("durable");
+    let waited = tokio::time::timeout(std::time::Duration::from_secs(5), log.durable(log.ticket_now())).await;
+    assert!(matches!(waited, Ok(Ok(()))), "after an append too: {waited:?}");
+}

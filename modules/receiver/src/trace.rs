@@ -17,7 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use axum::routing::post;
 use oap_agent_analyzer::{AnalysisError, SegmentAnalyzer};
-use oap_core::{CoreConfigRef, GrpcServerRef, HttpServerRef, NodeHealthRef, Refusal, SourceDispatcherRef};
+use oap_core::{CoreConfigRef, EntryKind, GrpcServerRef, HttpServerRef, NodeHealthRef, Refusal, SourceDispatcherRef};
 use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_model::source::Source;
 use oap_proto::v3::{SegmentObject, SpanAttachedEvent};
@@ -143,9 +143,13 @@ impl TraceReceiver {
         self.door.settle(&self.dispatcher, "segments").await
     }
 
+    /// Analyses one segment as one entry of the pipeline: its sources counted in one epoch, its
+    /// bytes logged once it is taken.
     fn analyse(&self, segment: &SegmentObject, raw: &[u8]) -> Result<(), AnalysisError> {
-        let dispatcher = &*self.dispatcher;
-        self.analyzer.analyze(segment, raw, oap_model::now_ms(), &mut |source: Source<'_>| dispatcher.dispatch(&source))
+        let now = oap_model::now_ms();
+        self.dispatcher.take(EntryKind::SEGMENT, raw, |dispatch| {
+            self.analyzer.analyze(segment, raw, now, &mut |source: Source<'_>| dispatch(&source))
+        })
     }
 }
 

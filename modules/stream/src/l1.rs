@@ -8,10 +8,17 @@
 //! once they hold more than their capacity of distinct rows, a receiver's settle waits until
 //! the next flush has drained them — backpressure reaches the agent (its stream or request
 //! waits) instead of memory growing or data being dropped.
+//!
+//! Flushes are numbered: epoch `E` is what was merged between two of them
+//! (docs/durable-ingest.md). A shard keeps one table per open epoch — two at most, the one a
+//! flush is closing and the next — and a thread marks its shard while it merges the sources of
+//! one message (an *entry*, [`L1::open_entry`] … [`L1::close_entry`]), so that a flush takes an
+//! epoch whole: [`L1::close_epoch`] makes the next epoch current, and [`L1::take_epoch`] takes the
+//! closed epoch's tables, shard by shard, once no shard is inside an entry of it.
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use hashbrown::DefaultHashBuilder;
 use hashbrown::hash_table::{Entry, HashTable};
@@ -26,12 +33,43 @@ use crate::sharded::Sharded;
 /// Distinct rows L1 holds, over all shards, before producers wait for a flush.
 pub const DEFAULT_CAPACITY: usize = 200_000;
 
-/// One thread's table of merged metrics.
+/// One thread's tables of merged metrics, one per open epoch.
 #[derive(Default)]
 struct Shard {
-    table: HashTable<Group>,
+    tables: [Table; 2],
+    /// The epoch of the entry this thread is merging now, if it is inside one.
+    entry: Option<u64>,
+}
+
+#[derive(Default)]
+struct Table {
+    groups: HashTable<Group>,
+    /// The epoch whose metrics the table holds (meaningful while it holds any).
+    epoch: u64,
     /// Rows (filled slots) in the table.
     rows: usize,
+}
+
+impl Shard {
+    /// The table of `epoch`: the one holding it, else an empty one. (At most two epochs are open
+    /// at once — the one a flush is taking and the current one — so one of the two is.)
+    fn table(&mut self, epoch: u64) -> &mut Table {
+        let at = self
+            .tables
+            .iter()
+            .position(|table| table.epoch == epoch)
+            .or_else(|| self.tables.iter().position(|table| table.groups.is_empty()))
+            .unwrap_or_else(|| {
+                // Unreachable while flushes take each epoch whole before closing the next; should
+                // it happen, merging into the older epoch's table keeps the counts right and only
+                // delays them a flush.
+                debug_assert!(false, "no table free for epoch {epoch}");
+                usize::from(self.tables[1].epoch < self.tables[0].epoch)
+            });
+        let table = &mut self.tables[at];
+        table.epoch = epoch;
+        table
+    }
 }
 
 /// The rows of one stream group for an entity and bucket.
@@ -51,6 +89,8 @@ pub struct L1 {
     held: AtomicUsize,
     capacity: usize,
     drained: Notify,
+    /// The epoch new merges belong to.
+    current: AtomicU64,
 }
 
 impl L1 {
@@ -63,7 +103,67 @@ impl L1 {
             held: AtomicUsize::new(0),
             capacity: capacity.max(1),
             drained: Notify::new(),
+            current: AtomicU64::new(1),
         }
+    }
+
+    /// The epoch new merges belong to.
+    pub fn current_epoch(&self) -> u64 {
+        self.current.load(Ordering::SeqCst)
+    }
+
+    /// Makes epochs start past `epoch` (what an earlier run of the node used).
+    pub fn start_after(&self, epoch: u64) {
+        self.current.fetch_max(epoch + 1, Ordering::SeqCst);
+    }
+
+    /// Begins an entry on this thread: until [`L1::close_entry`], what it merges counts in the
+    /// returned epoch, and no flush takes that epoch. Must be closed on the same thread, without
+    /// an `await` in between.
+    pub fn open_entry(&self) -> u64 {
+        self.shards.with(|shard| {
+            let epoch = self.current.load(Ordering::SeqCst);
+            shard.entry = Some(epoch);
+            epoch
+        })
+    }
+
+    /// Ends this thread's entry.
+    pub fn close_entry(&self) {
+        self.shards.with(|shard| shard.entry = None);
+    }
+
+    /// Ends the current epoch: merges from now on belong to the next one, numbered by the
+    /// clock (`now_ms`) and never below the last plus one. Returns the epoch closed.
+    pub fn close_epoch(&self, now_ms: u64) -> u64 {
+        let mut closing = self.current.load(Ordering::SeqCst);
+        loop {
+            let next = now_ms.max(closing + 1);
+            match self.current.compare_exchange(closing, next, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => return closing,
+                Err(seen) => closing = seen,
+            }
+        }
+    }
+
+    /// Moves the metrics of closed epoch `epoch` out of every shard that is not inside an entry
+    /// of it into `metrics`; true once every shard is done (call again until it is — entries
+    /// last microseconds).
+    pub fn take_epoch(&self, epoch: u64, metrics: &mut Vec<Metric>) -> bool {
+        let mut done = true;
+        self.shards.each(|shard| {
+            if shard.entry.is_some_and(|open| open <= epoch) {
+                done = false;
+                return;
+            }
+            for table in &mut shard.tables {
+                if table.epoch == epoch {
+                    self.take_table(table, metrics);
+                }
+            }
+        });
+        self.drained.notify_waiters();
+        done
     }
 
     /// Distinct rows held now.
@@ -71,12 +171,15 @@ impl L1 {
         self.held.load(Ordering::Relaxed)
     }
 
-    /// Merges what `source` contributes into this thread's shard.
+    /// Merges what `source` contributes into this thread's shard: into the epoch of the entry
+    /// the thread is inside, else the current one.
     pub fn accept(&self, source: &Source<'_>) {
         let added = self.shards.with(|shard| {
+            let epoch = shard.entry.unwrap_or_else(|| self.current.load(Ordering::SeqCst));
+            let table = shard.table(epoch);
             let added =
-                self.catalog.aggregate(source, &mut ShardSink { table: &mut shard.table, hasher: &self.hasher });
-            shard.rows += added;
+                self.catalog.aggregate(source, &mut ShardSink { table: &mut table.groups, hasher: &self.hasher });
+            table.rows += added;
             added
         });
         if added > 0 {
@@ -84,24 +187,31 @@ impl L1 {
         }
     }
 
-    /// Takes every merged metric out of every shard.
+    /// Takes every merged metric out of every shard, whatever its epoch (at a stop, once nothing
+    /// comes in any more).
     pub fn drain(&self) -> Vec<Metric> {
         let mut metrics = Vec::new();
         self.shards.each(|shard| {
-            let rows = std::mem::take(&mut shard.rows);
-            self.held.fetch_sub(rows, Ordering::Relaxed);
-            metrics.reserve(rows);
-            for group in shard.table.drain() {
-                let streams = self.catalog.group_streams(group.group);
-                for (&stream, slot) in streams.iter().zip(group.slots.into_vec()) {
-                    let Some(Slot { fixed, value }) = slot else { continue };
-                    let entity_id = group.entity_id.clone();
-                    metrics.push(Metric { stream, entity_id, time_bucket: group.time_bucket, fixed, value });
-                }
+            for table in &mut shard.tables {
+                self.take_table(table, &mut metrics);
             }
         });
         self.drained.notify_waiters();
         metrics
+    }
+
+    fn take_table(&self, table: &mut Table, metrics: &mut Vec<Metric>) {
+        let rows = std::mem::take(&mut table.rows);
+        self.held.fetch_sub(rows, Ordering::Relaxed);
+        metrics.reserve(rows);
+        for group in table.groups.drain() {
+            let streams = self.catalog.group_streams(group.group);
+            for (&stream, slot) in streams.iter().zip(group.slots.into_vec()) {
+                let Some(Slot { fixed, value }) = slot else { continue };
+                let entity_id = group.entity_id.clone();
+                metrics.push(Metric { stream, entity_id, time_bucket: group.time_bucket, fixed, value });
+            }
+        }
     }
 }
 

@@ -20,6 +20,7 @@
 //! holds. A read that fails for good defers its increments to the next round rather than
 //! guessing that storage holds nothing.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -113,6 +114,8 @@ impl RoundTelemetry {
 
 enum Command {
     Metrics(Vec<Metric>),
+    /// Every metric of this epoch meant for the partition has arrived.
+    EpochDone(u64),
     Flush(oneshot::Sender<()>),
     /// Entities may have changed owner: what is cached may be stale, and this minute's rows
     /// may have been written by another node.
@@ -128,6 +131,8 @@ pub struct L2 {
     senders: Vec<mpsc::Sender<Command>>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     buckets: TimeBuckets,
+    /// Per partition: the last epoch whose metrics it has persisted at every level.
+    persisted: Arc<[AtomicU64]>,
 }
 
 impl L2 {
@@ -141,9 +146,13 @@ impl L2 {
     ) -> Arc<Self> {
         let fresh_after = buckets.minute(now_ms()).unwrap_or(0);
         let (mut senders, mut tasks) = (Vec::new(), Vec::new());
+        let persisted: Arc<[AtomicU64]> = (0..config.partitions.max(1)).map(|_| AtomicU64::new(0)).collect();
         for index in 0..config.partitions.max(1) {
             let (sender, receiver) = mpsc::channel(QUEUE);
             let partition = Partition {
+                index,
+                persisted: persisted.clone(),
+                received_epoch: 0,
                 rounds_done: metrics.rounds.get(index).cloned(),
                 catalog: catalog.clone(),
                 storage: storage.clone(),
@@ -158,7 +167,12 @@ impl L2 {
             senders.push(sender);
             tasks.push(tokio::spawn(partition.run(receiver)));
         }
-        Arc::new(Self { senders, tasks: Mutex::new(tasks), buckets })
+        Arc::new(Self { senders, tasks: Mutex::new(tasks), buckets, persisted })
+    }
+
+    /// The last epoch every partition has persisted at every level (0 before the first).
+    pub fn persisted_epoch(&self) -> u64 {
+        self.persisted.iter().map(|epoch| epoch.load(Ordering::Acquire)).min().unwrap_or(0)
     }
 
     /// Persists everything held, at every level, now; returns once it is stored.
@@ -207,6 +221,13 @@ impl L2 {
 
 #[async_trait]
 impl Aggregator for L2 {
+    async fn epoch_done(&self, epoch: u64) -> Result<(), AggregatorError> {
+        for sender in &self.senders {
+            sender.send(Command::EpochDone(epoch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
+        }
+        Ok(())
+    }
+
     async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
         let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
         for metric in metrics {
@@ -268,6 +289,10 @@ struct Partition {
     cache: HashMap<Key, Cached>,
     rounds: u64,
     rounds_done: Option<RoundTelemetry>,
+    index: usize,
+    /// The last epoch whose metrics have all arrived.
+    received_epoch: u64,
+    persisted: Arc<[AtomicU64]>,
 }
 
 impl Partition {
@@ -296,6 +321,7 @@ impl Partition {
     async fn obey(&mut self, command: Option<Command>) -> bool {
         match command {
             Some(Command::Metrics(batch)) => self.arrive(batch),
+            Some(Command::EpochDone(epoch)) => self.received_epoch = self.received_epoch.max(epoch),
             Some(Command::Flush(done)) => {
                 self.round(true).await;
                 let _ = done.send(());
@@ -326,6 +352,7 @@ impl Partition {
 
     async fn round(&mut self, everything: bool) {
         self.rounds += 1;
+        let covering = self.received_epoch;
         let minutes = std::mem::take(&mut self.pending[Level::Minute as usize]);
         for metric in minutes.values().flat_map(HashMap::values) {
             let Some(stream) = self.catalog.stream(metric.stream) else { continue };
@@ -354,6 +381,9 @@ impl Partition {
             if coarse {
                 done.all.inc();
             }
+        }
+        if coarse {
+            self.persisted[self.index].fetch_max(covering, Ordering::AcqRel);
         }
         let now = Instant::now();
         let timeout = self.config.session_timeout;

@@ -4,6 +4,8 @@
 //! - [`provider`]: the module and its provider, which owns the running pipeline;
 //! - [`work`]: what it starts — the models installed, the metrics and record streams subscribed,
 //!   the peers followed, the data keeper on its timer — and the order it stops them in;
+//! - [`journal`]: each message a receiver takes, counted in an L1 epoch and appended to the
+//!   node's ingest log (docs/durable-ingest.md); [`log_keeper`]: the log cut once stored;
 //! - [`l1`]: per-thread pre-aggregation of sources into metrics, bounded, flushed every
 //!   `l1FlushPeriod`;
 //! - [`route`]: each metric to its aggregator by the hash of its entity id;
@@ -22,8 +24,10 @@
 //! The metric definitions it aggregates by are core's catalog (`oap_core::catalog`); the store
 //! is whatever the `storage` module registered.
 
+pub mod journal;
 pub mod l1;
 pub mod l2;
+pub mod log_keeper;
 pub mod metrics_stream;
 pub mod provider;
 pub mod record_stream;

@@ -2,11 +2,18 @@
 //! `l1FlushPeriod` drains L1 into the router, and the local L2 the router sends to on a Mixed
 //! node. Each completed flush is counted (`metrics_l1_flush_count`): two completed flushes after
 //! a source was settled mean it has been handed to its aggregator.
+//!
+//! A flush closes L1's epoch (docs/durable-ingest.md): it takes the closed epoch whole from every
+//! shard, waits until the ingest log holds every entry appended so far (so no metric is stored
+//! for a message the log lacks), and routes the epoch, telling each aggregator when it is done.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use oap_core::SourceConsumer;
+use oap_ingest_log::IngestLog;
 use oap_telemetry::Counter;
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
@@ -23,21 +30,32 @@ pub struct MetricsStream {
     l2: Option<Arc<L2>>,
     stop: CancellationToken,
     flusher: JoinHandle<()>,
+    routed: Arc<AtomicU64>,
+}
+
+/// What a flush needs besides L1 and the router.
+pub struct FlushContext {
+    /// How often.
+    pub period: Duration,
+    /// Counts completed flushes.
+    pub flushes: Counter,
+    /// The log whose entries must be durable before their epoch is routed, if the node keeps one.
+    pub log: Option<Arc<IngestLog>>,
 }
 
 impl MetricsStream {
-    /// Starts flushing `l1` into `router` every `flush_period`, counting each flush in `flushes`;
-    /// `l2` is this node's own L2, if it aggregates.
-    pub fn start(
-        l1: Arc<L1>,
-        router: Arc<Router>,
-        l2: Option<Arc<L2>>,
-        flush_period: Duration,
-        flushes: Counter,
-    ) -> Self {
+    /// Starts flushing `l1` into `router` as `context` says; `l2` is this node's own L2, if it
+    /// aggregates.
+    pub fn start(l1: Arc<L1>, router: Arc<Router>, l2: Option<Arc<L2>>, context: FlushContext) -> Self {
         let stop = CancellationToken::new();
-        let flusher = tokio::spawn(flush_every(l1.clone(), router.clone(), flush_period, stop.clone(), flushes));
-        Self { l1, router, l2, stop, flusher }
+        let routed = Arc::new(AtomicU64::new(0));
+        let flusher = tokio::spawn(flush_every(l1.clone(), router.clone(), context, stop.clone(), routed.clone()));
+        Self { l1, router, l2, stop, flusher, routed }
+    }
+
+    /// The last epoch routed whole, as it moves.
+    pub fn routed(&self) -> Arc<AtomicU64> {
+        self.routed.clone()
     }
 
     /// What the dispatcher feeds.
@@ -56,21 +74,45 @@ impl MetricsStream {
     }
 }
 
-async fn flush_every(l1: Arc<L1>, router: Arc<Router>, period: Duration, stop: CancellationToken, flushes: Counter) {
+async fn flush_every(
+    l1: Arc<L1>,
+    router: Arc<Router>,
+    context: FlushContext,
+    stop: CancellationToken,
+    routed: Arc<AtomicU64>,
+) {
+    let period = context.period;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
             _ = ticks.tick() => {
-                let metrics = l1.drain();
-                if !metrics.is_empty() {
-                    router.route(metrics).await;
-                }
-                flushes.inc();
+                let epoch = flush_epoch(&l1, &router, context.log.as_deref()).await;
+                routed.store(epoch, Ordering::Release);
+                context.flushes.inc();
             }
         }
     }
+}
+
+/// Closes L1's epoch and routes it whole; returns the epoch.
+async fn flush_epoch(l1: &L1, router: &Router, log: Option<&IngestLog>) -> u64 {
+    let epoch = l1.close_epoch(u64::try_from(oap_model::now_ms()).unwrap_or_default());
+    let mut metrics = Vec::new();
+    // A thread inside an entry of the epoch finishes it within microseconds.
+    while !l1.take_epoch(epoch, &mut metrics) {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    if let Some(log) = log
+        && let Err(error) = log.durable(log.ticket_now()).await
+    {
+        // The entries' calls hear the failure; their metrics are routed all the same (they
+        // were counted), as a store outage would delay, not drop, them.
+        tracing::warn!(%error, epoch, "the ingest log did not confirm an epoch's entries");
+    }
+    router.route_epoch(metrics, epoch).await;
+    epoch
 }
 
 #[cfg(test)]
@@ -107,7 +149,8 @@ mod tests {
         let router = Arc::new(Router::new(vec![target], Counter::new("dropped", "test").expect("counter")));
         let begin = Instant::now();
         let flushes = Counter::new("flushes", "test").expect("counter");
-        let stream = MetricsStream::start(l1.clone(), router, None, Duration::from_millis(500), flushes.clone());
+        let context = FlushContext { period: Duration::from_millis(500), flushes: flushes.clone(), log: None };
+        let stream = MetricsStream::start(l1.clone(), router, None, context);
         l1.accept(&Source::Service(service("a", 10, true, 202_611_211_230)));
         tokio::time::sleep(Duration::from_millis(499)).await;
         assert!(recorder.0.lock().expect("lock").is_empty(), "not before 500 ms");

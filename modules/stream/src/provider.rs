@@ -2,8 +2,8 @@
 //! store. Its only provider, `default`, requires `core` (settings, dispatcher, catalog),
 //! `telemetry`, `cluster` (where the aggregators are) and `storage` (the store, nothing more),
 //! so it starts after all four and — since the receivers' doors close first — drains before
-//! any of them stops. It has no settings of its own yet, and SkyWalking's `application.yml`
-//! has no block for it: the server runs it even when the file does not list it.
+//! any of them stops. SkyWalking's `application.yml` has no block for it: the server runs it,
+//! with its defaults, even when the file does not list it.
 
 use async_trait::async_trait;
 use oap_kernel::{ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
@@ -22,10 +22,28 @@ pub fn module_definition() -> ModuleDefinition {
     ModuleDefinition::new(MODULE_NAME, Vec::new())
 }
 
-/// The settings of `pipeline.default`: none yet.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// The settings of `pipeline.default` (ours).
+#[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
-pub struct PipelineConfig {}
+pub struct PipelineConfig {
+    /// `logDir` (`SW_PIPELINE_LOG_DIR`): the ingest log's directory; relative paths are from the
+    /// working directory.
+    #[serde(rename = "logDir", deserialize_with = "oap_kernel::config::de::scalar_string")]
+    pub log_dir: String,
+    /// `logSegmentSize` (`SW_PIPELINE_LOG_SEGMENT_SIZE`): a log file is closed past this many
+    /// bytes.
+    #[serde(rename = "logSegmentSize")]
+    pub log_segment_size: u64,
+    /// `logMaxSize` (`SW_PIPELINE_LOG_MAX_SIZE`): the most the log may hold, bytes.
+    #[serde(rename = "logMaxSize")]
+    pub log_max_size: u64,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self { log_dir: "ingest-log".to_owned(), log_segment_size: 64 << 20, log_max_size: 4 << 30 }
+    }
+}
 
 /// Builds the `default` provider of `pipeline`.
 pub struct PipelineProviderFactory;
@@ -37,12 +55,26 @@ impl TypedProviderFactory for PipelineProviderFactory {
         &[oap_core::MODULE_NAME, oap_telemetry::MODULE_NAME, oap_cluster::MODULE_NAME, oap_storage::MODULE_NAME];
     type Config = PipelineConfig;
 
-    fn build(&self, _config: PipelineConfig) -> Result<Box<dyn ModuleProvider>, Vec<oap_kernel::ConfigError>> {
-        Ok(Box::new(PipelineProvider { work: None }))
+    fn build(&self, config: PipelineConfig) -> Result<Box<dyn ModuleProvider>, Vec<oap_kernel::ConfigError>> {
+        let mut errors = Vec::new();
+        if config.log_dir.trim().is_empty() {
+            errors.push(oap_kernel::ConfigError::new("logDir", "must name a directory"));
+        }
+        if config.log_segment_size < 1 << 20 {
+            errors.push(oap_kernel::ConfigError::new("logSegmentSize", "must be at least 1048576 (1 MiB)"));
+        }
+        if config.log_max_size < config.log_segment_size.saturating_mul(2) {
+            errors.push(oap_kernel::ConfigError::new("logMaxSize", "must be at least twice logSegmentSize"));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Box::new(PipelineProvider { config, work: None }))
     }
 }
 
 struct PipelineProvider {
+    config: PipelineConfig,
     work: Option<StreamWork>,
 }
 
@@ -53,7 +85,7 @@ impl ModuleProvider for PipelineProvider {
     }
 
     async fn start(&mut self, ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
-        self.work = Some(StreamWork::start(ctx).await?);
+        self.work = Some(StreamWork::start(ctx, &self.config).await?);
         Ok(())
     }
 

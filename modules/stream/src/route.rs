@@ -27,6 +27,12 @@ pub trait Aggregator: Send + Sync {
     /// Takes a batch; waits while the aggregator is full (never refuses for being busy). The
     /// error says why it could not.
     async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError>;
+
+    /// Says that every metric of `epoch` meant for it has been handed over (by `take` calls
+    /// before this one). An aggregator that does not track epochs ignores it.
+    async fn epoch_done(&self, _epoch: u64) -> Result<(), AggregatorError> {
+        Ok(())
+    }
 }
 
 /// Why an aggregator could not take a batch.
@@ -107,6 +113,18 @@ impl Router {
     /// Whether an aggregator of this address is among the targets.
     pub fn has_target(&self, address: &str) -> bool {
         self.current().iter().any(|target| target.address == address)
+    }
+
+    /// Routes the metrics of closed epoch `epoch`, then tells every aggregator the epoch is done;
+    /// returns how many could not be delivered, as [`Router::route`].
+    pub async fn route_epoch(&self, metrics: Vec<Metric>, epoch: u64) -> usize {
+        let lost = self.route(metrics).await;
+        for target in self.current().iter() {
+            if let Err(reason) = target.aggregator.epoch_done(epoch).await {
+                warn!(aggregator = %target.address, epoch, %reason, "the end of an epoch could not be routed");
+            }
+        }
+        lost
     }
 
     /// Sends every metric to its aggregator; returns how many could not be delivered (they are

@@ -11,15 +11,19 @@ use oap_core::{
     CatalogRef, CoreConfig, CoreConfigRef, Downsampling, GrpcServerRef, NodeHealthRef, Role, SourceDispatcherRef,
     TimeBuckets,
 };
+use oap_ingest_log::{IngestLog, LogConfig};
 use oap_kernel::{ModuleContext, ModuleError};
 use oap_storage::{StorageRef, builtin};
 use oap_telemetry::MetricsCreatorRef;
 use tokio::task::JoinHandle;
-use tracing::warn;
+use tracing::{info, warn};
 
+use crate::journal::PipelineJournal;
 use crate::l1::{DEFAULT_CAPACITY, L1};
 use crate::l2::{L2, L2Config, L2Telemetry, RoundTelemetry};
-use crate::metrics_stream::MetricsStream;
+use crate::log_keeper::LogKeeper;
+use crate::metrics_stream::{FlushContext, MetricsStream};
+use crate::provider::PipelineConfig;
 use crate::record_stream::RecordStream;
 use crate::remote::{RemoteReceiver, RemoteTelemetry, follow_membership, peer_tls};
 use crate::retry::WriteTelemetry;
@@ -34,6 +38,8 @@ const SELF_ADDRESS: &str = "self";
 
 /// The running streams of a node.
 pub struct StreamWork {
+    log: Option<Arc<IngestLog>>,
+    log_keeper: Option<JoinHandle<()>>,
     metrics: MetricsStream,
     records: Arc<RecordStream>,
     top_n: Option<TopNReport>,
@@ -43,9 +49,10 @@ pub struct StreamWork {
 }
 
 impl StreamWork {
-    /// Installs every model of the catalog in the store and starts the streams and the keeper;
-    /// the provider must require `core`, `telemetry`, `cluster` and `storage`.
-    pub async fn start(ctx: &mut ModuleContext<'_>) -> Result<Self, ModuleError> {
+    /// Installs every model of the catalog in the store, opens the ingest log (on a node that
+    /// takes agents' data) and starts the streams and the keepers; the provider must require
+    /// `core`, `telemetry`, `cluster` and `storage`.
+    pub async fn start(ctx: &mut ModuleContext<'_>, config: &PipelineConfig) -> Result<Self, ModuleError> {
         let storage = &ctx.service::<StorageRef>()?;
         let catalog = ctx.service::<CatalogRef>()?;
         let core = ctx.service::<CoreConfigRef>()?;
@@ -107,11 +114,21 @@ impl StreamWork {
             Some(follow_membership(membership.clone(), &router, l2.clone(), &catalog, period, remote, tls))
         };
         let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
+        l1.start_after(u64::try_from(oap_model::now_ms()).unwrap_or_default());
+        let log = if core.role == Role::Aggregator { None } else { Some(open_log(config, &l1).await?) };
         let flushes = telemetry.counter("metrics_l1_flush_count", "L1 flushes completed (drained and routed)", &[])?;
-        let metrics = MetricsStream::start(l1, router, l2, core.l1_flush_period, flushes);
-        if core.role != Role::Aggregator {
+        let context = FlushContext { period: core.l1_flush_period, flushes, log: log.clone() };
+        let metrics = MetricsStream::start(l1.clone(), router, l2.clone(), context);
+        if let Some(log) = &log {
             dispatcher.subscribe(metrics.consumer())?;
+            dispatcher.set_journal(Arc::new(PipelineJournal::new(l1, log.clone())))?;
         }
+        let log_keeper = match &log {
+            Some(log) => Some(
+                LogKeeper::new(log.clone(), l2.clone(), &*telemetry)?.start(core.persistent_period, metrics.routed()),
+            ),
+            None => None,
+        };
 
         let (records, writer) = RecordStream::start(
             storage.clone(),
@@ -131,7 +148,7 @@ impl StreamWork {
             DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets.clone())
                 .start(core.data_keeper_execute_period, move || membership.is_first())
         });
-        Ok(Self { metrics, records, top_n, writer, keeper, follower })
+        Ok(Self { log, log_keeper, metrics, records, top_n, writer, keeper, follower })
     }
 
     /// Stops the keeper, persists the metrics held, reports the top-N lists, and waits (a
@@ -143,20 +160,70 @@ impl StreamWork {
         if let Some(follower) = self.follower {
             follower.abort();
         }
+        if let Some(log_keeper) = self.log_keeper {
+            log_keeper.abort();
+        }
+        let routed = self.metrics.routed();
         self.metrics.stop().await;
         if let Some(top_n) = self.top_n {
             top_n.stop().await;
         }
+        let mut records_stored = true;
         if let Some(settle) = oap_core::SourceConsumer::settle(&*self.records) {
             match tokio::time::timeout(DRAIN_TIMEOUT, settle).await {
                 Ok(Ok(())) => {}
-                Ok(Err(reason)) => warn!(%reason, "queued records were not stored"),
-                Err(_) => warn!("queued records were not stored within {DRAIN_TIMEOUT:?}"),
+                Ok(Err(reason)) => {
+                    records_stored = false;
+                    warn!(%reason, "queued records were not stored");
+                }
+                Err(_) => {
+                    records_stored = false;
+                    warn!("queued records were not stored within {DRAIN_TIMEOUT:?}");
+                }
             }
         }
         drop(self.records);
         self.writer.abort();
+        if let Some(log) = self.log {
+            // L2 persisted every epoch routed; with the records stored too, every closed file of
+            // the log is.
+            let through = if records_stored { routed.load(std::sync::atomic::Ordering::Acquire) } else { 0 };
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Err(error) = log.truncate_through(through) {
+                    warn!(%error, "the ingest log could not be cut after the stop");
+                }
+                if let Some(log) = Arc::into_inner(log) {
+                    log.close();
+                }
+            })
+            .await;
+        }
     }
+}
+
+/// Opens the node's ingest log and makes L1's epochs start past every epoch in it.
+async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<Arc<IngestLog>, ModuleError> {
+    let config = LogConfig {
+        dir: config.log_dir.clone().into(),
+        segment_bytes: config.log_segment_size,
+        max_bytes: config.log_max_size,
+    };
+    let (log, recovered) = tokio::task::spawn_blocking(move || IngestLog::open(config))
+        .await
+        .map_err(|error| ModuleError::Other(format!("opening the ingest log failed: {error}")))?
+        .map_err(|error| ModuleError::Other(error.to_string()))?;
+    l1.start_after(recovered.max_epoch);
+    if recovered.entries > 0 {
+        // Replay is the next step of issue 22; until then what an earlier run left is kept on
+        // disk and cut with the rest once newer epochs are stored.
+        info!(
+            entries = recovered.entries,
+            bytes = recovered.bytes,
+            torn_bytes = recovered.torn_bytes,
+            "the ingest log holds entries of an earlier run"
+        );
+    }
+    Ok(Arc::new(log))
 }
 
 /// L2's settings from `core.default`.

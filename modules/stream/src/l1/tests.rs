@@ -85,3 +85,78 @@ async fn producers_wait_above_the_capacity_until_a_drain() {
     assert_eq!(l1.drain().len(), 12);
     assert_eq!(wait.await.expect("joined"), Ok(()));
 }
+
+fn cpm_total(metrics: &[Metric], catalog: &Catalog) -> i64 {
+    value_sum(metrics, catalog, "service_cpm", "YQ==.1", MINUTE)
+        .iter()
+        .map(|value| match value {
+            MetricValue::Cpm { total } => *total,
+            other => panic!("not a cpm: {other:?}"),
+        })
+        .sum()
+}
+
+#[test]
+fn an_open_entry_holds_its_epoch_back_and_later_merges_count_in_the_next() {
+    let catalog = core_catalog();
+    let l1 = L1::new(catalog.clone(), 1000);
+    let epoch = l1.open_entry();
+    l1.accept(&Source::Service(service("a", 10, true, MINUTE)));
+    assert_eq!(l1.close_epoch(0), epoch, "closing the epoch the entry is in");
+    let mut metrics = Vec::new();
+    assert!(!l1.take_epoch(epoch, &mut metrics), "the entry is still open");
+    assert!(metrics.is_empty(), "nothing of this thread's shard is taken while it is");
+    // The entry's later sources count in its own epoch, not the new current one.
+    l1.accept(&Source::Service(service("a", 10, true, MINUTE)));
+    l1.close_entry();
+    // A merge outside any entry counts in the current epoch.
+    l1.accept(&Source::Service(service("a", 10, true, MINUTE)));
+    assert!(l1.take_epoch(epoch, &mut metrics));
+    assert_eq!(cpm_total(&metrics, &catalog), 2, "both sources of the entry, in its epoch");
+    let next = l1.close_epoch(0);
+    assert_eq!(next, epoch + 1, "a clock behind the epochs never numbers one twice");
+    let mut later = Vec::new();
+    assert!(l1.take_epoch(next, &mut later));
+    assert_eq!(cpm_total(&later, &catalog), 1);
+    assert_eq!(l1.held(), 0);
+}
+
+#[test]
+fn entries_on_many_threads_are_never_split_between_two_epochs() {
+    let catalog = core_catalog();
+    let l1 = Arc::new(L1::new(catalog.clone(), 1_000_000));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producers: Vec<_> = (0..3)
+        .map(|_| {
+            let (l1, stop) = (l1.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut entries = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    l1.open_entry();
+                    for _ in 0..5 {
+                        l1.accept(&Source::Service(service("a", 10, true, MINUTE)));
+                    }
+                    l1.close_entry();
+                    entries += 1;
+                }
+                entries
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for round in 0..200 {
+        // Epochs numbered by a clock jump: every one even, as milliseconds may well be.
+        let epoch = l1.close_epoch(10_000 + 2 * round);
+        let mut metrics = Vec::new();
+        while !l1.take_epoch(epoch, &mut metrics) {
+            std::thread::yield_now();
+        }
+        let cpm = cpm_total(&metrics, &catalog);
+        assert_eq!(cpm % 5, 0, "epoch {epoch} took part of an entry: {cpm} sources");
+        total += cpm;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let entries: i64 = producers.into_iter().map(|producer| producer.join().expect("producer")).sum();
+    total += cpm_total(&l1.drain(), &catalog);
+    assert_eq!(total, entries * 5, "every source taken once");
+}
