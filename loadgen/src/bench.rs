@@ -141,8 +141,11 @@ fn wait_for_ports(ports: &[u16], child: &mut Child, timeout: Duration) -> anyhow
 /// Runs the benchmark and prints its report.
 pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> anyhow::Result<()> {
     let data = std::env::temp_dir().join(format!("oap-bench-{}", std::process::id()));
+    // The server's ingest log, beside its store (not in the working directory).
+    let log_dir = std::env::temp_dir().join(format!("oap-bench-log-{}", std::process::id()));
     let namespace = format!("bench{}", std::process::id());
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&log_dir);
     let (grpc, rest, telemetry) = (free_port()?, free_port()?, free_port()?);
     eprintln!("pool: {} traces, {} B per segment on average", pool.traces(), pool.average_segment_bytes());
 
@@ -168,6 +171,7 @@ pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> an
         .env("SW_TELEMETRY_PROMETHEUS_HOST", "127.0.0.1")
         .env("SW_TELEMETRY_PROMETHEUS_PORT", telemetry.to_string())
         .env("SW_STORAGE_EMBEDDED_DATA_DIR", &data)
+        .env("SW_PIPELINE_LOG_DIR", &log_dir)
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -221,6 +225,7 @@ pub async fn run(bench: &Bench, pool: Arc<Pool>, spans_per_segment: usize) -> an
     };
     let spans = acked_total * spans_per_segment as u64;
     let _ = std::fs::remove_dir_all(&data);
+    let _ = std::fs::remove_dir_all(&log_dir);
 
     eprintln!("decode-only sink, {} s closed loop", bench.seconds);
     let sink_port = free_port()?;

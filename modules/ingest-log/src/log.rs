@@ -37,6 +37,10 @@ use crate::frame::{self, Entry, EntryKind};
 /// thread's buffer keeps its capacity from batch to batch instead of growing it anew.
 const POOL: usize = 64;
 const POOLED_CAPACITY: usize = 4 << 20;
+/// The least time from the start of one sync to the start of the next: under load, waiting this
+/// long lets a batch gather more appends, so the disk is synced (and the kernel's writeback is
+/// paid) a few hundred times a second at most, while a lone append still waits no longer.
+const SYNC_FLOOR: Duration = Duration::from_millis(5);
 /// The first pause after a failed write, doubling up to `LONGEST_PAUSE`.
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
@@ -330,8 +334,12 @@ fn write_batches(shared: &Shared) {
             return;
         }
     };
+    let mut last_sync = std::time::Instant::now() - SYNC_FLOOR;
     loop {
         let stopping = shared.stopping.load(Ordering::Acquire);
+        if !stopping && let Some(early) = SYNC_FLOOR.checked_sub(last_sync.elapsed()) {
+            std::thread::sleep(early);
+        }
         if !shared.pending.swap(false, Ordering::AcqRel) {
             if stopping {
                 return;
@@ -339,6 +347,7 @@ fn write_batches(shared: &Shared) {
             std::thread::park_timeout(Duration::from_secs(1));
             continue;
         }
+        last_sync = std::time::Instant::now();
         let closing = shared.open_generation.fetch_add(1, Ordering::AcqRel);
         let mut batch = Vec::new();
         let (mut entries, mut max_epoch) = (0, 0);
