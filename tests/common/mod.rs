@@ -194,17 +194,21 @@ impl Backend {
         )
     }
 
-    /// The environment that points a server at this storage.
+    /// The environment that points a server at this storage (and its ingest log into `dir`,
+    /// also for a server booted inside the test's process).
     pub fn env(&self, dir: &std::path::Path) -> Vec<(&'static str, String)> {
+        let log = ("SW_PIPELINE_LOG_DIR", dir.join("ingest-log").display().to_string());
         match self {
             Backend::Embedded => vec![
                 ("SW_STORAGE", "embedded".to_owned()),
                 ("SW_STORAGE_EMBEDDED_DATA_DIR", dir.join("data").display().to_string()),
+                log,
             ],
             Backend::Elasticsearch(server) => vec![
                 ("SW_STORAGE", "elasticsearch".to_owned()),
                 ("SW_STORAGE_ES_CLUSTER_NODES", server.node().to_owned()),
                 ("SW_STORAGE_ES_BULK_REFRESH", "true".to_owned()),
+                log,
             ],
         }
     }

@@ -304,6 +304,11 @@ impl CoreConfig {
         require(self.rest_max_request_body_size > 0, "restMaxRequestBodySize", "must be greater than 0");
         require(self.rest_context_path.starts_with('/'), "restContextPath", "must start with `/`");
         require(self.max_message_size > 0, "maxMessageSize", "must be greater than 0");
+        require(
+            self.max_message_size <= oap_ingest_log::frame::MAX_PAYLOAD,
+            "maxMessageSize",
+            "must be at most 268435456 (256 MiB, the largest message the ingest log holds)",
+        );
         require(!self.l1_flush_period.is_zero(), "l1FlushPeriod", "must be greater than 0");
         require(!self.persistent_period.is_zero(), "persistentPeriod", "must be greater than 0");
         require(!self.data_keeper_execute_period.is_zero(), "dataKeeperExecutePeriod", "must be greater than 0");

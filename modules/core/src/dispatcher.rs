@@ -47,6 +47,10 @@ pub trait Journal: Send + Sync {
     fn close(&self, epoch: u64, taken: Option<(EntryKind, &[u8])>);
     /// A wait until every entry logged before the call is durable.
     fn settle(&self) -> Option<Settle>;
+    /// Whether a new message may be taken now; `Busy` while the pipeline cannot take more.
+    fn admits(&self) -> Result<(), Refusal> {
+        Ok(())
+    }
 }
 
 /// Fans sources out to the subscribed consumers.
@@ -114,6 +118,11 @@ impl SourceDispatcher {
         }
         drop(entry);
         outcome
+    }
+
+    /// Whether the pipeline takes a new message now (see [`Journal::admits`]).
+    pub fn admits(&self) -> Result<(), Refusal> {
+        self.journal.get().map_or(Ok(()), |journal| journal.admits())
     }
 
     /// Hands a source to every consumer. Without consumers (no stream module yet) it is dropped.

@@ -142,8 +142,10 @@ pub struct IngestLog {
     shared: Arc<Shared>,
     /// The files found at open, for replay.
     found: Vec<SegmentFile>,
-    syncer: Option<JoinHandle<()>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
     syncer_thread: Thread,
+    /// Locked while the log is open: one process per directory.
+    lock_file: File,
 }
 
 impl IngestLog {
@@ -154,6 +156,16 @@ impl IngestLog {
         let failed =
             |what: &str, error: io::Error| LogError::Open { dir: dir.clone(), message: format!("{what}: {error}") };
         std::fs::create_dir_all(&dir).map_err(|error| failed("cannot create the directory", error))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(|error| failed("cannot open its lock file", error))?;
+        lock.try_lock().map_err(|error| LogError::Open {
+            dir: dir.clone(),
+            message: format!("another process has it open ({error}); give each server a logDir of its own"),
+        })?;
         let listed = files::list(&dir).map_err(|error| failed("cannot list the directory", error))?;
         let mut recovered = Recovered { files: listed.len(), ..Recovered::default() };
         let mut found = Vec::with_capacity(listed.len());
@@ -202,7 +214,7 @@ impl IngestLog {
             info!(dir = %dir.display(), files = recovered.files, entries = recovered.entries, bytes = recovered.bytes,
                 torn_bytes = recovered.torn_bytes, "ingest log opened");
         }
-        Ok((IngestLog { shared, found, syncer: Some(syncer), syncer_thread }, recovered))
+        Ok((IngestLog { shared, found, syncer: Mutex::new(Some(syncer)), syncer_thread, lock_file: lock }, recovered))
     }
 
     /// Appends an entry taken in `epoch`; it is durable once [`IngestLog::durable`] of the
@@ -298,30 +310,42 @@ impl IngestLog {
         self.bytes() >= self.shared.config.max_bytes
     }
 
-    /// Writes what was appended, syncs it and stops the syncer.
-    pub fn close(mut self) {
-        self.stop();
+    /// Why the log cannot write now, while it cannot (it keeps trying).
+    pub fn failure(&self) -> Option<Arc<str>> {
+        self.shared.durable.borrow().failure.clone()
     }
 
-    fn stop(&mut self) {
+    /// Writes what was appended, syncs it and stops the syncer; appends after it are not written.
+    /// (Also when the log is dropped.)
+    pub fn close(&self) {
         self.shared.stopping.store(true, Ordering::Release);
         self.syncer_thread.unpark();
-        if let Some(syncer) = self.syncer.take() {
+        if let Some(syncer) = lock(&self.syncer).take() {
             let _ = syncer.join();
         }
+        let _ = self.lock_file.unlock();
     }
 }
 
 impl Drop for IngestLog {
     fn drop(&mut self) {
-        self.stop();
+        self.close();
+    }
+}
+
+/// Tells every waiter the syncer has ended, however it ends (a panic included).
+struct Stopped<'a>(&'a Shared);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        self.0.durable.send_modify(|durable| durable.stopped = true);
     }
 }
 
 /// The syncer: batch after batch until the log stops, then one last batch.
 fn sync_loop(shared: &Shared) {
+    let _stopped = Stopped(shared);
     write_batches(shared);
-    shared.durable.send_modify(|durable| durable.stopped = true);
 }
 
 fn write_batches(shared: &Shared) {
@@ -383,6 +407,7 @@ fn write_batches(shared: &Shared) {
             durable.generation = closing;
             durable.failure = None;
         });
+        writer.rotate_if_full(shared);
     }
 }
 
@@ -400,7 +425,8 @@ impl Writer {
         Ok(Writer { file, number, synced: 0 })
     }
 
-    /// Writes and syncs `batch`; on failure the file is cut back to what was synced before.
+    /// Writes and syncs `batch`. On failure the file is cut back to what was synced before — or,
+    /// if even that fails, left for a new file, so a partial frame is never followed by more.
     fn write(&mut self, shared: &Shared, batch: &[Vec<u8>], max_epoch: u64) -> io::Result<()> {
         let size: u64 = batch.iter().map(|bytes| bytes.len() as u64).sum();
         if size == 0 {
@@ -413,32 +439,46 @@ impl Writer {
             self.file.sync_data()
         })();
         if let Err(error) = written {
-            let _ = self.file.set_len(self.synced);
+            if self.file.set_len(self.synced).is_err() {
+                self.rotate(shared)?;
+            }
             return Err(error);
         }
         self.synced += size;
         shared.total_bytes.fetch_add(size, Ordering::Relaxed);
-        let rotate = {
-            let mut files = lock(&shared.files);
-            let current = files.back_mut().expect("the current file is always listed");
-            current.bytes = self.synced;
-            current.max_epoch = current.max_epoch.max(max_epoch);
-            self.synced >= shared.config.segment_bytes
-        };
-        if rotate {
-            let next = self.number + 1;
-            self.file = create(&shared.dir, next)?;
-            lock(&shared.files).push_back(SegmentFile { number: next, bytes: 0, max_epoch: 0 });
-            self.number = next;
-            self.synced = 0;
+        let mut files = lock(&shared.files);
+        let current = files.back_mut().expect("the current file is always listed");
+        current.bytes = self.synced;
+        current.max_epoch = current.max_epoch.max(max_epoch);
+        Ok(())
+    }
+
+    /// Starts the next file once this one is full; a failure is logged and tried again after a
+    /// later batch (the batch it follows is durable either way).
+    fn rotate_if_full(&mut self, shared: &Shared) {
+        if self.synced >= shared.config.segment_bytes
+            && let Err(error) = self.rotate(shared)
+        {
+            warn!(%error, "the ingest log cannot start its next file; the current one grows meanwhile");
         }
+    }
+
+    fn rotate(&mut self, shared: &Shared) -> io::Result<()> {
+        let next = self.number + 1;
+        self.file = create(&shared.dir, next)?;
+        lock(&shared.files).push_back(SegmentFile { number: next, bytes: 0, max_epoch: 0 });
+        self.number = next;
+        self.synced = 0;
         Ok(())
     }
 }
 
-/// Creates segment file `number` and makes its name durable.
+/// Creates segment file `number` (empty: one a failed attempt left is emptied) and makes its name
+/// durable.
 fn create(dir: &Path, number: u64) -> io::Result<File> {
-    let file = OpenOptions::new().create_new(true).append(true).open(files::path_of(dir, number))?;
+    let file = OpenOptions::new().create(true).write(true).truncate(true).open(files::path_of(dir, number))?;
+    drop(file);
+    let file = OpenOptions::new().append(true).open(files::path_of(dir, number))?;
     files::sync_dir(dir)?;
     Ok(file)
 }

@@ -139,3 +139,13 @@ async fn waiting_with_nothing_appended_returns_at_once() {
     let waited = tokio::time::timeout(std::time::Duration::from_secs(5), log.durable(log.ticket_now())).await;
     assert!(matches!(waited, Ok(Ok(()))), "after an append too: {waited:?}");
 }
+
+#[test]
+fn a_directory_is_one_process_s_log_at_a_time() {
+    let dir = scratch("locked");
+    let (log, _) = IngestLog::open(config(&dir, 1 << 20)).expect("opens");
+    let second = IngestLog::open(config(&dir, 1 << 20)).err().expect("held by the first");
+    assert!(second.to_string().contains("another process has it open"), "{second}");
+    log.close();
+    IngestLog::open(config(&dir, 1 << 20)).expect("free once closed");
+}

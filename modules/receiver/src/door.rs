@@ -26,15 +26,16 @@ impl Door {
         Self { health, ack_timeout }
     }
 
-    /// Whether data may come in now; if not, why (`Unavailable`).
-    pub fn open(&self) -> Result<(), Refusal> {
-        if self.health.is_ready() {
-            return Ok(());
+    /// Whether data may come in now; if not, why: `Unavailable` while the node cannot store,
+    /// `Busy` while the pipeline cannot take more (its ingest log is full).
+    pub fn open(&self, dispatcher: &SourceDispatcher) -> Result<(), Refusal> {
+        if !self.health.is_ready() {
+            return Err(Refusal::unavailable(format!(
+                "the server cannot store data now ({}); send again later",
+                self.health.problems().join("; ")
+            )));
         }
-        Err(Refusal::unavailable(format!(
-            "the server cannot store data now ({}); send again later",
-            self.health.problems().join("; ")
-        )))
+        dispatcher.admits()
     }
 
     /// Waits until what was received before the call is durable, at most `ackTimeout`. (The

@@ -92,12 +92,19 @@ impl TraceReceiver {
     /// One segment in its protobuf encoding, as gRPC delivers it; the bytes are stored as the
     /// segment record's `data_binary` without re-encoding.
     pub fn receive_encoded(&self, protocol: Protocol, raw: &[u8]) -> Result<(), SegmentRejection> {
-        let metrics = self.metrics.of(protocol);
-        let _timer = metrics.time();
-        if let Err(closed) = self.door.open() {
-            metrics.reject();
+        if let Err(closed) = self.door.open(&self.dispatcher) {
+            self.metrics.of(protocol).reject();
             return Err(SegmentRejection::Refused(closed));
         }
+        self.take_encoded(protocol, raw)
+    }
+
+    /// One segment of a message the door already let in: the segments of one message are taken
+    /// whole, so a door that closes while a batch is read cannot leave part of it counted and the
+    /// call refused.
+    fn take_encoded(&self, protocol: Protocol, raw: &[u8]) -> Result<(), SegmentRejection> {
+        let metrics = self.metrics.of(protocol);
+        let _timer = metrics.time();
         let received = SegmentObject::decode(raw)
             .map_err(SegmentRejection::from)
             .and_then(|segment| self.analyse(&segment, raw).map_err(SegmentRejection::from));
@@ -109,12 +116,17 @@ impl TraceReceiver {
 
     /// One segment in the proto3 JSON mapping, as the HTTP receiver delivers it.
     pub fn receive_json(&self, json: &[u8]) -> Result<(), SegmentRejection> {
-        let metrics = self.metrics.of(Protocol::Http);
-        let _timer = metrics.time();
-        if let Err(closed) = self.door.open() {
-            metrics.reject();
+        if let Err(closed) = self.door.open(&self.dispatcher) {
+            self.metrics.of(Protocol::Http).reject();
             return Err(SegmentRejection::Refused(closed));
         }
+        self.take_json(json)
+    }
+
+    /// One segment of a request the door already let in (see [`TraceReceiver::take_encoded`]).
+    fn take_json(&self, json: &[u8]) -> Result<(), SegmentRejection> {
+        let metrics = self.metrics.of(Protocol::Http);
+        let _timer = metrics.time();
         let received =
             serde_json::from_slice::<SegmentObject>(json).map_err(SegmentRejection::from).and_then(|segment| {
                 let raw = segment.encode_to_vec();
@@ -133,7 +145,7 @@ impl TraceReceiver {
 
     /// An HTTP request refused whole, counted, while the door is closed; `None` while it is open.
     fn closed_door(&self) -> Option<Response> {
-        let closed = self.door.open().err()?;
+        let closed = self.door.open(&self.dispatcher).err()?;
         self.reject_unreadable(Protocol::Http);
         Some(http::settled(Err(closed), http::commands()))
     }
@@ -196,14 +208,13 @@ impl AgentRpcs for TraceRpcs {
                 rejection.status()
             }),
             TraceMethod::CollectInSync => {
-                self.0.door.open().map_err(Status::from)?;
+                self.0.door.open(&self.0.dispatcher).map_err(Status::from)?;
                 let collection = EncodedSegments::decode(message).map_err(|error| {
                     self.0.reject_unreadable(Protocol::Grpc);
                     Status::invalid_argument(format!("malformed SegmentCollection: {error}"))
                 })?;
-                let outcome = Batch::of(
-                    collection.segments.iter().map(|segment| self.0.receive_encoded(Protocol::Grpc, segment)),
-                );
+                let outcome =
+                    Batch::of(collection.segments.iter().map(|segment| self.0.take_encoded(Protocol::Grpc, segment)));
                 outcome.into_status("segments")
             }
         }
@@ -243,7 +254,7 @@ async fn post_segments(State(receiver): State<Arc<TraceReceiver>>, body: Result<
         body,
         "SegmentObject",
         || receiver.reject_unreadable(Protocol::Http),
-        |json| receiver.receive_json(json.as_bytes()),
+        |json| receiver.take_json(json.as_bytes()),
     );
     http::settled(receiver.settle().await, reply)
 }

@@ -153,6 +153,7 @@ impl L2 {
                 index,
                 persisted: persisted.clone(),
                 received_epoch: 0,
+                deferred: false,
                 rounds_done: metrics.rounds.get(index).cloned(),
                 catalog: catalog.clone(),
                 storage: storage.clone(),
@@ -292,6 +293,8 @@ struct Partition {
     index: usize,
     /// The last epoch whose metrics have all arrived.
     received_epoch: u64,
+    /// This round put increments back for the next one.
+    deferred: bool,
     persisted: Arc<[AtomicU64]>,
 }
 
@@ -353,6 +356,7 @@ impl Partition {
     async fn round(&mut self, everything: bool) {
         self.rounds += 1;
         let covering = self.received_epoch;
+        self.deferred = false;
         let minutes = std::mem::take(&mut self.pending[Level::Minute as usize]);
         for metric in minutes.values().flat_map(HashMap::values) {
             let Some(stream) = self.catalog.stream(metric.stream) else { continue };
@@ -382,7 +386,9 @@ impl Partition {
                 done.all.inc();
             }
         }
-        if coarse {
+        // Everything of the epochs up to `covering` is stored at every level — unless a read
+        // failed and put increments back (then a later round that stores them says so).
+        if coarse && !self.deferred && self.pending.iter().all(|level| level.is_empty()) {
             self.persisted[self.index].fetch_max(covering, Ordering::AcqRel);
         }
         let now = Instant::now();
@@ -422,7 +428,9 @@ impl Partition {
                     break;
                 }
                 if !self.load(level, id, stream, &batch).await {
-                    // Storage could not be read: the stream's increments wait for the next round.
+                    // Storage could not be read: the stream's increments wait for the next round
+                    // (and the round's epochs are not persisted).
+                    self.deferred = true;
                     for (key, metric) in batch.into_iter().chain(rows.by_ref()) {
                         merge(&mut self.pending[level as usize], key, metric);
                     }

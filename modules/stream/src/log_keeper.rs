@@ -1,18 +1,34 @@
 //! Keeps the ingest log within what is still needed: every `persistentPeriod` it deletes the
 //! log files whose entries are all of epochs the stores hold — persisted by every L2 partition at
-//! every level on a node that aggregates, or routed to the aggregators on one that does not — and
-//! reports the log's size (docs/durable-ingest.md §7).
+//! every level on a node that aggregates, or routed to the aggregators on one that does not (the
+//! promise of today's node-to-node path until the cluster step of docs/durable-ingest.md) — and
+//! reports the log's size. While the log cannot write, the node is not ready (its part
+//! `ingest-log` in `NodeHealth`), so the receivers' doors close instead of taking data the log
+//! cannot keep.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use oap_core::NodeHealthRef;
 use oap_ingest_log::IngestLog;
 use oap_telemetry::{Counter, Gauge, MetricsCreator, TelemetryError};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::l2::L2;
+
+/// The part of the node's health the log reports on, and how often.
+const HEALTH_PART: &str = "ingest-log";
+const HEALTH_CHECK: Duration = Duration::from_millis(500);
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
 
 /// What the keeper cuts and counts.
 pub struct LogKeeper {
@@ -45,9 +61,23 @@ impl LogKeeper {
         })
     }
 
-    /// Cuts and reports every `period`; `routed` is the last epoch the flusher routed.
-    pub fn start(self, period: Duration, routed: Arc<AtomicU64>) -> JoinHandle<()> {
+    /// Cuts and reports every `period`, and tells `health` whether the log writes (twice a
+    /// second); `routed` is the last epoch the flusher routed.
+    pub fn start(self, period: Duration, routed: Arc<AtomicU64>, health: NodeHealthRef) -> JoinHandle<()> {
+        let log = self.log.clone();
+        let watcher = tokio::spawn(async move {
+            let mut checks = tokio::time::interval(HEALTH_CHECK);
+            loop {
+                checks.tick().await;
+                match log.failure() {
+                    Some(failure) => health.failing(HEALTH_PART, failure),
+                    None => health.working(HEALTH_PART),
+                }
+            }
+        });
         tokio::spawn(async move {
+            // The watcher ends with the keeper.
+            let _watcher = AbortOnDrop(watcher);
             let mut written = 0;
             let mut ticks = tokio::time::interval(period);
             loop {

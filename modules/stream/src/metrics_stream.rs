@@ -63,10 +63,13 @@ impl MetricsStream {
         Arc::new(L1Handle(self.l1.clone()))
     }
 
-    /// Stops the flusher, hands L1's last metrics on, and stops L2 once it persisted them.
+    /// Stops the flusher, hands L1's last metrics on — the open epoch whole, as a flush would,
+    /// then anything merged after it — and stops L2 once it persisted them.
     pub async fn stop(self) {
         self.stop.cancel();
         let _ = self.flusher.await;
+        let epoch = flush_epoch(&self.l1, &self.router, None).await;
+        self.routed.store(epoch, Ordering::Release);
         self.router.route(self.l1.drain()).await;
         if let Some(l2) = &self.l2 {
             l2.stop().await;

@@ -121,12 +121,19 @@ impl StreamWork {
         let metrics = MetricsStream::start(l1.clone(), router, l2.clone(), context);
         if let Some(log) = &log {
             dispatcher.subscribe(metrics.consumer())?;
-            dispatcher.set_journal(Arc::new(PipelineJournal::new(l1, log.clone())))?;
+            let full_refusals = telemetry.counter(
+                "ingest_log_full_refusal_count",
+                "Messages refused (RESOURCE_EXHAUSTED) while the ingest log held logMaxSize",
+                &[],
+            )?;
+            dispatcher.set_journal(Arc::new(PipelineJournal::new(l1, log.clone(), full_refusals)))?;
         }
         let log_keeper = match &log {
-            Some(log) => Some(
-                LogKeeper::new(log.clone(), l2.clone(), &*telemetry)?.start(core.persistent_period, metrics.routed()),
-            ),
+            Some(log) => Some(LogKeeper::new(log.clone(), l2.clone(), &*telemetry)?.start(
+                core.persistent_period,
+                metrics.routed(),
+                health.clone(),
+            )),
             None => None,
         };
 
@@ -192,9 +199,7 @@ impl StreamWork {
                 if let Err(error) = log.truncate_through(through) {
                     warn!(%error, "the ingest log could not be cut after the stop");
                 }
-                if let Some(log) = Arc::into_inner(log) {
-                    log.close();
-                }
+                log.close();
             })
             .await;
         }
