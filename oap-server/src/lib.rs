@@ -37,8 +37,12 @@ pub fn catalog() -> ModuleCatalog {
         modules.push(receiver.module_definition());
         providers.push(Box::new(receiver.provider_factory()));
     }
-    ModuleCatalog::new(modules, providers)
-        .with_implicit(oap_stream::MODULE_NAME, oap_stream::provider::DEFAULT_PROVIDER)
+    // The pipeline runs wherever there is a store to fill, listed or not.
+    ModuleCatalog::new(modules, providers).with_implicit(
+        oap_stream::MODULE_NAME,
+        oap_stream::provider::DEFAULT_PROVIDER,
+        oap_storage::MODULE_NAME,
+    )
 }
 
 #[cfg(test)]
@@ -77,6 +81,18 @@ mod tests {
                 ("receiver-jvm", "default"),
                 ("receiver-clr", "default"),
             ]
+        );
+    }
+
+    #[test]
+    fn a_file_that_lists_a_store_gets_the_pipeline_and_hears_what_it_lacks() {
+        let yaml = "telemetry:\n  selector: none\n  none: {}\ncore:\n  default: {}\nstorage:\n  selector: elasticsearch\n  elasticsearch: {}\n";
+        let errors = BootPlan::from_yaml(yaml, "t.yml", &|_| None, &[], &catalog()).err().expect("no cluster");
+        let lines: Vec<String> = errors.errors().iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            ["pipeline: provider `default` requires module `cluster`, which the configuration does not list"],
+            "the store itself needs no cluster; the pipeline that fills it does"
         );
     }
 

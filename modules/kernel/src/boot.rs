@@ -20,7 +20,8 @@ use crate::services::{ModuleContext, ServiceRegistry};
 pub struct ModuleCatalog {
     modules: Vec<ModuleDefinition>,
     factories: Vec<Box<dyn ProviderFactory>>,
-    implicit: Vec<(&'static str, &'static str)>,
+    /// (module, provider, the module whose presence brings it).
+    implicit: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl ModuleCatalog {
@@ -29,14 +30,15 @@ impl ModuleCatalog {
         Self { modules, factories, implicit: Vec::new() }
     }
 
-    /// Makes `module` one that runs even when the configuration does not list it: then its
-    /// `provider` is built with every setting at its default. A configuration that lists the
-    /// module chooses for itself (another provider, other settings, or `-` to leave it out).
-    /// For our own modules that SkyWalking's `application.yml` cannot know, so that a file
-    /// written for SkyWalking still boots a whole server.
+    /// Makes `module` one that runs, when the configuration does not list it, whenever the
+    /// configuration lists `with`: then its `provider` is built with every setting at its default,
+    /// and what it requires is checked like any module's. A configuration that lists the module
+    /// chooses for itself (another provider, other settings, or `-` to leave it out). For our own
+    /// modules that SkyWalking's `application.yml` cannot know, so that a file written for
+    /// SkyWalking still boots a whole server.
     #[must_use]
-    pub fn with_implicit(mut self, module: &'static str, provider: &'static str) -> Self {
-        self.implicit.push((module, provider));
+    pub fn with_implicit(mut self, module: &'static str, provider: &'static str, with: &'static str) -> Self {
+        self.implicit.push((module, provider, with));
         self
     }
 
@@ -304,32 +306,23 @@ fn missing_services(step: &Step, registry: &ServiceRegistry) -> Result<(), Modul
     }
 }
 
-/// Builds the implicit modules the configuration does not list. One that requires a module the
-/// file does not list either is left out (a file with no `storage` runs no pipeline to store
-/// with); one that requires a module the file disables is built, and its requirement reported
-/// like any other.
+/// Builds the implicit modules the configuration does not list, each when the configuration lists
+/// the module that brings it (a file with no `storage` runs no pipeline to store with); what they
+/// require is then reported like any module's requirements.
 fn add_implicit(
     config: &ApplicationConfig,
     catalog: &ModuleCatalog,
     built: &mut Vec<Step>,
     errors: &mut Vec<ConfigError>,
 ) {
-    for &(module, provider) in &catalog.implicit {
-        if config.module(module).is_some() {
+    for &(module, provider, with) in &catalog.implicit {
+        if config.module(module).is_some() || config.module(with).is_none() {
             continue;
         }
         let (Some(definition), Some(factory)) = (catalog.definition(module), catalog.factory(module, provider)) else {
             errors.push(ConfigError::new(module, format!("the implicit provider `{provider}` is not in this build")));
             continue;
         };
-        let lacking = factory
-            .requires()
-            .iter()
-            .find(|required| config.module(required).is_none() && !built.iter().any(|step| step.module == **required));
-        if let Some(lacking) = lacking {
-            debug!(module, lacking, "implicit module left out: a module it requires does not run");
-            continue;
-        }
         match factory.build(&serde_yaml_ng::Mapping::new()) {
             Ok(instance) => built.push(Step {
                 module,
@@ -555,7 +548,7 @@ mod tests {
     #[test]
     fn an_implicit_module_runs_unlisted_after_what_it_requires_unless_the_file_says_otherwise() {
         let events = Events::default();
-        let with_b = || catalog(&events).with_implicit("b", "default");
+        let with_b = || catalog(&events).with_implicit("b", "default", "a");
         let yaml = "c:\n  default: {}\na:\n  default: {}\n";
         let plan = BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &with_b()).expect("valid");
         assert_eq!(plan.order(), [("a", "default"), ("b", "default"), ("c", "default")]);
@@ -564,14 +557,24 @@ mod tests {
         let errors = BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &with_b()).err().expect("c needs b");
         assert_eq!(messages(&errors), ["c: provider `default` requires module `b`, which is disabled (selector `-`)"]);
 
+        // Without the module that brings it, an implicit module is not built.
         let yaml = "a:\n  default: {}\n";
         let plan =
-            BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &catalog(&events).with_implicit("c", "default"))
-                .expect("valid without c, which needs b");
+            BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &catalog(&events).with_implicit("c", "default", "x"))
+                .expect("valid: nothing brings c");
         assert_eq!(plan.order(), [("a", "default")]);
+        // With it, what the implicit module requires is checked like any module's.
+        let errors =
+            BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &catalog(&events).with_implicit("c", "default", "a"))
+                .err()
+                .expect("c needs b, which is not listed");
+        assert_eq!(
+            messages(&errors),
+            ["c: provider `default` requires module `b`, which the configuration does not list"]
+        );
 
         let errors =
-            BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &catalog(&events).with_implicit("b", "nope"))
+            BootPlan::from_yaml(yaml, "test.yml", &|_| None, &[], &catalog(&events).with_implicit("b", "nope", "a"))
                 .err()
                 .expect("no such provider");
         assert_eq!(messages(&errors), ["b: the implicit provider `nope` is not in this build"]);

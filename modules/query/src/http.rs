@@ -41,7 +41,7 @@ pub fn routes(schema: QuerySchema, bounds: Bounds) -> Router {
 }
 
 /// The request of a `GET` (its query string) or a `POST` (its body: JSON, one request or an
-/// array, or `application/graphql`).
+/// array; or multipart).
 async fn read_request(
     method: &Method,
     headers: &HeaderMap,

@@ -307,8 +307,10 @@ impl Partition {
                     return;
                 },
                 () = tokio::time::sleep_until(next) => {
-                    // What is queued already belongs to this round.
-                    while let Ok(command) = commands.try_recv() {
+                    // What is queued already belongs to this round — only that: senders blocked
+                    // on the full queue refill it as it empties, and must not hold the round off.
+                    for _ in 0..commands.len() {
+                        let Ok(command) = commands.try_recv() else { break };
                         if !self.obey(Some(command)).await {
                             return;
                         }
