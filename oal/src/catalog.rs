@@ -43,7 +43,14 @@ pub struct Metric {
     pub fixed: Arc<[Value]>,
     /// What merges.
     pub value: MetricValue,
+    /// The last pipeline epoch whose contributions the metric holds (docs/durable-ingest.md);
+    /// stored with an OAL metric's row (`ingest_epoch`), 0 where none is known.
+    #[serde(default)]
+    pub epoch: u64,
 }
+
+/// The column of an OAL metric's row that holds [`Metric::epoch`].
+pub const EPOCH_COLUMN: &str = "ingest_epoch";
 
 /// How a stream's value is kept, which decides how a stored row is read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,11 +103,24 @@ impl Stream {
         let mut values = Vec::with_capacity(self.model.columns.len());
         values.extend_from_slice(&metric.fixed);
         metric.value.write(granularity, &mut values);
+        if matches!(self.kind, StreamKind::Oal(_)) {
+            values.push(Value::Long(i64::try_from(metric.epoch).unwrap_or(i64::MAX)));
+        }
         Row { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket, values }
     }
 
     /// A stored row read back as a metric of stream `id`.
     pub fn read(&self, id: StreamId, mut row: Row) -> Metric {
+        // An OAL row ends with its epoch (absent in rows written before there was one).
+        let epoch = match self.kind {
+            StreamKind::Oal(_) if self.model.columns.len() == row.values.len() => row
+                .values
+                .pop()
+                .and_then(|value| value.as_i64())
+                .and_then(|epoch| u64::try_from(epoch).ok())
+                .unwrap_or(0),
+            _ => 0,
+        };
         let rest = row.values.split_off(self.fixed.min(row.values.len()));
         let text = |index: usize| rest.get(index).and_then(Value::as_str).unwrap_or_default().to_owned();
         let long = |index: usize| rest.get(index).and_then(Value::as_i64).unwrap_or_default();
@@ -119,7 +139,14 @@ impl Stream {
             StreamKind::EndpointTraffic => MetricValue::LastPing(long(0)),
             StreamKind::Alias => MetricValue::Alias { service_id: text(0), instance_id: text(1), last_update: long(2) },
         };
-        Metric { stream: id, entity_id: row.id.into(), time_bucket: row.time_bucket, fixed: row.values.into(), value }
+        Metric {
+            stream: id,
+            entity_id: row.id.into(),
+            time_bucket: row.time_bucket,
+            fixed: row.values.into(),
+            value,
+            epoch,
+        }
     }
 }
 

@@ -45,6 +45,11 @@ impl MetricDefinition {
             .default_columns()
             .iter()
             .chain(self.function.columns())
+            .chain(&[(
+                crate::catalog::EPOCH_COLUMN,
+                oap_storage_model::ColumnType::Long,
+                oap_storage_model::Indexing::StorageOnly,
+            )])
             .map(|&(name, ty, indexing)| Column::new(name, ty, indexing))
             .collect();
         let kind = ModelKind::Metrics { time_relative: true, downsampling: true, update: true };

@@ -201,6 +201,7 @@ impl L1 {
     }
 
     fn take_table(&self, table: &mut Table, metrics: &mut Vec<Metric>) {
+        let epoch = table.epoch;
         let rows = std::mem::take(&mut table.rows);
         self.held.fetch_sub(rows, Ordering::Relaxed);
         metrics.reserve(rows);
@@ -209,7 +210,7 @@ impl L1 {
             for (&stream, slot) in streams.iter().zip(group.slots.into_vec()) {
                 let Some(Slot { fixed, value }) = slot else { continue };
                 let entity_id = group.entity_id.clone();
-                metrics.push(Metric { stream, entity_id, time_bucket: group.time_bucket, fixed, value });
+                metrics.push(Metric { stream, entity_id, time_bucket: group.time_bucket, fixed, value, epoch });
             }
         }
     }

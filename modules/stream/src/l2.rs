@@ -458,6 +458,7 @@ impl Partition {
                     if !stream.time_relative() {
                         cached.metric.time_bucket = cached.metric.time_bucket.min(metric.time_bucket);
                     }
+                    cached.metric.epoch = cached.metric.epoch.max(metric.epoch);
                     writes.push(Write::Update(stream.model.clone(), stream.row(&cached.metric)));
                     updated.push(key);
                 }
@@ -526,6 +527,7 @@ fn merge(increments: &mut Increments, key: Key, metric: Box<Metric>) {
             let held = occupied.get_mut();
             held.value.combine(&metric.value);
             held.time_bucket = held.time_bucket.min(metric.time_bucket);
+            held.epoch = held.epoch.max(metric.epoch);
         }
         Entry::Vacant(vacant) => {
             vacant.insert(metric);

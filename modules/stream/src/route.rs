@@ -205,6 +205,7 @@ mod tests {
             time_bucket: 202_611_211_230,
             fixed: Vec::new().into(),
             value: oap_oal::MetricValue::Cpm { total: 1 },
+            epoch: 0,
         }
     }
 

@@ -112,7 +112,11 @@ fn core_oal_defines_exactly_the_reference_metrics() {
     assert_eq!(catalog.streams().len(), 73);
     let model = &catalog.find("endpoint_cpm").expect("endpoint_cpm").1.model;
     let columns: Vec<&str> = model.columns.iter().map(|column| column.name).collect();
-    assert_eq!(columns, ["service_id", "attr0", "attr1", "attr2", "attr3", "attr4", "attr5", "total", "value"]);
+    // SkyWalking's columns, then ours: the epoch the row holds (docs/durable-ingest.md).
+    assert_eq!(
+        columns,
+        ["service_id", "attr0", "attr1", "attr2", "attr3", "attr4", "attr5", "total", "value", "ingest_epoch"]
+    );
 }
 
 #[test]
@@ -248,6 +252,7 @@ fn stored_rows_read_back_into_the_same_metric() {
         time_bucket: 2_026_112_112,
         fixed: vec![Value::Text("a.1".into()), Value::Text("b.1".into())].into(),
         value: MetricValue::Components(vec![142, 7001]),
+        epoch: 0,
     };
     assert_eq!(stream.read(id, stream.row(&metric)), metric);
     let (id, stream) = catalog.find("instance_traffic").expect("stream");
@@ -257,8 +262,32 @@ fn stored_rows_read_back_into_the_same_metric() {
         time_bucket: 202_611_211_230,
         fixed: vec![Value::Text("a.1".into()), Value::Text("i".into())].into(),
         value: MetricValue::Ping { last_ping: 202_611_211_231, properties: Some("{}".into()) },
+        epoch: 0,
     };
     assert_eq!(stream.read(id, stream.row(&metric)), metric);
+}
+
+#[test]
+fn an_oal_row_keeps_its_epoch_and_an_older_row_without_one_reads_as_epoch_0() {
+    let catalog = core();
+    let (id, stream) = catalog.find("service_resp_time").expect("stream");
+    let fixed: Vec<Value> = stream.model.columns[..stream.fixed].iter().map(|_| Value::Null).collect();
+    let metric = Metric {
+        stream: id,
+        entity_id: "a.1".into(),
+        time_bucket: 202_611_211_230,
+        fixed: fixed.into(),
+        value: MetricValue::LongAvg { summation: 300, count: 2 },
+        epoch: 1_796_000_000_123,
+    };
+    let row = stream.row(&metric);
+    let column = stream.model.column(crate::catalog::EPOCH_COLUMN).expect("the epoch column");
+    assert_eq!(row.values.len(), stream.model.columns.len());
+    assert_eq!(row.value(column).as_i64(), Some(1_796_000_000_123));
+    assert_eq!(stream.read(id, row.clone()), metric);
+    let mut older = row;
+    older.values.pop();
+    assert_eq!(stream.read(id, older).epoch, 0);
 }
 
 #[test]

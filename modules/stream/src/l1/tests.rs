@@ -113,6 +113,7 @@ fn an_open_entry_holds_its_epoch_back_and_later_merges_count_in_the_next() {
     l1.accept(&Source::Service(service("a", 10, true, MINUTE)));
     assert!(l1.take_epoch(epoch, &mut metrics));
     assert_eq!(cpm_total(&metrics, &catalog), 2, "both sources of the entry, in its epoch");
+    assert!(metrics.iter().all(|metric| metric.epoch == epoch), "every metric carries the epoch it was taken in");
     let next = l1.close_epoch(0);
     assert_eq!(next, epoch + 1, "a clock behind the epochs never numbers one twice");
     let mut later = Vec::new();

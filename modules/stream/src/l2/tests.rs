@@ -54,6 +54,7 @@ fn cpm(catalog: &Catalog, minute: i64, total: i64) -> Metric {
         fixed: vec![Value::Text("GENERAL".into()), Value::Null, Value::Null, Value::Null, Value::Null, Value::Null]
             .into(),
         value: MetricValue::Cpm { total },
+        epoch: 0,
     }
 }
 
@@ -192,6 +193,7 @@ async fn a_relation_whose_components_did_not_grow_is_not_rewritten() {
         time_bucket: minute,
         fixed: vec![Value::Text("YQ==.1".into()), Value::Text("Yg==.1".into())].into(),
         value: MetricValue::Components(components),
+        epoch: 0,
     };
     for components in [vec![7001], vec![7001], vec![142]] {
         l2.take(vec![edge(components)]).await.expect("taken");
@@ -206,5 +208,27 @@ async fn a_relation_whose_components_did_not_grow_is_not_rewritten() {
         .map(|(_, _, row)| row.value(2).as_str().unwrap_or_default().to_owned())
         .collect();
     assert_eq!(minute_writes, ["7001", "142|7001"], "the repeated 7001 wrote nothing");
+    l2.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stored_row_carries_the_last_epoch_merged_into_it_at_every_level() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let l2 = start(&catalog, &store);
+    let minute = old_minute();
+    let epoch_of = |bucket: i64| {
+        let row = store.row("service_cpm", "YQ==.1", bucket).expect("stored");
+        row.long(8)
+    };
+    l2.take(vec![Metric { epoch: 7, ..cpm(&catalog, minute, 2) }, Metric { epoch: 5, ..cpm(&catalog, minute, 1) }])
+        .await
+        .expect("taken");
+    l2.flush().await;
+    assert_eq!(stored_cpm(&store, minute), Some((3, 3)));
+    assert_eq!([epoch_of(minute), epoch_of(minute / 100), epoch_of(minute / 10_000)], [7, 7, 7]);
+    l2.take(vec![Metric { epoch: 9, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
+    l2.flush().await;
+    assert_eq!(stored_cpm(&store, minute), Some((4, 4)));
+    assert_eq!([epoch_of(minute), epoch_of(minute / 100), epoch_of(minute / 10_000)], [9, 9, 9]);
     l2.stop().await;
 }
