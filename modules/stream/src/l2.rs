@@ -114,6 +114,8 @@ impl RoundTelemetry {
 
 enum Command {
     Metrics(Vec<Metric>),
+    /// Metrics replayed from the ingest log: each level takes only what its row lacks.
+    Replayed(Vec<Metric>),
     /// Every metric of this epoch meant for the partition has arrived.
     EpochDone(u64),
     Flush(oneshot::Sender<()>),
@@ -154,6 +156,7 @@ impl L2 {
                 persisted: persisted.clone(),
                 received_epoch: 0,
                 deferred: false,
+                replayed_minutes: Increments::new(),
                 rounds_done: metrics.rounds.get(index).cloned(),
                 catalog: catalog.clone(),
                 storage: storage.clone(),
@@ -169,6 +172,22 @@ impl L2 {
             tasks.push(tokio::spawn(partition.run(receiver)));
         }
         Arc::new(Self { senders, tasks: Mutex::new(tasks), buckets, persisted })
+    }
+
+    /// Takes metrics replayed from the ingest log (docs/durable-ingest.md §6): each is merged,
+    /// per level — minute, hour, day — only into a row whose stored epoch is below the metric's
+    /// (a row at or past it holds the contribution already). The rows are read before merging.
+    pub async fn take_replayed(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+        let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
+        for metric in metrics {
+            batches[self.partition_of(&metric.entity_id)].push(metric);
+        }
+        for (sender, batch) in self.senders.iter().zip(batches) {
+            if !batch.is_empty() {
+                sender.send(Command::Replayed(batch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
+            }
+        }
+        Ok(())
     }
 
     /// The last epoch every partition has persisted at every level (0 before the first).
@@ -262,6 +281,8 @@ impl Key {
 /// slots (up to half of it, tables grow by doubling) then cost a key and a pointer, not a whole
 /// metric, and a row moves from the increments to the cache without a copy.
 type Increments = HashMap<StreamId, HashMap<Key, Box<Metric>>>;
+/// Metrics of a batch by stream, each with its row's key.
+type ByStream = HashMap<StreamId, Vec<(Key, Box<Metric>)>>;
 
 /// What storage holds (or will, once written) of a row.
 struct Cached {
@@ -295,6 +316,9 @@ struct Partition {
     received_epoch: u64,
     /// This round put increments back for the next one.
     deferred: bool,
+    /// Replayed minute increments, persisted by the next round without being rolled up (their
+    /// hours and days were checked on their own).
+    replayed_minutes: Increments,
     persisted: Arc<[AtomicU64]>,
 }
 
@@ -326,6 +350,7 @@ impl Partition {
     async fn obey(&mut self, command: Option<Command>) -> bool {
         match command {
             Some(Command::Metrics(batch)) => self.arrive(batch),
+            Some(Command::Replayed(batch)) => self.arrive_replayed(batch).await,
             Some(Command::EpochDone(epoch)) => self.received_epoch = self.received_epoch.max(epoch),
             Some(Command::Flush(done)) => {
                 self.round(true).await;
@@ -355,6 +380,58 @@ impl Partition {
         }
     }
 
+    /// Merges replayed metrics level by level where the stored row lacks them; a read that fails
+    /// for good leaves the metric out of that level (and counts it), as a live read defers.
+    async fn arrive_replayed(&mut self, batch: Vec<Metric>) {
+        let first_kept = first_kept_day(&self.buckets, self.config.ttl_days, now_ms()).unwrap_or(0);
+        let catalog = self.catalog.clone();
+        let mut by_level: [ByStream; 3] = Default::default();
+        for metric in batch {
+            let Some(stream) = catalog.stream(metric.stream) else { continue };
+            if stream.time_relative() && day_of(metric.time_bucket) < first_kept {
+                self.metrics.expired.inc();
+                continue;
+            }
+            if stream.downsampling() {
+                for (enabled, level, granularity) in [
+                    (self.config.hour, Level::Hour, Granularity::Hour),
+                    (self.config.day, Level::Day, Granularity::Day),
+                ] {
+                    if enabled {
+                        let rolled = metric.rolled_up(granularity);
+                        by_level[level as usize]
+                            .entry(rolled.stream)
+                            .or_default()
+                            .push((Key::of(&rolled, stream), Box::new(rolled)));
+                    }
+                }
+            }
+            by_level[Level::Minute as usize]
+                .entry(metric.stream)
+                .or_default()
+                .push((Key::of(&metric, stream), Box::new(metric)));
+        }
+        for level in [Level::Minute, Level::Hour, Level::Day] {
+            for (id, metrics) in std::mem::take(&mut by_level[level as usize]) {
+                let Some(stream) = catalog.stream(id) else { continue };
+                if !self.load(level, id, stream, &metrics).await {
+                    continue;
+                }
+                for (key, metric) in metrics {
+                    let stored = self.cache.get(&key).map_or(0, |cached| cached.metric.epoch);
+                    if metric.epoch != 0 && metric.epoch <= stored {
+                        continue;
+                    }
+                    let pending = match level {
+                        Level::Minute => &mut self.replayed_minutes,
+                        _ => &mut self.pending[level as usize],
+                    };
+                    merge(pending, key, metric);
+                }
+            }
+        }
+    }
+
     async fn round(&mut self, everything: bool) {
         self.rounds += 1;
         let covering = self.received_epoch;
@@ -372,6 +449,12 @@ impl Partition {
                     let rolled = metric.rolled_up(granularity);
                     merge(&mut self.pending[level as usize], Key::of(&rolled, stream), Box::new(rolled));
                 }
+            }
+        }
+        let mut minutes = minutes;
+        for (_, rows) in std::mem::take(&mut self.replayed_minutes) {
+            for (key, metric) in rows {
+                merge(&mut minutes, key, metric);
             }
         }
         self.persist(Level::Minute, minutes).await;

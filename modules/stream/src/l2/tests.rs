@@ -232,3 +232,38 @@ async fn a_stored_row_carries_the_last_epoch_merged_into_it_at_every_level() {
     assert_eq!([epoch_of(minute), epoch_of(minute / 100), epoch_of(minute / 10_000)], [9, 9, 9]);
     l2.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_replayed_metric_counts_once_at_each_level_where_the_row_lacks_it() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let minute = old_minute();
+    // What a crash between a minute round and the next coarse round leaves: the minute row holds
+    // epochs up to 9, its hour and day rows only up to 5.
+    let stream = catalog.find("service_cpm").expect("stream").1.clone();
+    let stored = |bucket: i64, epoch: u64| {
+        let mut metric = Metric { epoch, ..cpm(&catalog, minute, 5) };
+        metric.time_bucket = bucket;
+        Write::Insert(stream.model.clone(), stream.row(&metric))
+    };
+    store.write(&[stored(minute, 9), stored(minute / 100, 5), stored(minute / 10_000, 5)]).await.expect("stored");
+    let l2 = start(&catalog, &store);
+    let epoch_of = |bucket: i64| store.row("service_cpm", "YQ==.1", bucket).expect("stored").long(8);
+
+    // Epoch 7: already in the minute row, not in the hour and day rows.
+    l2.take_replayed(vec![Metric { epoch: 7, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
+    l2.flush().await;
+    assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(5), "the minute holds epoch 7");
+    assert_eq!(stored_cpm(&store, minute / 100).map(|(total, _)| total), Some(6));
+    assert_eq!(stored_cpm(&store, minute / 10_000).map(|(total, _)| total), Some(6));
+    assert_eq!([epoch_of(minute), epoch_of(minute / 100)], [9, 7]);
+
+    // Epoch 9 again (replayed twice): nothing anywhere; epoch 10: everywhere once.
+    l2.take_replayed(vec![Metric { epoch: 7, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
+    l2.take_replayed(vec![Metric { epoch: 10, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
+    l2.flush().await;
+    assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(6));
+    assert_eq!(stored_cpm(&store, minute / 100).map(|(total, _)| total), Some(7));
+    assert_eq!(stored_cpm(&store, minute / 10_000).map(|(total, _)| total), Some(7));
+    assert_eq!([epoch_of(minute), epoch_of(minute / 100), epoch_of(minute / 10_000)], [10, 10, 10]);
+    l2.stop().await;
+}
