@@ -11,33 +11,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent::{RawSegmentCollection, Scrape, raw_unary, span};
+use common::agent::{Scrape, entry_segment_call, raw_unary};
 use common::{OapProcess, scratch_dir};
 use oap_ingest_log::{EntryKind, IngestLog, LogConfig};
-use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
+use oap_proto::v3::SegmentObject;
 use prost::Message;
 use tonic::transport::Channel;
 
 const AGENTS: usize = 4;
 const SEGMENTS_PER_CALL: usize = 10;
 
+fn ids(agent: usize, number: usize) -> impl Iterator<Item = String> {
+    (0..SEGMENTS_PER_CALL).map(move |n| format!("logged-{agent}-{number}-{n}"))
+}
+
 fn call(agent: usize, number: usize) -> Vec<u8> {
-    let now = oap_model::now_ms();
-    let segments = (0..SEGMENTS_PER_CALL)
-        .map(|n| {
-            let id = format!("logged-{agent}-{number}-{n}");
-            SegmentObject {
-                trace_id: id.clone(),
-                trace_segment_id: id,
-                service: "logged-svc".to_owned(),
-                service_instance: format!("agent-{agent}"),
-                spans: vec![span(0, SpanType::Entry, SpanLayer::Http, "/logged", now - 5, 5)],
-                ..SegmentObject::default()
-            }
-            .encode_to_vec()
-        })
-        .collect();
-    RawSegmentCollection { segments }.encode_to_vec()
+    entry_segment_call(ids(agent, number), "logged-svc", &format!("agent-{agent}"), "/logged")
 }
 
 /// Calls until `stop`; the ids of every acknowledged call's segments go into `acked`.
@@ -49,7 +38,7 @@ async fn agent(grpc: u16, index: usize, stop: Arc<AtomicBool>, acked: Arc<Mutex<
             raw_unary(&channel, "/skywalking.v3.TraceSegmentReportService/collectInSync", call(index, number)).await;
         if outcome.is_ok() {
             let mut acked = acked.lock().expect("lock");
-            acked.extend((0..SEGMENTS_PER_CALL).map(|n| format!("logged-{index}-{number}-{n}")));
+            acked.extend(ids(index, number));
         }
         number += 1;
     }

@@ -11,37 +11,21 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::agent::{RawSegmentCollection, raw_unary, span};
+use common::agent::{entry_segment_call, raw_unary};
 use common::{Backend, scratch_dir, start_server_with};
 use oap_model::{TimeBuckets, ids};
 use oap_oal::{ApdexThresholds, Catalog};
-use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
 use oap_storage::{RowKey, StorageRef};
-use prost::Message;
 use tonic::transport::Channel;
 
 const SERVICE: &str = "stopping-svc";
 const AGENTS: usize = 4;
 const SEGMENTS_PER_CALL: usize = 10;
 
-/// One call of `agent`: segments of one entry span each on its own endpoint, starting now.
+/// One call of `agent`: segments of one entry span each on its agent's endpoint, ending now.
 fn call(agent: usize, number: usize) -> Vec<u8> {
-    let now = oap_model::now_ms();
-    let segments = (0..SEGMENTS_PER_CALL)
-        .map(|n| {
-            let id = format!("stop-{agent}-{number}-{n}");
-            SegmentObject {
-                trace_id: id.clone(),
-                trace_segment_id: id,
-                service: SERVICE.to_owned(),
-                service_instance: format!("agent-{agent}"),
-                spans: vec![span(0, SpanType::Entry, SpanLayer::Http, &endpoint(agent), now - 5, 5)],
-                ..SegmentObject::default()
-            }
-            .encode_to_vec()
-        })
-        .collect();
-    RawSegmentCollection { segments }.encode_to_vec()
+    let ids = (0..SEGMENTS_PER_CALL).map(|n| format!("stop-{agent}-{number}-{n}"));
+    entry_segment_call(ids, SERVICE, &format!("agent-{agent}"), &endpoint(agent))
 }
 
 fn endpoint(agent: usize) -> String {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use oap_loadgen::codec::RawCodec;
-use oap_proto::v3::{Commands, SpanLayer, SpanObject, SpanType};
+use oap_proto::v3::{Commands, SegmentObject, SpanLayer, SpanObject, SpanType};
 use prost::Message;
 use tonic::codegen::http::uri::PathAndQuery;
 use tonic::transport::Channel;
@@ -99,6 +99,32 @@ pub async fn raw_unary(channel: &Channel, path: &'static str, message: Vec<u8>) 
 pub struct RawSegmentCollection {
     #[prost(bytes = "vec", repeated, tag = "1")]
     pub segments: Vec<Vec<u8>>,
+}
+
+/// One `collectInSync` message: a segment per id (its trace id too), each a 5 ms entry span of
+/// `service`'s `instance` on `endpoint` that ended now.
+pub fn entry_segment_call(
+    ids: impl IntoIterator<Item = String>,
+    service: &str,
+    instance: &str,
+    endpoint: &str,
+) -> Vec<u8> {
+    let now = oap_model::now_ms();
+    let segments = ids
+        .into_iter()
+        .map(|id| {
+            SegmentObject {
+                trace_id: id.clone(),
+                trace_segment_id: id,
+                service: service.to_owned(),
+                service_instance: instance.to_owned(),
+                spans: vec![span(0, SpanType::Entry, SpanLayer::Http, endpoint, now - 5, 5)],
+                ..SegmentObject::default()
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    RawSegmentCollection { segments }.encode_to_vec()
 }
 
 /// The server's own metrics, scraped once.

@@ -107,11 +107,6 @@ impl L1 {
         }
     }
 
-    /// The epoch new merges belong to.
-    pub fn current_epoch(&self) -> u64 {
-        self.current.load(Ordering::SeqCst)
-    }
-
     /// Makes epochs start past `epoch` (what an earlier run of the node used).
     pub fn start_after(&self, epoch: u64) {
         self.current.fetch_max(epoch + 1, Ordering::SeqCst);
