@@ -109,16 +109,26 @@ pub fn entry_segment_call(
     instance: &str,
     endpoint: &str,
 ) -> Vec<u8> {
+    entry_segments_call(ids.into_iter().map(|id| (id, 5)), service, instance, endpoint)
+}
+
+/// [`entry_segment_call`] with each segment's latency, ms, given beside its id.
+pub fn entry_segments_call(
+    segments: impl IntoIterator<Item = (String, i64)>,
+    service: &str,
+    instance: &str,
+    endpoint: &str,
+) -> Vec<u8> {
     let now = oap_model::now_ms();
-    let segments = ids
+    let segments = segments
         .into_iter()
-        .map(|id| {
+        .map(|(id, latency)| {
             SegmentObject {
                 trace_id: id.clone(),
                 trace_segment_id: id,
                 service: service.to_owned(),
                 service_instance: instance.to_owned(),
-                spans: vec![span(0, SpanType::Entry, SpanLayer::Http, endpoint, now - 5, 5)],
+                spans: vec![span(0, SpanType::Entry, SpanLayer::Http, endpoint, now - latency, latency)],
                 ..SegmentObject::default()
             }
             .encode_to_vec()

@@ -250,7 +250,18 @@ pub fn start_server_on(dir: &std::path::Path, ports: &Ports, backend: &Backend) 
 
 /// [`start_server_on`] on ports the server picks and reports (no port can be taken meanwhile).
 pub fn start_server_with(dir: &std::path::Path, backend: &Backend) -> (OapProcess, Ports) {
-    OapProcess::start(dir.to_path_buf(), &test_settings(dir, backend), &[])
+    start_server_with_env(dir, backend, &[])
+}
+
+/// [`start_server_with`] with more environment.
+pub fn start_server_with_env(
+    dir: &std::path::Path,
+    backend: &Backend,
+    extra: &[(&'static str, String)],
+) -> (OapProcess, Ports) {
+    let mut env = test_settings(dir, backend);
+    env.extend(extra.iter().cloned());
+    OapProcess::start(dir.to_path_buf(), &env, &[])
 }
 
 /// The settings of the servers of [`start_server_on`]: the store, storing every second, the

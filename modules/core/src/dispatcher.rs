@@ -8,12 +8,16 @@
 //! waits until every consumer has made durable what it accepted before the call.
 //!
 //! A receiver hands each message it takes through [`SourceDispatcher::take`]: the pipeline's
-//! [`Journal`] (once it set one) makes the message an entry — its sources counted in one epoch,
-//! the message itself appended to the ingest log — and the settle then also waits for the log.
+//! [`Journal`] (once it set one) makes the message an entry — appended to the ingest log before
+//! it is analysed, its sources counted in one epoch — and the settle then also waits for the
+//! log. Logging first is what lets a consumer store what it derived from a message only once
+//! the log holds the message (the record writer waits for the log before each write).
+//! At start, before the doors open, the pipeline reads back what the log holds and hands each
+//! entry to the [`Replayer`] the receiver of its kind registered here.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use oap_ingest_log::EntryKind;
 use oap_model::source::Source;
@@ -42,15 +46,34 @@ pub trait Journal: Send + Sync {
     /// Begins an entry on this thread; what is dispatched until [`Journal::close`] counts in the
     /// returned epoch.
     fn open(&self) -> u64;
-    /// Ends this thread's entry of `epoch`; `taken` is the message, when it was taken (a message
-    /// refused is not logged).
-    fn close(&self, epoch: u64, taken: Option<(EntryKind, &[u8])>);
+    /// Appends this thread's entry of `epoch` to the log: the message, as it came, before it is
+    /// analysed. (A message its analysis then refuses stays in the log; replayed, it is refused
+    /// again.)
+    fn append(&self, epoch: u64, kind: EntryKind, message: &[u8]);
+    /// Ends this thread's entry.
+    fn close(&self);
     /// A wait until every entry logged before the call is durable.
     fn settle(&self) -> Option<Settle>;
     /// Whether a new message may be taken now; `Busy` while the pipeline cannot take more.
     fn admits(&self) -> Result<(), Refusal> {
         Ok(())
     }
+}
+
+/// Why a logged message could not be analysed again.
+pub type ReplayError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Analyses again, at start, a message of one [`EntryKind`] that the ingest log holds
+/// (docs/durable-ingest.md §6): the receiver that took it registers one.
+pub trait Replayer: Send + Sync {
+    /// Decodes `message`, taken at about `received_ms`, and dispatches its sources through
+    /// `dispatch` as the live analysis did; must not `await`.
+    fn replay(
+        &self,
+        message: &[u8],
+        received_ms: i64,
+        dispatch: &mut dyn FnMut(&Source<'_>),
+    ) -> Result<(), ReplayError>;
 }
 
 /// Fans sources out to the subscribed consumers.
@@ -60,18 +83,15 @@ pub struct SourceDispatcher {
     pending: RwLock<Vec<Arc<dyn SourceConsumer>>>,
     frozen: OnceLock<Vec<Arc<dyn SourceConsumer>>>,
     journal: OnceLock<Arc<dyn Journal>>,
+    replayers: Mutex<Vec<(EntryKind, Arc<dyn Replayer>)>>,
 }
 
 /// Closes an entry even when the analysis panics, so that no flush waits for it forever.
-struct OpenEntry<'a> {
-    journal: &'a dyn Journal,
-    epoch: u64,
-    taken: Option<(EntryKind, &'a [u8])>,
-}
+struct OpenEntry<'a>(&'a dyn Journal);
 
 impl Drop for OpenEntry<'_> {
     fn drop(&mut self) {
-        self.journal.close(self.epoch, self.taken.take());
+        self.0.close();
     }
 }
 
@@ -99,9 +119,29 @@ impl SourceDispatcher {
             .map_err(|_| oap_kernel::ModuleError::Other("the source dispatcher has a journal already".to_owned()))
     }
 
-    /// Takes one message of `kind`: `analyse` dispatches its sources (through the function it is
-    /// given) and says whether the message is taken; a taken message is logged. Analysis must
-    /// not `await`.
+    /// Registers the replayer of `kind`'s entries; one per kind, while the modules start.
+    pub fn register_replayer(
+        &self,
+        kind: EntryKind,
+        replayer: Arc<dyn Replayer>,
+    ) -> Result<(), oap_kernel::ModuleError> {
+        let mut replayers = self.replayers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if replayers.iter().any(|(known, _)| *known == kind) {
+            return Err(oap_kernel::ModuleError::Other(format!("entries of kind {} have a replayer already", kind.0)));
+        }
+        replayers.push((kind, replayer));
+        Ok(())
+    }
+
+    /// The replayer of `kind`'s entries, if its receiver runs.
+    pub fn replayer(&self, kind: EntryKind) -> Option<Arc<dyn Replayer>> {
+        let replayers = self.replayers.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        replayers.iter().find(|(known, _)| *known == kind).map(|(_, replayer)| replayer.clone())
+    }
+
+    /// Takes one message of `kind`: it is logged, then `analyse` dispatches its sources (through
+    /// the function it is given) and says whether the message is taken. Analysis must not
+    /// `await`.
     pub fn take<E>(
         &self,
         kind: EntryKind,
@@ -111,13 +151,10 @@ impl SourceDispatcher {
         let Some(journal) = self.journal.get() else {
             return analyse(&mut |source| self.dispatch(source));
         };
-        let mut entry = OpenEntry { journal: &**journal, epoch: journal.open(), taken: None };
-        let outcome = analyse(&mut |source| self.dispatch(source));
-        if outcome.is_ok() {
-            entry.taken = Some((kind, message));
-        }
-        drop(entry);
-        outcome
+        let epoch = journal.open();
+        let _entry = OpenEntry(&**journal);
+        journal.append(epoch, kind, message);
+        analyse(&mut |source| self.dispatch(source))
     }
 
     /// Whether the pipeline takes a new message now (see [`Journal::admits`]).

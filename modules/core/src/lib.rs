@@ -40,7 +40,7 @@ pub use oap_model::TimeBuckets;
 
 pub use self::catalog::CatalogRef;
 pub use self::config::{CoreConfig, Downsampling, Role};
-pub use self::dispatcher::{Journal, Settle, SourceConsumer, SourceDispatcher};
+pub use self::dispatcher::{Journal, ReplayError, Replayer, Settle, SourceConsumer, SourceDispatcher};
 pub use self::grpc_server::GrpcServer;
 pub use self::health::{NodeHealth, NodeHealthRef};
 pub use self::http_server::HttpServer;

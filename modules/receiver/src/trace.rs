@@ -17,7 +17,10 @@ use axum::extract::rejection::BytesRejection;
 use axum::response::Response;
 use axum::routing::post;
 use oap_agent_analyzer::{AnalysisError, SegmentAnalyzer};
-use oap_core::{CoreConfigRef, EntryKind, GrpcServerRef, HttpServerRef, NodeHealthRef, Refusal, SourceDispatcherRef};
+use oap_core::{
+    CoreConfigRef, EntryKind, GrpcServerRef, HttpServerRef, NodeHealthRef, Refusal, ReplayError, Replayer,
+    SourceDispatcherRef,
+};
 use oap_kernel::{ConfigError, ModuleContext, ModuleDefinition, ModuleError, ModuleProvider, TypedProviderFactory};
 use oap_model::source::Source;
 use oap_proto::v3::{SegmentObject, SpanAttachedEvent};
@@ -165,6 +168,22 @@ impl TraceReceiver {
     }
 }
 
+/// A segment the ingest log holds is analysed again at start exactly as it was when taken: the
+/// same protobuf bytes through the same analysis (the log holds every segment in protobuf, also
+/// those that came as JSON), not counted by the receiver's own telemetry a second time.
+impl Replayer for TraceReceiver {
+    fn replay(
+        &self,
+        message: &[u8],
+        received_ms: i64,
+        dispatch: &mut dyn FnMut(&Source<'_>),
+    ) -> Result<(), ReplayError> {
+        let segment = SegmentObject::decode(message)?;
+        self.analyzer.analyze(&segment, message, received_ms, &mut |source: Source<'_>| dispatch(&source))?;
+        Ok(())
+    }
+}
+
 /// Logs a rejected segment, a few per interval (every one is counted).
 fn log_rejected(rejection: &SegmentRejection) {
     static LOG: LogLimit = LogLimit::default_budget();
@@ -301,6 +320,7 @@ impl ModuleProvider for TraceReceiverProvider {
             Door::new(ctx.service::<NodeHealthRef>()?, ctx.service::<CoreConfigRef>()?.ack_timeout),
         ));
 
+        ctx.service::<SourceDispatcherRef>()?.register_replayer(EntryKind::SEGMENT, receiver.clone())?;
         let max = grpc.max_message_size();
         let rpcs = Arc::new(TraceRpcs(receiver.clone()));
         grpc.add_service(AgentService::<_, TraceV3>::new(rpcs.clone(), max))?;

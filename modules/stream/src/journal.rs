@@ -1,5 +1,5 @@
-//! The pipeline's [`Journal`]: each message a receiver takes is counted in L1's current epoch
-//! and appended to the ingest log under it; a call settles once the log holds what it sent
+//! The pipeline's [`Journal`]: each message a receiver takes is appended to the ingest log under
+//! L1's current epoch and counted in it; a call settles once the log holds what it sent
 //! (docs/durable-ingest.md).
 //!
 //! While the log holds `logMaxSize` or more (the stores are behind and its files cannot be cut),
@@ -37,12 +37,12 @@ impl Journal for PipelineJournal {
         self.l1.open_entry()
     }
 
-    fn close(&self, epoch: u64, taken: Option<(EntryKind, &[u8])>) {
-        // The mark is cleared even if the append panics, so no flush waits for it.
-        let _clear = ClearMark(&self.l1);
-        if let Some((kind, message)) = taken {
-            self.log.append(epoch, kind, message);
-        }
+    fn append(&self, epoch: u64, kind: EntryKind, message: &[u8]) {
+        self.log.append(epoch, kind, message);
+    }
+
+    fn close(&self) {
+        self.l1.close_entry();
     }
 
     fn settle(&self) -> Option<Settle> {
@@ -62,15 +62,6 @@ impl Journal for PipelineJournal {
             "the ingest log is full ({} bytes, logMaxSize): the stores are behind; send later",
             self.log.bytes()
         )))
-    }
-}
-
-/// Ends this thread's L1 entry when dropped.
-struct ClearMark<'a>(&'a L1);
-
-impl Drop for ClearMark<'_> {
-    fn drop(&mut self) {
-        self.0.close_entry();
     }
 }
 
@@ -96,7 +87,8 @@ mod tests {
         let mut taken = 0;
         while journal.admits().is_ok() {
             epoch = journal.open();
-            journal.close(epoch, Some((EntryKind::SEGMENT, &[7; 1_000])));
+            journal.append(epoch, EntryKind::SEGMENT, &[7; 1_000]);
+            journal.close();
             journal.settle().expect("a wait").await.expect("logged");
             taken += 1;
         }

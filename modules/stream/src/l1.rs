@@ -123,6 +123,14 @@ impl L1 {
         })
     }
 
+    /// Begins an entry of a past `epoch` on this thread (a message the ingest log holds,
+    /// replayed at start): what it merges counts in that epoch, which must be older than the
+    /// current one and be taken by [`L1::take_epoch`] like any closed epoch. At most two such
+    /// epochs may be held at once.
+    pub fn open_entry_at(&self, epoch: u64) {
+        self.shards.with(|shard| shard.entry = Some(epoch));
+    }
+
     /// Ends this thread's entry.
     pub fn close_entry(&self) {
         self.shards.with(|shard| shard.entry = None);

@@ -174,22 +174,6 @@ impl L2 {
         Arc::new(Self { senders, tasks: Mutex::new(tasks), buckets, persisted })
     }
 
-    /// Takes metrics replayed from the ingest log (docs/durable-ingest.md §6): each is merged,
-    /// per level — minute, hour, day — only into a row whose stored epoch is below the metric's
-    /// (a row at or past it holds the contribution already). The rows are read before merging.
-    pub async fn take_replayed(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
-        let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
-        for metric in metrics {
-            batches[self.partition_of(&metric.entity_id)].push(metric);
-        }
-        for (sender, batch) in self.senders.iter().zip(batches) {
-            if !batch.is_empty() {
-                sender.send(Command::Replayed(batch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
-            }
-        }
-        Ok(())
-    }
-
     /// The last epoch every partition has persisted at every level (0 before the first).
     pub fn persisted_epoch(&self) -> u64 {
         self.persisted.iter().map(|epoch| epoch.load(Ordering::Acquire)).min().unwrap_or(0)
@@ -244,6 +228,22 @@ impl Aggregator for L2 {
     async fn epoch_done(&self, epoch: u64) -> Result<(), AggregatorError> {
         for sender in &self.senders {
             sender.send(Command::EpochDone(epoch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
+        }
+        Ok(())
+    }
+
+    /// Takes metrics replayed from the ingest log (docs/durable-ingest.md §6): each is merged,
+    /// per level — minute, hour, day — only into a row whose stored epoch is below the metric's
+    /// (a row at or past it holds the contribution already). The rows are read before merging.
+    async fn take_replayed(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+        let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
+        for metric in metrics {
+            batches[self.partition_of(&metric.entity_id)].push(metric);
+        }
+        for (sender, batch) in self.senders.iter().zip(batches) {
+            if !batch.is_empty() {
+                sender.send(Command::Replayed(batch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
+            }
         }
         Ok(())
     }
@@ -414,7 +414,9 @@ impl Partition {
         for level in [Level::Minute, Level::Hour, Level::Day] {
             for (id, metrics) in std::mem::take(&mut by_level[level as usize]) {
                 let Some(stream) = catalog.stream(id) else { continue };
-                if !self.load(level, id, stream, &metrics).await {
+                // Read whatever the bucket: a replayed minute may be "fresh" by this node's start and
+                // still have been written before the crash (an agent's clock ahead of ours).
+                if !self.load(level, id, stream, &metrics, true).await {
                     continue;
                 }
                 for (key, metric) in metrics {
@@ -457,9 +459,13 @@ impl Partition {
                 merge(&mut minutes, key, metric);
             }
         }
+        let wrote_minutes = !minutes.is_empty();
         self.persist(Level::Minute, minutes).await;
         let coarse = everything || self.rounds.is_multiple_of(COARSE_EVERY);
         if coarse {
+            if wrote_minutes {
+                crate::crash_point::reached("l2-persist");
+            }
             for level in [Level::Hour, Level::Day] {
                 let increments = std::mem::take(&mut self.pending[level as usize]);
                 self.persist(level, increments).await;
@@ -512,7 +518,7 @@ impl Partition {
                 if batch.is_empty() {
                     break;
                 }
-                if !self.load(level, id, stream, &batch).await {
+                if !self.load(level, id, stream, &batch, false).await {
                     // Storage could not be read: the stream's increments wait for the next round
                     // (and the round's epochs are not persisted).
                     self.deferred = true;
@@ -556,6 +562,7 @@ impl Partition {
         }
         match write_until_stored(&*self.storage, &writes, &self.metrics.writes).await {
             Ok(()) => {
+                crate::crash_point::reached("bulk-write");
                 for (key, metric) in inserted {
                     self.cache.insert(key, Cached { metric, touched: now });
                 }
@@ -569,15 +576,24 @@ impl Partition {
         }
     }
 
-    /// Reads into the cache the stored rows of a batch of `stream`'s increments that it lacks;
-    /// false when the read failed for good.
-    async fn load(&mut self, level: Level, id: StreamId, stream: &Stream, batch: &[(Key, Box<Metric>)]) -> bool {
+    /// Reads into the cache the stored rows of a batch of `stream`'s increments that it lacks
+    /// (fresh minutes too when `even_fresh`); false when the read failed for good.
+    async fn load(
+        &mut self,
+        level: Level,
+        id: StreamId,
+        stream: &Stream,
+        batch: &[(Key, Box<Metric>)],
+        even_fresh: bool,
+    ) -> bool {
         let now_ms = now_ms();
         let keys: Vec<RowKey> = batch
             .iter()
             .filter(|(key, metric)| {
-                let fresh =
-                    level == Level::Minute && stream.time_relative() && self.is_fresh(metric.time_bucket, now_ms);
+                let fresh = !even_fresh
+                    && level == Level::Minute
+                    && stream.time_relative()
+                    && self.is_fresh(metric.time_bucket, now_ms);
                 !fresh && !self.cache.contains_key(key)
             })
             .map(|(_, metric)| RowKey { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket })

@@ -5,7 +5,9 @@
 //! - [`work`]: what it starts — the models installed, the metrics and record streams subscribed,
 //!   the peers followed, the data keeper on its timer — and the order it stops them in;
 //! - [`journal`]: each message a receiver takes, counted in an L1 epoch and appended to the
-//!   node's ingest log (docs/durable-ingest.md); [`log_keeper`]: the log cut once stored;
+//!   node's ingest log (docs/durable-ingest.md); [`replay`]: what the log holds analysed again
+//!   at start; [`log_keeper`]: the log cut once stored; [`crash_point`]: where the durability
+//!   tests kill the process;
 //! - [`l1`]: per-thread pre-aggregation of sources into metrics, bounded, flushed every
 //!   `l1FlushPeriod`;
 //! - [`route`]: each metric to its aggregator by the hash of its entity id;
@@ -24,6 +26,7 @@
 //! The metric definitions it aggregates by are core's catalog (`oap_core::catalog`); the store
 //! is whatever the `storage` module registered.
 
+pub mod crash_point;
 pub mod journal;
 pub mod l1;
 pub mod l2;
@@ -32,6 +35,7 @@ pub mod metrics_stream;
 pub mod provider;
 pub mod record_stream;
 pub mod remote;
+pub mod replay;
 pub mod retry;
 pub mod route;
 pub mod sharded;

@@ -114,6 +114,9 @@ async fn flush_epoch(l1: &L1, router: &Router, log: Option<&IngestLog>) -> u64 {
         // were counted), as a store outage would delay, not drop, them.
         tracing::warn!(%error, epoch, "the ingest log did not confirm an epoch's entries");
     }
+    if !metrics.is_empty() {
+        crate::crash_point::reached("l1-flush");
+    }
     router.route_epoch(metrics, epoch).await;
     epoch
 }

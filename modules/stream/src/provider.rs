@@ -89,6 +89,15 @@ impl ModuleProvider for PipelineProvider {
         Ok(())
     }
 
+    /// Replays what an earlier run left in the ingest log (the receivers have registered their
+    /// replayers by now), then opens the doors; the boot completes once that is done.
+    async fn after_all_started(&mut self, _ctx: &mut ModuleContext<'_>) -> Result<(), ModuleError> {
+        if let Some(work) = &mut self.work {
+            work.open().await;
+        }
+        Ok(())
+    }
+
     /// Persists the metrics L1 and L2 hold, reports the top-N lists and waits (a bounded time)
     /// for queued records; the doors are closed by then.
     async fn shutdown(&mut self) -> Result<(), ModuleError> {

@@ -4,7 +4,11 @@
 //! behind it — so an agent is acknowledged only once its segments are durable, and concurrent
 //! agents share each write (group commit).
 //!
-//! Records are written by the node that received them, whatever its role.
+//! Records are written by the node that received them, whatever its role. On a node that keeps
+//! an ingest log, a batch is written only once the log holds every entry appended before the
+//! writer took it — and a record's entry is appended before the record is dispatched — so the
+//! store never holds a record whose segment the log may have lost (a crash then would leave it
+//! stored but never counted in the metrics).
 //!
 //! A row the store refuses for good (which the receivers' checks should make impossible) fails
 //! alone: the rows around it are stored (`write_until_stored`), and only the settles queued after
@@ -14,6 +18,7 @@
 use std::sync::Arc;
 
 use oap_core::{Refusal, Settle, SourceConsumer};
+use oap_ingest_log::IngestLog;
 use oap_model::source::Source;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -38,10 +43,15 @@ pub struct RecordStream {
 }
 
 impl RecordStream {
-    /// Starts the writer task on the current runtime.
-    pub fn start(storage: Arc<dyn Storage>, metrics: WriteTelemetry) -> (Arc<Self>, JoinHandle<()>) {
+    /// Starts the writer task on the current runtime; each batch waits for `log`, if the node
+    /// keeps one.
+    pub fn start(
+        storage: Arc<dyn Storage>,
+        metrics: WriteTelemetry,
+        log: Option<Arc<IngestLog>>,
+    ) -> (Arc<Self>, JoinHandle<()>) {
         let (queue, messages) = mpsc::unbounded_channel();
-        let writer = tokio::spawn(write_all(storage, messages, metrics));
+        let writer = tokio::spawn(write_all(storage, messages, metrics, log));
         (Arc::new(Self { queue }), writer)
     }
 
@@ -76,7 +86,12 @@ impl SourceConsumer for RecordStream {
     }
 }
 
-async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedReceiver<Message>, metrics: WriteTelemetry) {
+async fn write_all(
+    storage: Arc<dyn Storage>,
+    mut messages: mpsc::UnboundedReceiver<Message>,
+    metrics: WriteTelemetry,
+    log: Option<Arc<IngestLog>>,
+) {
     let mut taken = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
     // Each settle with the number of writes queued before it.
@@ -88,11 +103,23 @@ async fn write_all(storage: Arc<dyn Storage>, mut messages: mpsc::UnboundedRecei
                 Message::Settle(done) => settles.push((batch.len(), done)),
             }
         }
-        let outcome = if batch.is_empty() { Ok(()) } else { write_until_stored(&*storage, &batch, &metrics).await };
+        let logged = match &log {
+            Some(log) if !batch.is_empty() => log.durable(log.ticket_now()).await.map_err(|error| {
+                Refusal::unavailable(format!("records of this call were not stored: the ingest log failed: {error}"))
+            }),
+            _ => Ok(()),
+        };
+        let outcome = match &logged {
+            Ok(()) if !batch.is_empty() => write_until_stored(&*storage, &batch, &metrics).await,
+            _ => Ok(()),
+        };
         batch.clear();
         for (before, done) in settles.drain(..) {
-            let answer = match &outcome {
-                Err(refused) if before > refused.first => Err(refusal(&refused.failure)),
+            let answer = match (&logged, &outcome) {
+                // Nothing of the batch was written; the calls are not acknowledged either (their
+                // settles wait for the same log).
+                (Err(refusal), _) if before > 0 => Err(refusal.clone()),
+                (_, Err(refused)) if before > refused.first => Err(refusal(&refused.failure)),
                 _ => Ok(()),
             };
             // The sender may have gone (the agent hung up); nothing to tell then.
@@ -140,7 +167,7 @@ mod tests {
     async fn a_failed_write_is_retried_and_counted_and_settles_only_once_stored() {
         let store = Arc::new(MemoryStore { failing_writes: AtomicUsize::new(3), ..MemoryStore::default() });
         let metrics = WriteTelemetry::detached();
-        let (stream, _writer) = RecordStream::start(store.clone(), metrics.clone());
+        let (stream, _writer) = RecordStream::start(store.clone(), metrics.clone(), None);
         stream.accept(&segment("s1"));
         stream.accept(&segment("s2"));
         stream.settle().expect("records wait").await.expect("stored in the end");
@@ -169,7 +196,7 @@ mod tests {
         queue.send(write("bad")).expect("queued");
         queue.send(write("s2")).expect("queued");
         let after = settle(&queue);
-        let writer = tokio::spawn(write_all(store.clone(), messages, metrics.clone()));
+        let writer = tokio::spawn(write_all(store.clone(), messages, metrics.clone(), None));
         before.await.expect("answered").expect("its rows are stored");
         let refused = after.await.expect("answered").expect_err("a row before it was refused");
         assert!(refused.message.contains("refused"), "{refused}");
@@ -182,7 +209,7 @@ mod tests {
     #[tokio::test]
     async fn other_sources_are_not_records() {
         let store = Arc::new(MemoryStore::default());
-        let (stream, _writer) = RecordStream::start(store.clone(), WriteTelemetry::detached());
+        let (stream, _writer) = RecordStream::start(store.clone(), WriteTelemetry::detached(), None);
         stream.accept(&Source::ServiceMeta(oap_model::source::ServiceMeta {
             name: "db".into(),
             layer: oap_model::Layer::VIRTUAL_DATABASE,

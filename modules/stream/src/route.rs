@@ -33,6 +33,13 @@ pub trait Aggregator: Send + Sync {
     async fn epoch_done(&self, _epoch: u64) -> Result<(), AggregatorError> {
         Ok(())
     }
+
+    /// Takes metrics replayed from a sender's ingest log at its start (docs/durable-ingest.md
+    /// §6): each counts only where the stored row lacks its epoch. An aggregator that cannot tell
+    /// refuses them rather than count them twice.
+    async fn take_replayed(&self, _metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+        Err(AggregatorError::NoReplay)
+    }
 }
 
 /// Why an aggregator could not take a batch.
@@ -41,12 +48,16 @@ pub enum AggregatorError {
     /// It has stopped (a node shutting down, a peer that left): nothing will take the batch.
     #[error("{0} has stopped")]
     Stopped(&'static str),
+    /// It cannot tell which replayed contributions its rows already hold (a peer across the
+    /// node-to-node path, until the cluster step of docs/durable-ingest.md).
+    #[error("the aggregator cannot take replayed metrics")]
+    NoReplay,
 }
 
 impl From<AggregatorError> for oap_core::Refusal {
     fn from(error: AggregatorError) -> Self {
         match error {
-            AggregatorError::Stopped(_) => Self::unavailable(error.to_string()),
+            AggregatorError::Stopped(_) | AggregatorError::NoReplay => Self::unavailable(error.to_string()),
         }
     }
 }
@@ -130,6 +141,17 @@ impl Router {
     /// Sends every metric to its aggregator; returns how many could not be delivered (they are
     /// counted and logged). With no aggregator at all, waits up to `NO_TARGET_PATIENCE` for one.
     pub async fn route(&self, metrics: Vec<Metric>) -> usize {
+        self.route_as(metrics, false).await
+    }
+
+    /// Sends metrics replayed from the ingest log to their aggregators (see
+    /// [`Aggregator::take_replayed`]); returns how many could not be delivered, as
+    /// [`Router::route`].
+    pub async fn route_replayed(&self, metrics: Vec<Metric>) -> usize {
+        self.route_as(metrics, true).await
+    }
+
+    async fn route_as(&self, metrics: Vec<Metric>, replayed: bool) -> usize {
         if metrics.is_empty() {
             return 0;
         }
@@ -154,7 +176,12 @@ impl Router {
                 continue;
             }
             let count = batch.len();
-            if let Err(reason) = target.aggregator.take(batch).await {
+            let taken = if replayed {
+                target.aggregator.take_replayed(batch).await
+            } else {
+                target.aggregator.take(batch).await
+            };
+            if let Err(reason) = taken {
                 lost += count;
                 self.dropped.inc_by(count as u64);
                 warn!(aggregator = %target.address, metrics = count, %reason, "metrics could not be routed");

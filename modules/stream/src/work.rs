@@ -26,6 +26,7 @@ use crate::metrics_stream::{FlushContext, MetricsStream};
 use crate::provider::PipelineConfig;
 use crate::record_stream::RecordStream;
 use crate::remote::{RemoteReceiver, RemoteTelemetry, follow_membership, peer_tls};
+use crate::replay::{Replay, ReplayTelemetry};
 use crate::retry::WriteTelemetry;
 use crate::route::{Router, Target};
 use crate::top_n::{TopN, TopNReport};
@@ -35,11 +36,18 @@ use crate::ttl::DataKeeper;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// The address the local aggregator is known by until the cluster gives it one.
 const SELF_ADDRESS: &str = "self";
+/// The part of the node's health that is failing while the ingest log is replayed.
+const REPLAY_PART: &str = "replay";
 
 /// The running streams of a node.
 pub struct StreamWork {
     log: Option<Arc<IngestLog>>,
     log_keeper: Option<JoinHandle<()>>,
+    /// What runs once the modules have started: the replay of an earlier run's log, then the
+    /// log's keeper.
+    opening: Option<Opening>,
+    l2: Option<Arc<L2>>,
+    health: NodeHealthRef,
     metrics: MetricsStream,
     records: Arc<RecordStream>,
     top_n: Option<TopNReport>,
@@ -115,10 +123,15 @@ impl StreamWork {
         };
         let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
         l1.start_after(u64::try_from(oap_model::now_ms()).unwrap_or_default());
-        let log = if core.role == Role::Aggregator { None } else { Some(open_log(config, &l1).await?) };
+        let (log, earlier_entries) = if core.role == Role::Aggregator {
+            (None, 0)
+        } else {
+            let (log, earlier_entries) = open_log(config, &l1).await?;
+            (Some(log), earlier_entries)
+        };
         let flushes = telemetry.counter("metrics_l1_flush_count", "L1 flushes completed (drained and routed)", &[])?;
         let context = FlushContext { period: core.l1_flush_period, flushes, log: log.clone() };
-        let metrics = MetricsStream::start(l1.clone(), router, l2.clone(), context);
+        let metrics = MetricsStream::start(l1.clone(), router.clone(), l2.clone(), context);
         if let Some(log) = &log {
             dispatcher.subscribe(metrics.consumer())?;
             let full_refusals = telemetry.counter(
@@ -126,20 +139,13 @@ impl StreamWork {
                 "Messages refused (RESOURCE_EXHAUSTED) while the ingest log held logMaxSize",
                 &[],
             )?;
-            dispatcher.set_journal(Arc::new(PipelineJournal::new(l1, log.clone(), full_refusals)))?;
+            dispatcher.set_journal(Arc::new(PipelineJournal::new(l1.clone(), log.clone(), full_refusals)))?;
         }
-        let log_keeper = match &log {
-            Some(log) => Some(LogKeeper::new(log.clone(), l2.clone(), &*telemetry)?.start(
-                core.persistent_period,
-                metrics.routed(),
-                health.clone(),
-            )),
-            None => None,
-        };
 
         let (records, writer) = RecordStream::start(
             storage.clone(),
             WriteTelemetry::new(&*telemetry, "record")?.reporting_to(health.clone()),
+            log.clone(),
         );
         if !catalog.is_disabled("segment") {
             dispatcher.subscribe(records.clone())?;
@@ -155,7 +161,54 @@ impl StreamWork {
             DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets.clone())
                 .start(core.data_keeper_execute_period, move || membership.is_first())
         });
-        Ok(Self { log, log_keeper, metrics, records, top_n, writer, keeper, follower })
+        let opening = match &log {
+            Some(log) => {
+                let replay = (earlier_entries > 0).then(|| {
+                    // The doors stay closed (agents hear UNAVAILABLE and send again) until the
+                    // earlier run's entries are counted.
+                    health.failing(REPLAY_PART, format!("replaying {earlier_entries} entries of the ingest log"));
+                    Ok::<_, ModuleError>(Replay {
+                        log: log.clone(),
+                        l1,
+                        dispatcher: dispatcher.clone(),
+                        router,
+                        records: records.clone(),
+                        telemetry: ReplayTelemetry::new(&*telemetry)?,
+                    })
+                });
+                let keeper = LogKeeper::new(log.clone(), l2.clone(), &*telemetry)?;
+                Some(Opening { replay: replay.transpose()?, keeper, period: core.persistent_period })
+            }
+            None => None,
+        };
+        Ok(Self { log, log_keeper: None, opening, l2, health, metrics, records, top_n, writer, keeper, follower })
+    }
+
+    /// Once every module has started (so every receiver has registered its replayer): replays
+    /// what an earlier run left in the ingest log, persists it, opens the doors, and starts
+    /// the log's keeper — which cuts nothing before the replayed epochs are stored.
+    pub async fn open(&mut self) {
+        let Some(Opening { replay, keeper, period }) = self.opening.take() else { return };
+        if let Some(replay) = replay {
+            let report = replay.run().await;
+            if let Some(l2) = &self.l2 {
+                l2.flush().await;
+            }
+            let seconds = report.elapsed.as_secs_f64();
+            info!(
+                entries = report.entries,
+                bytes = report.bytes,
+                epochs = report.epochs,
+                refused = report.refused,
+                skipped = report.skipped,
+                lost_metrics = report.lost_metrics,
+                seconds,
+                entries_per_second = (report.entries as f64 / seconds.max(1e-9)).round(),
+                "replayed the ingest log"
+            );
+            self.health.working(REPLAY_PART);
+        }
+        self.log_keeper = Some(keeper.start(period, self.metrics.routed(), self.health.clone()));
     }
 
     /// Stops the keeper, persists the metrics held, reports the top-N lists, and waits (a
@@ -206,8 +259,16 @@ impl StreamWork {
     }
 }
 
-/// Opens the node's ingest log and makes L1's epochs start past every epoch in it.
-async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<Arc<IngestLog>, ModuleError> {
+/// What [`StreamWork::open`] runs.
+struct Opening {
+    replay: Option<Replay>,
+    keeper: LogKeeper,
+    period: Duration,
+}
+
+/// Opens the node's ingest log and makes L1's epochs start past every epoch in it; returns the
+/// log and how many entries earlier runs left in it.
+async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<(Arc<IngestLog>, u64), ModuleError> {
     let config = LogConfig {
         dir: config.log_dir.clone().into(),
         segment_bytes: config.log_segment_size,
@@ -219,8 +280,6 @@ async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<Arc<IngestLog>, Mo
         .map_err(|error| ModuleError::Other(error.to_string()))?;
     l1.start_after(recovered.max_epoch);
     if recovered.entries > 0 {
-        // Replay is the next step of issue 22; until then what an earlier run left is kept on
-        // disk and cut with the rest once newer epochs are stored.
         info!(
             entries = recovered.entries,
             bytes = recovered.bytes,
@@ -228,7 +287,7 @@ async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<Arc<IngestLog>, Mo
             "the ingest log holds entries of an earlier run"
         );
     }
-    Ok(Arc::new(log))
+    Ok((Arc::new(log), recovered.entries))
 }
 
 /// L2's settings from `core.default`.

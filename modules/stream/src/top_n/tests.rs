@@ -162,7 +162,7 @@ fn stored(store: &MemoryStore) -> Vec<Row> {
 #[tokio::test(start_paused = true)]
 async fn lists_are_written_every_report_period_and_at_stop() {
     let store = Arc::new(MemoryStore::default());
-    let (records, _writer) = RecordStream::start(store.clone(), WriteTelemetry::detached());
+    let (records, _writer) = RecordStream::start(store.clone(), WriteTelemetry::detached(), None);
     let top_n = Arc::new(TopN::new(&core_catalog()));
     let period = Duration::from_secs(600);
     let report = TopNReport::start(top_n.clone(), records.clone(), period);
