@@ -1,11 +1,16 @@
-//! Elasticsearch down for 30 s under load, through the real binary.
+//! Elasticsearch down for 30 s under load, through the real binary, with an ingest log bounded
+//! to 2 MiB — less than the agents send in the outage (about 1 KiB a segment, 400 a second).
 //!
 //! The server reaches its Elasticsearch-API server (osmem-server, in memory) through a TCP
 //! proxy of the test's, which is cut for 30 s — every connection reset, every new one refused,
 //! as when Elasticsearch stops — while four agents keep reporting. Then:
 //! - no call sent while the store was down is acknowledged: the calls waiting when it went down
 //!   hear `UNAVAILABLE` after `ackTimeout`, later ones at once (the node is not ready: its gRPC
-//!   health says `NOT_SERVING` and `/healthcheck` 503) — agents see an error, never a hang;
+//!   health says `NOT_SERVING` and `/healthcheck` 503) — agents see an error, never a hang; a
+//!   call may also hear `RESOURCE_EXHAUSTED` while the log is full (its files are cut only once
+//!   hours and days are stored, every 4th round);
+//! - the log never holds much more than its bound, and the server's memory (RSS) grows by less
+//!   than 64 MiB over the outage;
 //! - the rows waiting were counted (`storage_write_waiting_rows`), and the outage logged a few
 //!   times, not at every retry;
 //! - once the store is back the node is ready again and calls are acknowledged;
@@ -24,7 +29,7 @@ use std::time::{Duration, Instant};
 use common::agent::{RawSegmentCollection, Scrape, connect, raw_unary, span};
 use common::{OapProcess, scratch_dir};
 use oap_model::ids;
-use oap_proto::v3::{SegmentObject, SpanLayer, SpanType};
+use oap_proto::v3::{KeyStringValuePair, SegmentObject, SpanLayer, SpanObject, SpanType};
 use oap_storage_elasticsearch::test_server::TestServer;
 use prost::Message;
 use serde_json::{Value, json};
@@ -37,6 +42,9 @@ const SERVICE: &str = "outage-svc";
 const AGENTS: usize = 4;
 const SEGMENTS_PER_CALL: usize = 10;
 const OUTAGE: Duration = Duration::from_secs(30);
+/// `logMaxSize`, and the smallest `logSegmentSize`.
+const LOG_MAX: u64 = 2 << 20;
+const LOG_FILE: u64 = 1 << 20;
 
 /// A TCP proxy that can be cut and restored on the same port.
 struct Proxy {
@@ -95,7 +103,10 @@ fn call(agent: usize, call: usize) -> (Vec<String>, Vec<u8>) {
         let segment = SegmentObject {
             trace_id: id.clone(),
             trace_segment_id: id.clone(),
-            spans: vec![span(0, SpanType::Entry, SpanLayer::Http, "/order", now - 20, 10)],
+            spans: vec![SpanObject {
+                tags: vec![KeyStringValuePair { key: "http.params".to_owned(), value: "x".repeat(900) }],
+                ..span(0, SpanType::Entry, SpanLayer::Http, "/order", now - 20, 10)
+            }],
             service: SERVICE.to_owned(),
             service_instance: format!("agent-{agent}"),
             ..SegmentObject::default()
@@ -192,8 +203,26 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
         ("SW_CORE_PERSISTENT_PERIOD", "1".to_owned()),
         ("SW_CORE_ACK_TIMEOUT", "10".to_owned()),
         ("SW_CORE_OAL_DIR", concat!(env!("CARGO_MANIFEST_DIR"), "/../oal").to_owned()),
+        ("SW_PIPELINE_LOG_DIR", dir.join("ingest-log").display().to_string()),
+        ("SW_PIPELINE_LOG_SEGMENT_SIZE", LOG_FILE.to_string()),
+        ("SW_PIPELINE_LOG_MAX_SIZE", LOG_MAX.to_string()),
     ];
     let (server, ports) = OapProcess::start(dir, &env, &[]);
+    // The log's size and the server's memory, twice a second, until the agents stop.
+    let watching = Arc::new(AtomicBool::new(true));
+    let watcher = tokio::spawn({
+        let (watching, pid, telemetry) = (watching.clone(), server.pid(), ports.telemetry);
+        async move {
+            let mut samples = Vec::new();
+            while watching.load(Ordering::Relaxed) {
+                let log_bytes = Scrape::from_port(telemetry).await.value("ingest_log_bytes");
+                let (rss, _) = oap_loadgen::bench::memory(pid).expect("the server's memory");
+                samples.push((Instant::now(), log_bytes, rss));
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            samples
+        }
+    });
 
     let stop = Arc::new(AtomicBool::new(false));
     let calls = Arc::new(Mutex::new(Calls::default()));
@@ -218,6 +247,8 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
     for agent in agents {
         agent.await.expect("an agent");
     }
+    watching.store(false, Ordering::Relaxed);
+    let samples = watcher.await.expect("the watcher");
 
     let calls = std::mem::take(&mut *calls.lock().expect("lock"));
     let acknowledged: Vec<&String> = calls.answered.iter().flat_map(|(_, _, ids)| ids).collect();
@@ -232,8 +263,19 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
     assert_eq!(during_outage, 0, "a call sent while the store was down was answered before it returned");
     assert!(calls.failed.len() >= AGENTS, "the agents heard of the outage");
     for (_, _, status) in &calls.failed {
-        assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+        assert!(
+            matches!(status.code(), tonic::Code::Unavailable | tonic::Code::ResourceExhausted),
+            "refused as UNAVAILABLE or RESOURCE_EXHAUSTED: {status}"
+        );
     }
+    let largest_log = samples.iter().map(|(_, bytes, _)| *bytes).fold(0.0, f64::max);
+    // Past the bound by at most the calls already past the door, and the file being written.
+    assert!(largest_log <= (LOG_MAX + LOG_FILE) as f64, "the log held {largest_log} bytes, bound {LOG_MAX}");
+    let rss_before = samples.iter().filter(|(at, _, _)| *at < cut).map(|(_, _, rss)| *rss).max().expect("samples");
+    let rss_during =
+        samples.iter().filter(|(at, _, _)| *at >= cut && *at < restored).map(|(_, _, rss)| *rss).max().expect("samples");
+    println!("the log held at most {largest_log} bytes; RSS {rss_before} KiB before the outage, at most {rss_during} KiB in it");
+    assert!(rss_during < rss_before + 64 * 1024, "RSS grew from {rss_before} KiB to {rss_during} KiB in the outage");
     assert!(
         longest_wait.is_some_and(|wait| wait < Duration::from_secs(20)),
         "a call waited past ackTimeout (10 s) and the store's timeout: {longest_wait:?}"
