@@ -272,9 +272,15 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
     // Past the bound by at most the calls already past the door, and the file being written.
     assert!(largest_log <= (LOG_MAX + LOG_FILE) as f64, "the log held {largest_log} bytes, bound {LOG_MAX}");
     let rss_before = samples.iter().filter(|(at, _, _)| *at < cut).map(|(_, _, rss)| *rss).max().expect("samples");
-    let rss_during =
-        samples.iter().filter(|(at, _, _)| *at >= cut && *at < restored).map(|(_, _, rss)| *rss).max().expect("samples");
-    println!("the log held at most {largest_log} bytes; RSS {rss_before} KiB before the outage, at most {rss_during} KiB in it");
+    let rss_during = samples
+        .iter()
+        .filter(|(at, _, _)| *at >= cut && *at < restored)
+        .map(|(_, _, rss)| *rss)
+        .max()
+        .expect("samples");
+    println!(
+        "the log held at most {largest_log} bytes; RSS {rss_before} KiB before the outage, at most {rss_during} KiB in it"
+    );
     assert!(rss_during < rss_before + 64 * 1024, "RSS grew from {rss_before} KiB to {rss_during} KiB in the outage");
     assert!(
         longest_wait.is_some_and(|wait| wait < Duration::from_secs(20)),

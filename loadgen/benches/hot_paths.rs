@@ -152,16 +152,19 @@ fn main() {
     });
     runtime.block_on(l2.stop());
 
-    let client = runtime.block_on(remote_receiver(&catalog));
+    let (client, receiving_l1) = runtime.block_on(remote_receiver(&catalog, &dir.join("log")));
     let digest = oap_stream::remote::catalog_digest(&catalog);
-    let encoded = oap_stream::remote::encode_batch(7, 0, digest, &metrics).expect("encodes").metrics.len();
+    let origin = |sequence| oap_stream::remote::BatchOrigin { sender: 7, sequence, node: 7, epoch: sequence };
+    let encoded = oap_stream::remote::encode_batch(origin(0), digest, &metrics).expect("encodes").metrics.len();
     println!("a batch of {} metrics is {encoded} bytes on the wire between nodes", metrics.len());
     let mut sequence = 0;
     group.bench_function("remote_route", |b| {
         b.iter(|| {
             sequence += 1;
-            let batch = oap_stream::remote::encode_batch(7, sequence, digest, &metrics).expect("encodes");
+            let batch = oap_stream::remote::encode_batch(origin(sequence), digest, &metrics).expect("encodes");
             runtime.block_on(client.clone().take(batch)).expect("taken");
+            // What a flush would take out of the receiving node's L1.
+            drop(receiving_l1.drain());
         });
     });
     group.finish();
@@ -192,24 +195,23 @@ async fn start_l2(catalog: &Arc<Catalog>, dir: &std::path::Path) -> Arc<L2> {
     L2::start(catalog.clone(), Arc::new(store), config, metrics, TimeBuckets::system())
 }
 
-/// An aggregator that only counts what it takes.
-struct Counting(std::sync::atomic::AtomicU64);
-
-#[async_trait::async_trait]
-impl Aggregator for Counting {
-    async fn take(&self, metrics: Vec<Metric>) -> Result<(), oap_stream::route::AggregatorError> {
-        self.0.fetch_add(metrics.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(())
-    }
-}
-
-/// A node's remote service on a loopback port, over a counting aggregator; a client of it.
-async fn remote_receiver(catalog: &Catalog) -> RemoteServiceClient<tonic::transport::Channel> {
+/// A node's remote service on a loopback port, taking batches into its ingest log (in `dir`) and
+/// an L1; a client of it, and that L1.
+async fn remote_receiver(
+    catalog: &Arc<Catalog>,
+    dir: &std::path::Path,
+) -> (RemoteServiceClient<tonic::transport::Channel>, Arc<L1>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let address = listener.local_addr().expect("an address");
     let telemetry = oap_telemetry::MetricsRegistry::new();
     let metrics = oap_stream::remote::RemoteTelemetry::new(&telemetry).expect("metrics");
-    let service = oap_stream::remote::RemoteReceiver::service(Arc::new(Counting(0.into())), catalog, metrics);
+    let config = oap_ingest_log::LogConfig { dir: dir.to_owned(), segment_bytes: 64 << 20, max_bytes: 1 << 40 };
+    let (log, _) = oap_ingest_log::IngestLog::open(config).expect("the log opens");
+    let l1 = Arc::new(L1::new(catalog.clone(), usize::MAX));
+    let digest = oap_stream::remote::catalog_digest(catalog);
+    let intake = oap_stream::remote_intake::RemoteIntake::new(l1.clone(), Arc::new(log), digest).expect("an intake");
+    intake.open();
+    let service = oap_stream::remote::RemoteReceiver::service(Arc::new(intake), catalog, metrics);
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(service)
@@ -220,7 +222,7 @@ async fn remote_receiver(catalog: &Catalog) -> RemoteServiceClient<tonic::transp
         .connect()
         .await
         .expect("connects");
-    RemoteServiceClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20)
+    (RemoteServiceClient::new(channel).max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20), l1)
 }
 
 /// One L2 round: the batch taken, then everything persisted.

@@ -24,6 +24,9 @@ pub struct EntryKind(pub u8);
 impl EntryKind {
     /// A v3 `SegmentObject`, protobuf-encoded (gRPC, HTTP, Kafka).
     pub const SEGMENT: EntryKind = EntryKind(1);
+    /// A batch of metrics another node of the cluster routed to this one: an `oap.remote.v1`
+    /// `MetricBatch`, protobuf-encoded.
+    pub const REMOTE_METRICS: EntryKind = EntryKind(2);
 }
 
 /// An entry read back.

@@ -12,6 +12,7 @@
 pub mod files;
 pub mod frame;
 pub mod log;
+pub mod state;
 
 pub use self::frame::{Entry, EntryKind};
 pub use self::log::{IngestLog, LogConfig, LogError, Recovered, Replay, Ticket};

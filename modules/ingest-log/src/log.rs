@@ -149,6 +149,11 @@ pub struct IngestLog {
 }
 
 impl IngestLog {
+    /// The directory of the log's files.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
     /// Opens the log in `config.dir`: cuts a torn last entry, notes what the files hold (for
     /// [`IngestLog::replay`]) and starts a new file for appends.
     pub fn open(config: LogConfig) -> Result<(IngestLog, Recovered), LogError> {

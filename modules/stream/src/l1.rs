@@ -48,6 +48,15 @@ struct Table {
     epoch: u64,
     /// Rows (filled slots) in the table.
     rows: usize,
+    /// Metrics another node aggregated already and routed here (a cluster's remote batches),
+    /// held as they came: they only need the epoch, not merging.
+    passthrough: Vec<Metric>,
+}
+
+impl Table {
+    fn is_empty(&self) -> bool {
+        self.groups.is_empty() && self.passthrough.is_empty()
+    }
 }
 
 impl Shard {
@@ -58,7 +67,7 @@ impl Shard {
             .tables
             .iter()
             .position(|table| table.epoch == epoch)
-            .or_else(|| self.tables.iter().position(|table| table.groups.is_empty()))
+            .or_else(|| self.tables.iter().position(Table::is_empty))
             .unwrap_or_else(|| {
                 // Unreachable while flushes take each epoch whole before closing the next; should
                 // it happen, merging into the older epoch's table keeps the counts right and only
@@ -190,6 +199,34 @@ impl L1 {
         }
     }
 
+    /// Adds metrics aggregated elsewhere (a batch another node routed here) to this thread's
+    /// shard as they are: into the epoch of the entry the thread is inside, else the current one.
+    /// They count against the capacity like merged rows.
+    pub fn accept_metrics(&self, metrics: Vec<Metric>) {
+        let added = metrics.len();
+        self.shards.with(|shard| {
+            let epoch = shard.entry.unwrap_or_else(|| self.current.load(Ordering::SeqCst));
+            let table = shard.table(epoch);
+            if table.passthrough.is_empty() {
+                table.passthrough = metrics;
+            } else {
+                table.passthrough.extend(metrics);
+            }
+        });
+        self.held.fetch_add(added, Ordering::Relaxed);
+    }
+
+    /// Waits while L1 holds more than its capacity (until a flush drains it).
+    pub async fn room(&self) {
+        loop {
+            let drained = self.drained.notified();
+            if self.held() <= self.capacity {
+                return;
+            }
+            drained.await;
+        }
+    }
+
     /// Takes every merged metric out of every shard, whatever its epoch (at a stop, once nothing
     /// comes in any more).
     pub fn drain(&self) -> Vec<Metric> {
@@ -206,8 +243,10 @@ impl L1 {
     fn take_table(&self, table: &mut Table, metrics: &mut Vec<Metric>) {
         let epoch = table.epoch;
         let rows = std::mem::take(&mut table.rows);
-        self.held.fetch_sub(rows, Ordering::Relaxed);
-        metrics.reserve(rows);
+        let passed = std::mem::take(&mut table.passthrough);
+        self.held.fetch_sub(rows + passed.len(), Ordering::Relaxed);
+        metrics.reserve(rows + passed.len());
+        metrics.extend(passed.into_iter().map(|metric| Metric { epoch, ..metric }));
         for group in table.groups.drain() {
             let streams = self.catalog.group_streams(group.group);
             for (&stream, slot) in streams.iter().zip(group.slots.into_vec()) {
@@ -266,13 +305,8 @@ impl SourceConsumer for L1Handle {
         }
         let l1 = self.0.clone();
         Some(Box::pin(async move {
-            loop {
-                let drained = l1.drained.notified();
-                if l1.held() <= l1.capacity {
-                    return Ok(());
-                }
-                drained.await;
-            }
+            l1.room().await;
+            Ok(())
         }))
     }
 }

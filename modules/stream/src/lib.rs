@@ -12,7 +12,7 @@
 //!   `l1FlushPeriod`;
 //! - [`route`]: each metric to its aggregator by the hash of its entity id;
 //! - [`remote`]: the aggregators on other nodes of a cluster, and the service taking their
-//!   metrics;
+//!   metrics; [`remote_intake`]: those metrics logged and counted once, across restarts;
 //! - [`l2`]: merge with storage, persist every `persistentPeriod`, roll minutes up into hours
 //!   and days;
 //! - [`metrics_stream`]: the three wired together;
@@ -35,6 +35,7 @@ pub mod metrics_stream;
 pub mod provider;
 pub mod record_stream;
 pub mod remote;
+pub mod remote_intake;
 pub mod replay;
 pub mod retry;
 pub mod route;

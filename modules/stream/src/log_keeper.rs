@@ -1,8 +1,9 @@
 //! Keeps the ingest log within what is still needed: every `persistentPeriod` it deletes the
 //! log files whose entries are all of epochs the stores hold — persisted by every L2 partition at
-//! every level on a node that aggregates, or routed to the aggregators on one that does not (the
-//! promise of today's node-to-node path until the cluster step of docs/durable-ingest.md) — and
-//! reports the log's size. While the log cannot write, the node is not ready (its part
+//! every level on a node that aggregates (routed, on one that does not), and taken into their
+//! own logs by the other nodes they were routed to (docs/durable-ingest.md §8) — and reports the
+//! log's size. Before a cut, the snapshot of which batches other nodes sent here is written, so
+//! the cut entries' part of it survives. While the log cannot write, the node is not ready (its part
 //! `ingest-log` in `NodeHealth`), so the receivers' doors close instead of taking data the log
 //! cannot keep.
 
@@ -17,6 +18,8 @@ use tokio::task::JoinHandle;
 use tracing::warn;
 
 use crate::l2::L2;
+use crate::remote_intake::RemoteIntake;
+use crate::route::Router;
 
 /// The part of the node's health the log reports on, and how often.
 const HEALTH_PART: &str = "ingest-log";
@@ -34,6 +37,8 @@ impl Drop for AbortOnDrop {
 pub struct LogKeeper {
     log: Arc<IngestLog>,
     l2: Option<Arc<L2>>,
+    router: Arc<Router>,
+    intake: Option<Arc<RemoteIntake>>,
     bytes: Gauge,
     files: Gauge,
     entries: Counter,
@@ -41,15 +46,20 @@ pub struct LogKeeper {
 }
 
 impl LogKeeper {
-    /// A keeper of `log`, cutting by what `l2` (this node's, if it aggregates) has persisted.
+    /// A keeper of `log`, cutting by what `l2` (this node's, if it aggregates) has persisted and
+    /// the other aggregators of `router` have taken; `intake`'s snapshot is written before a cut.
     pub fn new(
         log: Arc<IngestLog>,
         l2: Option<Arc<L2>>,
+        router: Arc<Router>,
+        intake: Option<Arc<RemoteIntake>>,
         telemetry: &dyn MetricsCreator,
     ) -> Result<Self, TelemetryError> {
         Ok(Self {
             log,
             l2,
+            router,
+            intake,
             bytes: telemetry.gauge("ingest_log_bytes", "Bytes the ingest log's files hold", &[])?,
             files: telemetry.gauge("ingest_log_files", "Files of the ingest log", &[])?,
             entries: telemetry.counter("ingest_log_entries_count", "Entries written to the ingest log", &[])?,
@@ -82,10 +92,17 @@ impl LogKeeper {
             let mut ticks = tokio::time::interval(period);
             loop {
                 ticks.tick().await;
-                let through = match &self.l2 {
+                let local = match &self.l2 {
                     Some(l2) => l2.persisted_epoch(),
                     None => routed.load(Ordering::Acquire),
                 };
+                let through = local.min(self.router.delivered());
+                if let Some(intake) = &self.intake
+                    && let Err(error) = intake.checkpoint().await
+                {
+                    warn!(%error, "the snapshot of remote senders could not be written; the log is not cut");
+                    continue;
+                }
                 let log = self.log.clone();
                 match tokio::task::spawn_blocking(move || log.truncate_through(through)).await {
                     Ok(Ok(freed)) => self.truncated.inc_by(freed),

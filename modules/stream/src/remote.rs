@@ -1,13 +1,17 @@
 //! Metrics between the nodes of a cluster (docs/reference/pipeline-and-storage.md §4): the router's
 //! targets follow the cluster's node list — this node's own L2 in-process, every other aggregating
 //! node through a [`RemotePeer`] — and [`RemoteReceiver`] takes the batches other nodes send into
-//! the local L2.
+//! the local pipeline.
 //!
 //! A peer keeps a bounded queue of batches (a full queue makes L1's flush wait: backpressure)
 //! and sends them one at a time, in order, each with a deadline. A batch that fails is sent
 //! again, with a growing pause, while the peer is listed; once the peer has left the list its
 //! batches are routed again over the nodes that remain, not dropped. Each batch carries its
-//! sender and a sequence number, so one sent again after a lost answer is taken once.
+//! sender process and a sequence number, so one sent again after a lost answer is taken once;
+//! and the sending node's lasting identity and the epoch it is of, so one sent again after
+//! either node restarted is taken once too (docs/durable-ingest.md §8). A peer answers once the
+//! batch is in its own ingest log ([`crate::remote_intake`]); the sender keeps its log until every
+//! peer has so answered for an epoch ([`Aggregator::delivered`]).
 //!
 //! With TLS on the gRPC port (`gRPCSslEnabled`) every node's port speaks TLS, so a peer is
 //! reached over TLS too, trusting the CA of `gRPCSslTrustedCAPath` ([`peer_tls`]), as
@@ -15,6 +19,7 @@
 //! lists it at. The remote service is not asked for the agent token (`authentication`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -36,6 +41,7 @@ use tonic::{Request, Response, Status};
 use tracing::{error, info, warn};
 
 use crate::l2::L2;
+use crate::remote_intake::{RemoteIntake, Taken};
 use crate::route::{Aggregator, AggregatorError, Router, Target};
 
 /// Batches a peer holds queued at most.
@@ -56,19 +62,29 @@ pub fn catalog_digest(catalog: &Catalog) -> u64 {
     hash
 }
 
-/// The message carrying `metrics`, the `sequence`th batch of process `sender` to one node.
-pub fn encode_batch(
-    sender: u64,
-    sequence: u64,
-    catalog: u64,
-    metrics: &[Metric],
-) -> Result<MetricBatch, postcard::Error> {
+/// Who sends a batch and what it is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchOrigin {
+    /// The sending process (random per start).
+    pub sender: u64,
+    /// Its batches to one node, counted from 1.
+    pub sequence: u64,
+    /// The sending node, as long as its ingest log lasts.
+    pub node: u64,
+    /// The sender's epoch the metrics are of (0: routed again from a node that left).
+    pub epoch: u64,
+}
+
+/// The message carrying `metrics` from `origin`.
+pub fn encode_batch(origin: BatchOrigin, catalog: u64, metrics: &[Metric]) -> Result<MetricBatch, postcard::Error> {
     Ok(MetricBatch {
-        sender,
-        sequence,
+        sender: origin.sender,
+        sequence: origin.sequence,
         catalog,
         metrics: postcard::to_allocvec(metrics)?,
         count: u32::try_from(metrics.len()).unwrap_or(u32::MAX),
+        node: origin.node,
+        epoch: origin.epoch,
     })
 }
 
@@ -118,6 +134,8 @@ struct PeerContext {
     /// margin. What a peer took within this of its last answer is what its death may lose.
     holds_for: Duration,
     sender: u64,
+    /// This node's lasting identity.
+    node: u64,
     catalog: u64,
     router: Weak<Router>,
     membership: MembershipRef,
@@ -144,23 +162,57 @@ pub fn peer_tls(core: &CoreConfig) -> Result<Option<ClientTlsConfig>, ModuleErro
     Ok(Some(ClientTlsConfig::new().ca_certificate(ca)))
 }
 
+/// What a peer's queue holds.
+enum Outgoing {
+    /// Metrics of one epoch (0: routed again).
+    Batch { metrics: Vec<Metric>, epoch: u64 },
+    /// Every batch of this epoch is queued before this.
+    EpochDone(u64),
+}
+
 /// Another aggregating node, as this node's router sees it.
 pub struct RemotePeer {
-    queue: mpsc::Sender<Vec<Metric>>,
+    queue: mpsc::Sender<Outgoing>,
+    /// The last epoch all of whose batches the peer has taken into its log.
+    delivered: Arc<AtomicU64>,
 }
 
 #[async_trait]
 impl Aggregator for RemotePeer {
     async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
-        self.queue.send(metrics).await.map_err(|_| AggregatorError::Stopped("the peer's sender"))
+        // L1 stamps every metric of a flush (or of a replayed epoch) with its epoch.
+        let epoch = metrics.iter().map(|metric| metric.epoch).max().unwrap_or(0);
+        self.send(Outgoing::Batch { metrics, epoch }).await
+    }
+
+    /// A peer takes each (node, epoch) once, whether it was sent live before a restart or not.
+    async fn take_replayed(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+        self.take(metrics).await
+    }
+
+    async fn take_rerouted(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+        self.send(Outgoing::Batch { metrics, epoch: 0 }).await
+    }
+
+    async fn epoch_done(&self, epoch: u64) -> Result<(), AggregatorError> {
+        self.send(Outgoing::EpochDone(epoch)).await
+    }
+
+    fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Acquire)
     }
 }
 
 impl RemotePeer {
     fn start(node: RemoteNode, context: PeerContext) -> Arc<Self> {
         let (queue, batches) = mpsc::channel(PEER_QUEUE);
-        tokio::spawn(send_all(node, batches, context));
-        Arc::new(Self { queue })
+        let delivered = Arc::new(AtomicU64::new(0));
+        tokio::spawn(send_all(node, batches, context, delivered.clone()));
+        Arc::new(Self { queue, delivered })
+    }
+
+    async fn send(&self, outgoing: Outgoing) -> Result<(), AggregatorError> {
+        self.queue.send(outgoing).await.map_err(|_| AggregatorError::Stopped("the peer's sender"))
     }
 }
 
@@ -170,7 +222,12 @@ fn listed(membership: &MembershipRef, peer: &RemoteNode) -> bool {
 }
 
 /// Sends the peer's batches in order until its queue closes (the peer left the router).
-async fn send_all(peer: RemoteNode, mut batches: mpsc::Receiver<Vec<Metric>>, context: PeerContext) {
+async fn send_all(
+    peer: RemoteNode,
+    mut batches: mpsc::Receiver<Outgoing>,
+    context: PeerContext,
+    delivered: Arc<AtomicU64>,
+) {
     let address = peer.address();
     let scheme = if context.tls.is_some() { "https" } else { "http" };
     let endpoint = tonic::transport::Endpoint::from_shared(format!("{scheme}://{address}"))
@@ -190,7 +247,15 @@ async fn send_all(peer: RemoteNode, mut batches: mpsc::Receiver<Vec<Metric>>, co
     let mut sequence = 0u64;
     // What the peer took lately, and when: what it may still hold unstored.
     let mut recent: std::collections::VecDeque<(Instant, usize)> = std::collections::VecDeque::new();
-    while let Some(batch) = batches.recv().await {
+    while let Some(outgoing) = batches.recv().await {
+        let (batch, epoch) = match outgoing {
+            Outgoing::Batch { metrics, epoch } => (metrics, epoch),
+            Outgoing::EpochDone(epoch) => {
+                // Every batch before this one was answered: the peer keeps them.
+                delivered.fetch_max(epoch, Ordering::AcqRel);
+                continue;
+            }
+        };
         if !listed(&context.membership, &peer) {
             // Left while this batch waited: no need to try a node that is gone.
             reroute(&peer, batch, &context).await;
@@ -198,7 +263,8 @@ async fn send_all(peer: RemoteNode, mut batches: mpsc::Receiver<Vec<Metric>>, co
         }
         sequence += 1;
         let count = batch.len();
-        let message = match encode_batch(context.sender, sequence, context.catalog, &batch) {
+        let origin = BatchOrigin { sender: context.sender, sequence, node: context.node, epoch };
+        let message = match encode_batch(origin, context.catalog, &batch) {
             Ok(message) => message,
             Err(error) => {
                 context.metrics.lost.inc_by(count as u64);
@@ -274,13 +340,15 @@ async fn reroute(peer: &RemoteNode, batch: Vec<Metric>, context: &PeerContext) {
     }
     context.metrics.rerouted.inc_by(batch.len() as u64);
     info!(address = %peer.address(), metrics = batch.len(), "a node left the cluster; its metrics are routed again");
-    router.route(batch).await;
+    router.route_rerouted(batch).await;
 }
 
 /// Keeps the router's targets equal to the cluster's aggregating nodes: `l2` for this node, a
 /// [`RemotePeer`] for each other one (kept while it stays listed); tells `l2` when the list
 /// changes, as entities then change owner. Peers are reached over `tls` when it is set.
+#[allow(clippy::too_many_arguments)]
 pub fn follow_membership(
+    node: u64,
     membership: MembershipRef,
     router: &Arc<Router>,
     l2: Option<Arc<L2>>,
@@ -292,6 +360,7 @@ pub fn follow_membership(
     let context = PeerContext {
         holds_for: persistent_period + Duration::from_secs(2),
         sender: rand::random(),
+        node,
         catalog: catalog_digest(catalog),
         router: Arc::downgrade(router),
         membership: membership.clone(),
@@ -338,24 +407,24 @@ pub fn follow_membership(
     })
 }
 
-/// Takes other nodes' batches into this node's L2.
+/// Takes other nodes' batches into this node's pipeline, through its ingest log.
 pub struct RemoteReceiver {
-    l2: Arc<dyn Aggregator>,
+    intake: Arc<RemoteIntake>,
     catalog: u64,
-    /// The last sequence taken from each sender.
+    /// The last sequence taken from each sending process.
     taken: Mutex<HashMap<u64, u64>>,
     metrics: RemoteTelemetry,
 }
 
 impl RemoteReceiver {
-    /// The gRPC service over `l2`.
+    /// The gRPC service over `intake`.
     pub fn service(
-        l2: Arc<dyn Aggregator>,
+        intake: Arc<RemoteIntake>,
         catalog: &Catalog,
         metrics: RemoteTelemetry,
     ) -> RemoteServiceServer<RemoteReceiver> {
         RemoteServiceServer::new(Self {
-            l2,
+            intake,
             catalog: catalog_digest(catalog),
             taken: Mutex::new(HashMap::new()),
             metrics,
@@ -372,16 +441,24 @@ impl RemoteService for RemoteReceiver {
             return Err(Status::failed_precondition("this node defines other metric streams (its OAL differs)"));
         }
         let last = self.taken.lock().unwrap_or_else(PoisonError::into_inner).get(&batch.sender).copied();
-        if last.is_some_and(|last| batch.sequence <= last) {
+        let taken = if last.is_some_and(|last| batch.sequence <= last) {
+            Taken::Already
+        } else {
+            let metrics: Vec<Metric> = postcard::from_bytes(&batch.metrics)
+                .map_err(|error| Status::invalid_argument(format!("unreadable metrics: {error}")))?;
+            let count = metrics.len();
+            let taken = self.intake.take(&batch, metrics).await.map_err(Status::from)?;
+            if taken == Taken::Now {
+                self.metrics.received.inc_by(count as u64);
+            }
+            self.taken.lock().unwrap_or_else(PoisonError::into_inner).insert(batch.sender, batch.sequence);
+            taken
+        };
+        // Answered once the log holds the batch — or, for one taken before, holds it by now.
+        self.intake.durable().await.map_err(Status::from)?;
+        if taken == Taken::Already {
             self.metrics.duplicates.inc();
-            return Ok(Response::new(TakeReply { duplicate: true }));
         }
-        let metrics: Vec<Metric> = postcard::from_bytes(&batch.metrics)
-            .map_err(|error| Status::invalid_argument(format!("unreadable metrics: {error}")))?;
-        let count = metrics.len();
-        self.l2.take(metrics).await.map_err(|error| Status::from(oap_core::Refusal::from(error)))?;
-        self.taken.lock().unwrap_or_else(PoisonError::into_inner).insert(batch.sender, batch.sequence);
-        self.metrics.received.inc_by(count as u64);
-        Ok(Response::new(TakeReply { duplicate: false }))
+        Ok(Response::new(TakeReply { duplicate: taken == Taken::Already }))
     }
 }

@@ -40,6 +40,27 @@ pub trait Aggregator: Send + Sync {
     async fn take_replayed(&self, _metrics: Vec<Metric>) -> Result<(), AggregatorError> {
         Err(AggregatorError::NoReplay)
     }
+
+    /// Takes metrics routed again because the aggregator they were meant for left the cluster:
+    /// they belong to no epoch of this node's any more.
+    async fn take_rerouted(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+        self.take(metrics).await
+    }
+
+    /// The last epoch whose metrics meant for this aggregator it has confirmed keeping (in its own
+    /// ingest log); `u64::MAX` for one that keeps nothing apart from this node (the local L2,
+    /// whose persisting is tracked on its own).
+    fn delivered(&self) -> u64 {
+        u64::MAX
+    }
+}
+
+/// How a batch is handed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handing {
+    Live,
+    Replayed,
+    Rerouted,
 }
 
 /// Why an aggregator could not take a batch.
@@ -48,8 +69,7 @@ pub enum AggregatorError {
     /// It has stopped (a node shutting down, a peer that left): nothing will take the batch.
     #[error("{0} has stopped")]
     Stopped(&'static str),
-    /// It cannot tell which replayed contributions its rows already hold (a peer across the
-    /// node-to-node path, until the cluster step of docs/durable-ingest.md).
+    /// It cannot tell which replayed contributions its rows already hold.
     #[error("the aggregator cannot take replayed metrics")]
     NoReplay,
 }
@@ -141,17 +161,41 @@ impl Router {
     /// Sends every metric to its aggregator; returns how many could not be delivered (they are
     /// counted and logged). With no aggregator at all, waits up to `NO_TARGET_PATIENCE` for one.
     pub async fn route(&self, metrics: Vec<Metric>) -> usize {
-        self.route_as(metrics, false).await
+        self.route_as(metrics, Handing::Live).await
+    }
+
+    /// Routes the metrics an aggregator that left held queued over the ones that remain, as
+    /// [`Router::route`].
+    pub async fn route_rerouted(&self, metrics: Vec<Metric>) -> usize {
+        self.route_as(metrics, Handing::Rerouted).await
+    }
+
+    /// The last epoch every current aggregator confirmed keeping (see [`Aggregator::delivered`]).
+    pub fn delivered(&self) -> u64 {
+        self.current().iter().map(|target| target.aggregator.delivered()).min().unwrap_or(u64::MAX)
+    }
+
+    /// Waits until every aggregator confirmed keeping `epoch`, or `patience` has passed; true if
+    /// they did.
+    pub async fn wait_delivered(&self, epoch: u64, patience: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + patience;
+        while self.delivered() < epoch {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
     }
 
     /// Sends metrics replayed from the ingest log to their aggregators (see
     /// [`Aggregator::take_replayed`]); returns how many could not be delivered, as
     /// [`Router::route`].
     pub async fn route_replayed(&self, metrics: Vec<Metric>) -> usize {
-        self.route_as(metrics, true).await
+        self.route_as(metrics, Handing::Replayed).await
     }
 
-    async fn route_as(&self, metrics: Vec<Metric>, replayed: bool) -> usize {
+    async fn route_as(&self, metrics: Vec<Metric>, handing: Handing) -> usize {
         if metrics.is_empty() {
             return 0;
         }
@@ -176,10 +220,10 @@ impl Router {
                 continue;
             }
             let count = batch.len();
-            let taken = if replayed {
-                target.aggregator.take_replayed(batch).await
-            } else {
-                target.aggregator.take(batch).await
+            let taken = match handing {
+                Handing::Live => target.aggregator.take(batch).await,
+                Handing::Replayed => target.aggregator.take_replayed(batch).await,
+                Handing::Rerouted => target.aggregator.take_rerouted(batch).await,
             };
             if let Err(reason) = taken {
                 lost += count;

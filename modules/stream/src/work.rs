@@ -11,7 +11,7 @@ use oap_core::{
     CatalogRef, CoreConfig, CoreConfigRef, Downsampling, GrpcServerRef, NodeHealthRef, Role, SourceDispatcherRef,
     TimeBuckets,
 };
-use oap_ingest_log::{IngestLog, LogConfig};
+use oap_ingest_log::{EntryKind, IngestLog, LogConfig};
 use oap_kernel::{ModuleContext, ModuleError};
 use oap_storage::{StorageRef, builtin};
 use oap_telemetry::MetricsCreatorRef;
@@ -25,7 +25,8 @@ use crate::log_keeper::LogKeeper;
 use crate::metrics_stream::{FlushContext, MetricsStream};
 use crate::provider::PipelineConfig;
 use crate::record_stream::RecordStream;
-use crate::remote::{RemoteReceiver, RemoteTelemetry, follow_membership, peer_tls};
+use crate::remote::{RemoteReceiver, RemoteTelemetry, catalog_digest, follow_membership, peer_tls};
+use crate::remote_intake::RemoteIntake;
 use crate::replay::{Replay, ReplayTelemetry};
 use crate::retry::WriteTelemetry;
 use crate::route::{Router, Target};
@@ -41,12 +42,13 @@ const REPLAY_PART: &str = "replay";
 
 /// The running streams of a node.
 pub struct StreamWork {
-    log: Option<Arc<IngestLog>>,
+    log: Arc<IngestLog>,
     log_keeper: Option<JoinHandle<()>>,
     /// What runs once the modules have started: the replay of an earlier run's log, then the
     /// log's keeper.
     opening: Option<Opening>,
     l2: Option<Arc<L2>>,
+    router: Arc<Router>,
     health: NodeHealthRef,
     metrics: MetricsStream,
     records: Arc<RecordStream>,
@@ -105,34 +107,40 @@ impl StreamWork {
         let dropped =
             telemetry.counter("metrics_route_dropped_count", "Metrics L1 could not hand to any aggregator", &[])?;
         let router = Arc::new(Router::new(targets, dropped));
+        let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
+        l1.start_after(u64::try_from(oap_model::now_ms()).unwrap_or_default());
+        // Every node keeps a log: of agents' messages on a node that takes them, of the batches
+        // other nodes route to it on one that aggregates in a cluster.
+        let (log, earlier_entries) = open_log(config, &l1).await?;
+        let node = oap_ingest_log::state::node_id(log.dir(), rand::random)
+            .map_err(|error| ModuleError::Other(format!("the node identity beside the ingest log: {error}")))?;
         let membership = ctx.service::<MembershipRef>()?;
+        let mut intake = None;
         let follower = if membership.is_standalone() {
             None
         } else {
             // A node of a cluster: the targets are the cluster's aggregating nodes, and an
-            // aggregating node takes the metrics the others route to it.
+            // aggregating node takes the metrics the others route to it, through its log.
             let remote = RemoteTelemetry::new(&*telemetry)?;
             let tls = peer_tls(&core)?;
-            if let Some(l2) = &l2 {
+            if l2.is_some() {
+                let taking = Arc::new(
+                    RemoteIntake::new(l1.clone(), log.clone(), catalog_digest(&catalog))
+                        .map_err(|error| ModuleError::Other(format!("the ingest log's remote senders: {error}")))?,
+                );
+                dispatcher.register_replayer(EntryKind::REMOTE_METRICS, taking.clone())?;
                 // Nodes, not agents, call it: the agent token does not apply.
                 let grpc = ctx.service::<GrpcServerRef>()?;
-                grpc.add_internal_service(RemoteReceiver::service(l2.clone(), &catalog, remote.clone()))?;
+                grpc.add_internal_service(RemoteReceiver::service(taking.clone(), &catalog, remote.clone()))?;
+                intake = Some(taking);
             }
             let period = core.persistent_period;
-            Some(follow_membership(membership.clone(), &router, l2.clone(), &catalog, period, remote, tls))
-        };
-        let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
-        l1.start_after(u64::try_from(oap_model::now_ms()).unwrap_or_default());
-        let (log, earlier_entries) = if core.role == Role::Aggregator {
-            (None, 0)
-        } else {
-            let (log, earlier_entries) = open_log(config, &l1).await?;
-            (Some(log), earlier_entries)
+            Some(follow_membership(node, membership.clone(), &router, l2.clone(), &catalog, period, remote, tls))
         };
         let flushes = telemetry.counter("metrics_l1_flush_count", "L1 flushes completed (drained and routed)", &[])?;
-        let context = FlushContext { period: core.l1_flush_period, flushes, log: log.clone() };
+        let context = FlushContext { period: core.l1_flush_period, flushes, log: Some(log.clone()) };
         let metrics = MetricsStream::start(l1.clone(), router.clone(), l2.clone(), context);
-        if let Some(log) = &log {
+        if core.role != Role::Aggregator {
             dispatcher.subscribe(metrics.consumer())?;
             let full_refusals = telemetry.counter(
                 "ingest_log_full_refusal_count",
@@ -145,7 +153,7 @@ impl StreamWork {
         let (records, writer) = RecordStream::start(
             storage.clone(),
             WriteTelemetry::new(&*telemetry, "record")?.reporting_to(health.clone()),
-            log.clone(),
+            Some(log.clone()),
         );
         if !catalog.is_disabled("segment") {
             dispatcher.subscribe(records.clone())?;
@@ -161,34 +169,43 @@ impl StreamWork {
             DataKeeper::new(storage.clone(), models, core.record_data_ttl, core.metrics_data_ttl, buckets.clone())
                 .start(core.data_keeper_execute_period, move || membership.is_first())
         });
-        let opening = match &log {
-            Some(log) => {
-                let replay = (earlier_entries > 0).then(|| {
-                    // The doors stay closed (agents hear UNAVAILABLE and send again) until the
-                    // earlier run's entries are counted.
-                    health.failing(REPLAY_PART, format!("replaying {earlier_entries} entries of the ingest log"));
-                    Ok::<_, ModuleError>(Replay {
-                        log: log.clone(),
-                        l1,
-                        dispatcher: dispatcher.clone(),
-                        router,
-                        records: records.clone(),
-                        telemetry: ReplayTelemetry::new(&*telemetry)?,
-                    })
-                });
-                let keeper = LogKeeper::new(log.clone(), l2.clone(), &*telemetry)?;
-                Some(Opening { replay: replay.transpose()?, keeper, period: core.persistent_period })
-            }
-            None => None,
-        };
-        Ok(Self { log, log_keeper: None, opening, l2, health, metrics, records, top_n, writer, keeper, follower })
+        let replay = (earlier_entries > 0).then(|| {
+            // The doors stay closed (agents hear UNAVAILABLE and send again) until the earlier
+            // run's entries are counted.
+            health.failing(REPLAY_PART, format!("replaying {earlier_entries} entries of the ingest log"));
+            Ok::<_, ModuleError>(Replay {
+                log: log.clone(),
+                l1,
+                dispatcher: dispatcher.clone(),
+                router: router.clone(),
+                records: records.clone(),
+                telemetry: ReplayTelemetry::new(&*telemetry)?,
+            })
+        });
+        let log_keeper = LogKeeper::new(log.clone(), l2.clone(), router.clone(), intake.clone(), &*telemetry)?;
+        let opening =
+            Some(Opening { replay: replay.transpose()?, keeper: log_keeper, intake, period: core.persistent_period });
+        Ok(Self {
+            log,
+            log_keeper: None,
+            opening,
+            l2,
+            router,
+            health,
+            metrics,
+            records,
+            top_n,
+            writer,
+            keeper,
+            follower,
+        })
     }
 
     /// Once every module has started (so every receiver has registered its replayer): replays
     /// what an earlier run left in the ingest log, persists it, opens the doors, and starts
     /// the log's keeper — which cuts nothing before the replayed epochs are stored.
     pub async fn open(&mut self) {
-        let Some(Opening { replay, keeper, period }) = self.opening.take() else { return };
+        let Some(Opening { replay, keeper, intake, period }) = self.opening.take() else { return };
         if let Some(replay) = replay {
             let report = replay.run().await;
             if let Some(l2) = &self.l2 {
@@ -207,6 +224,9 @@ impl StreamWork {
                 "replayed the ingest log"
             );
             self.health.working(REPLAY_PART);
+        }
+        if let Some(intake) = intake {
+            intake.open();
         }
         self.log_keeper = Some(keeper.start(period, self.metrics.routed(), self.health.clone()));
     }
@@ -244,18 +264,19 @@ impl StreamWork {
         }
         drop(self.records);
         self.writer.abort();
-        if let Some(log) = self.log {
-            // L2 persisted every epoch routed; with the records stored too, every closed file of
-            // the log is.
-            let through = if records_stored { routed.load(std::sync::atomic::Ordering::Acquire) } else { 0 };
-            let _ = tokio::task::spawn_blocking(move || {
-                if let Err(error) = log.truncate_through(through) {
-                    warn!(%error, "the ingest log could not be cut after the stop");
-                }
-                log.close();
-            })
-            .await;
-        }
+        // L2 persisted every epoch routed; with the records stored and the other aggregators
+        // holding what went to them, every closed file of the log is.
+        let routed = routed.load(std::sync::atomic::Ordering::Acquire);
+        let delivered = self.router.wait_delivered(routed, DRAIN_TIMEOUT).await;
+        let through = if records_stored && delivered { routed } else { 0 };
+        let log = self.log;
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(error) = log.truncate_through(through) {
+                warn!(%error, "the ingest log could not be cut after the stop");
+            }
+            log.close();
+        })
+        .await;
     }
 }
 
@@ -263,6 +284,8 @@ impl StreamWork {
 struct Opening {
     replay: Option<Replay>,
     keeper: LogKeeper,
+    /// Takes other nodes' batches once the replay is done.
+    intake: Option<Arc<RemoteIntake>>,
     period: Duration,
 }
 
