@@ -4,6 +4,9 @@
 //! and its hour and day rows, right after one batch of a round's rows is stored) or stops on
 //! `SIGTERM`; then it starts again on the same data, replays its ingest log, and stops.
 //!
+//! The same in a cluster of two receivers and two aggregators when an aggregator, and separately
+//! a receiver, is killed under load and started again on its data.
+//!
 //! Afterwards every segment acknowledged before the end is stored, each once, and `service_cpm`,
 //! `service_resp_time`, `endpoint_cpm` and `service_relation_server_cpm` at minute, hour and day
 //! equal exactly what the stored segments carry (a segment logged but not acknowledged may be
@@ -17,7 +20,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::agent::{entry_segments_call, raw_unary};
-use common::{Backend, scratch_dir, start_server_with_env};
+use common::etcd::Etcd;
+use common::{Backend, OapProcess, Ports, scratch_dir, start_server_with_env};
 use oap_model::{TimeBuckets, ids};
 use oap_oal::{ApdexThresholds, Catalog};
 use oap_storage::builtin::segment::{self, SegmentRow};
@@ -95,9 +99,69 @@ async fn sums(
         .collect()
 }
 
+/// Every segment of `acked_at_end` is stored, each once, and the metrics of [`SERVICE`] over the
+/// minutes from `began` to `ended` (and their hours and days) equal what the stored segments
+/// carry.
+async fn verify_exact(
+    label: &str,
+    store: &StorageRef,
+    acked_at_end: &BTreeSet<String>,
+    began: i64,
+    ended: i64,
+    replayed: Option<&str>,
+) {
+    let buckets = TimeBuckets::system();
+    let rows = store.scan(&segment::MODEL, &ScanQuery::default()).await.expect("the segments");
+    let stored: Vec<SegmentRow> =
+        rows.into_iter().map(SegmentRow::from_row).filter(|row| row.segment_id.starts_with("crash-")).collect();
+    let ids: BTreeSet<&str> = stored.iter().map(|row| row.segment_id.as_str()).collect();
+    assert_eq!(ids.len(), stored.len(), "{label}: a segment stored twice");
+    let lost: Vec<&String> = acked_at_end.iter().filter(|id| !ids.contains(id.as_str())).take(5).collect();
+    assert!(lost.is_empty(), "{label}: acknowledged segments lost, e.g. {lost:?}");
+    eprintln!(
+        "{label}: {} segments acknowledged, {} stored; {}",
+        acked_at_end.len(),
+        stored.len(),
+        replayed.unwrap_or("nothing replayed")
+    );
+
+    let service = ids::service_id(SERVICE, true);
+    let user = ids::service_id("User", false);
+    let mut per_endpoint: BTreeMap<String, i64> = BTreeMap::new();
+    for row in &stored {
+        *per_endpoint.entry(row.endpoint_id.clone()).or_default() += 1;
+    }
+    let calls = stored.len() as i64;
+    let latency: i64 = stored.iter().map(|row| i64::from(row.latency)).sum();
+    let minutes: BTreeSet<i64> =
+        (began / 60_000..=ended / 60_000).map(|minute| buckets.minute(minute * 60_000).expect("a minute")).collect();
+    let levels: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::from([
+        ("minute", minutes.clone()),
+        ("hour", minutes.iter().map(|minute| minute / 100).collect()),
+        ("day", minutes.iter().map(|minute| minute / 10_000).collect()),
+    ]);
+    let catalog =
+        Catalog::new(oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal"), ApdexThresholds::default())
+            .expect("the catalog");
+    for (level, buckets) in &levels {
+        let cpm = sums(&store, &catalog, "service_cpm", &service, buckets, &["total"]).await;
+        assert_eq!(cpm, [calls], "{label}: service_cpm at the {level} level");
+        let resp = sums(&store, &catalog, "service_resp_time", &service, buckets, &["summation", "count"]).await;
+        assert_eq!(resp, [latency, calls], "{label}: service_resp_time at the {level} level");
+        let relation = ids::relation_id(&user, &service);
+        let server_cpm = sums(&store, &catalog, "service_relation_server_cpm", &relation, buckets, &["total"]).await;
+        assert_eq!(server_cpm, [calls], "{label}: service_relation_server_cpm (User → service) at the {level} level");
+        for index in 0..AGENTS {
+            let endpoint_id = ids::endpoint_id(&service, &endpoint(index));
+            let expected = per_endpoint.get(&endpoint_id).copied().unwrap_or(0);
+            let counted = sums(&store, &catalog, "endpoint_cpm", &endpoint_id, buckets, &["total"]).await;
+            assert_eq!(counted, [expected], "{label}: endpoint_cpm of {} at the {level} level", endpoint(index));
+        }
+    }
+}
+
 async fn crash_under_load(backend: Backend, end: End) {
     let dir = scratch_dir("kill-under-load");
-    let buckets = TimeBuckets::system();
     let began = oap_model::now_ms();
     let crash = match end {
         End::CrashAt(point, time) => vec![("OAP_TEST_CRASH_AT", format!("{point}:{time}"))],
@@ -156,53 +220,7 @@ async fn crash_under_load(backend: Backend, end: End) {
     drop(again);
 
     let store = backend.open(&dir).await;
-    let rows = store.scan(&segment::MODEL, &ScanQuery::default()).await.expect("the segments");
-    let stored: Vec<SegmentRow> =
-        rows.into_iter().map(SegmentRow::from_row).filter(|row| row.segment_id.starts_with("crash-")).collect();
-    let ids: BTreeSet<&str> = stored.iter().map(|row| row.segment_id.as_str()).collect();
-    assert_eq!(ids.len(), stored.len(), "{end:?}: a segment stored twice");
-    let lost: Vec<&String> = acked_at_end.iter().filter(|id| !ids.contains(id.as_str())).take(5).collect();
-    assert!(lost.is_empty(), "{end:?}: acknowledged segments lost, e.g. {lost:?}");
-    eprintln!(
-        "{end:?}: {} segments acknowledged, {} stored; {}",
-        acked_at_end.len(),
-        stored.len(),
-        replayed.as_deref().unwrap_or("nothing replayed")
-    );
-
-    let service = ids::service_id(SERVICE, true);
-    let user = ids::service_id("User", false);
-    let mut per_endpoint: BTreeMap<String, i64> = BTreeMap::new();
-    for row in &stored {
-        *per_endpoint.entry(row.endpoint_id.clone()).or_default() += 1;
-    }
-    let calls = stored.len() as i64;
-    let latency: i64 = stored.iter().map(|row| i64::from(row.latency)).sum();
-    let minutes: BTreeSet<i64> =
-        (began / 60_000..=ended / 60_000).map(|minute| buckets.minute(minute * 60_000).expect("a minute")).collect();
-    let levels: BTreeMap<&str, BTreeSet<i64>> = BTreeMap::from([
-        ("minute", minutes.clone()),
-        ("hour", minutes.iter().map(|minute| minute / 100).collect()),
-        ("day", minutes.iter().map(|minute| minute / 10_000).collect()),
-    ]);
-    let catalog =
-        Catalog::new(oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal"), ApdexThresholds::default())
-            .expect("the catalog");
-    for (level, buckets) in &levels {
-        let cpm = sums(&store, &catalog, "service_cpm", &service, buckets, &["total"]).await;
-        assert_eq!(cpm, [calls], "{end:?}: service_cpm at the {level} level");
-        let resp = sums(&store, &catalog, "service_resp_time", &service, buckets, &["summation", "count"]).await;
-        assert_eq!(resp, [latency, calls], "{end:?}: service_resp_time at the {level} level");
-        let relation = ids::relation_id(&user, &service);
-        let server_cpm = sums(&store, &catalog, "service_relation_server_cpm", &relation, buckets, &["total"]).await;
-        assert_eq!(server_cpm, [calls], "{end:?}: service_relation_server_cpm (User → service) at the {level} level");
-        for index in 0..AGENTS {
-            let endpoint_id = ids::endpoint_id(&service, &endpoint(index));
-            let expected = per_endpoint.get(&endpoint_id).copied().unwrap_or(0);
-            let counted = sums(&store, &catalog, "endpoint_cpm", &endpoint_id, buckets, &["total"]).await;
-            assert_eq!(counted, [expected], "{end:?}: endpoint_cpm of {} at the {level} level", endpoint(index));
-        }
-    }
+    verify_exact(&format!("{end:?}"), &store, &acked_at_end, began, ended, replayed.as_deref()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,4 +271,134 @@ async fn kill_9_during_a_bulk_write_loses_and_doubles_nothing_in_elasticsearch()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_loses_and_doubles_nothing_in_elasticsearch() {
     crash_under_load(Backend::elasticsearch(), End::Term).await;
+}
+
+/// Which node of the 2+2 cluster dies.
+#[derive(Debug, Clone, Copy)]
+enum Victim {
+    /// The aggregator that owns the service's rows.
+    Aggregator,
+    /// One of the two receivers the agents call.
+    Receiver,
+}
+
+/// A node of an etcd cluster on `backend`, with its data in `dir`, on `ports` when given (a
+/// restart keeps its address).
+fn cluster_node(
+    etcd: &Etcd,
+    backend: &Backend,
+    dir: &std::path::Path,
+    role: &str,
+    ports: Option<Ports>,
+) -> (OapProcess, Ports) {
+    let mut env = vec![
+        ("SW_CORE_ROLE", role.to_owned()),
+        ("SW_CLUSTER", "etcd".to_owned()),
+        ("SW_CLUSTER_ETCD_ENDPOINTS", etcd.endpoint.clone()),
+        ("SW_CLUSTER_ETCD_LEASE_TTL", "3".to_owned()),
+        ("SW_CLUSTER_ETCD_POLL_PERIOD", "1".to_owned()),
+    ];
+    env.extend(ports.iter().flat_map(Ports::env));
+    start_server_with_env(dir, backend, &env)
+}
+
+/// How many aggregators the node on `rest` lists.
+async fn aggregators_listed(rest: u16) -> usize {
+    let text = common::graphql::Client::new(rest).get("/status/cluster/nodes", "application/json").await;
+    let nodes: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
+    nodes["nodes"].as_array().map_or(0, Vec::len)
+}
+
+/// Two aggregators and two receivers on Elasticsearch; two agents call each receiver. Under load
+/// the victim is killed (-9) and started again at once on its data and address; the load goes
+/// on, then every node stops cleanly (receivers first). Everything acknowledged is stored once
+/// and counted once.
+async fn cluster_crash_under_load(victim: Victim) {
+    let etcd = Etcd::start();
+    let backend = Backend::elasticsearch();
+    let began = oap_model::now_ms();
+    let dirs: Vec<_> = ["aggregator-a", "aggregator-b", "receiver-a", "receiver-b"]
+        .iter()
+        .map(|name| scratch_dir(&format!("cluster-kill-{name}")))
+        .collect();
+    let mut nodes: Vec<(OapProcess, Ports)> = Vec::new();
+    for (index, dir) in dirs.iter().enumerate() {
+        let role = if index < 2 { "Aggregator" } else { "Receiver" };
+        nodes.push(cluster_node(&etcd, &backend, dir, role, None));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for receiver in 2..4 {
+        while aggregators_listed(nodes[receiver].1.rest).await < 2 {
+            assert!(Instant::now() < deadline, "receiver {receiver} does not list both aggregators");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    // The aggregator of the service's own rows (the address order is SkyWalking's).
+    let mut order: Vec<usize> = vec![0, 1];
+    order.sort_by_key(|index| format!("127.0.0.1_{}", nodes[*index].1.grpc));
+    let owner = order[oap_stream::route::target_index(&ids::service_id(SERVICE, true), 2)];
+    let victim_index = match victim {
+        Victim::Aggregator => owner,
+        Victim::Receiver => 2,
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(BTreeSet::new()));
+    let agents: Vec<_> = (0..AGENTS)
+        .map(|index| {
+            let receiver = nodes[2 + index % 2].1.grpc;
+            tokio::spawn(agent(receiver, index, stop.clone(), acked.clone()))
+        })
+        .collect();
+    let loaded = Instant::now() + Duration::from_secs(6);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < loaded || acked.lock().expect("lock").len() < 2_000 {
+        assert!(Instant::now() < deadline, "{victim:?}: too few calls acknowledged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (process, ports) = &mut nodes[victim_index];
+    process.signal("KILL");
+    process.wait_exit(Duration::from_secs(10)).expect("killed");
+    let role = if victim_index < 2 { "Aggregator" } else { "Receiver" };
+    let ports = *ports;
+    let restarted = cluster_node(&etcd, &backend, &dirs[victim_index], role, Some(ports));
+    assert_eq!(restarted.1.grpc, ports.grpc, "restarted at its address");
+    nodes[victim_index] = restarted;
+    let again = Instant::now() + Duration::from_secs(5);
+    let acked_before = acked.lock().expect("lock").len();
+    while Instant::now() < again || acked.lock().expect("lock").len() < acked_before + 500 {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(30),
+            "{victim:?}: no calls acknowledged after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for agent in agents {
+        agent.await.expect("an agent");
+    }
+    let acked_at_end = acked.lock().expect("lock").clone();
+    let replayed =
+        nodes[victim_index].0.log().lines().find(|line| line.contains("replayed the ingest log")).map(str::to_owned);
+    assert!(replayed.is_some(), "{victim:?}: the restarted node replays its log:\n{}", nodes[victim_index].0.log());
+    // Receivers first, so what they hold reaches the aggregators; then the aggregators.
+    for index in [2, 3, 0, 1] {
+        let process = &mut nodes[index].0;
+        process.signal("TERM");
+        let status = process.wait_exit(Duration::from_secs(40)).expect("stopped");
+        assert!(status.success(), "node {index}: {}", process.log());
+    }
+    let ended = oap_model::now_ms();
+    let store = backend.open(&dirs[0]).await;
+    verify_exact(&format!("{victim:?} killed"), &store, &acked_at_end, began, ended, replayed.as_deref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregator_killed_under_load_in_a_cluster_loses_and_doubles_nothing() {
+    cluster_crash_under_load(Victim::Aggregator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_killed_under_load_in_a_cluster_loses_and_doubles_nothing() {
+    cluster_crash_under_load(Victim::Receiver).await;
 }

@@ -120,7 +120,7 @@ impl RemoteTelemetry {
             duplicates: metrics.counter("remote_in_duplicate_count", "Batches received again and taken once", &[])?,
             at_risk: metrics.counter(
                 "remote_out_at_risk_count",
-                "Metrics a node that left had taken within its last persistent period: lost unless it stopped cleanly",
+                "Metrics a node that left had taken within its last persistent period: kept in its ingest log, stored once it starts again on its data, lost if it never does",
                 &[],
             )?,
         })
@@ -325,7 +325,7 @@ async fn send_all(
             %address,
             metrics = at_risk,
             "a node left the cluster holding metrics it took from this one within its persistent period; \
-             they are lost unless it stopped cleanly (remote_out_at_risk_count)"
+             its ingest log keeps them until it starts again on its data (remote_out_at_risk_count)"
         );
     }
 }
