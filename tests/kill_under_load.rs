@@ -144,17 +144,17 @@ async fn verify_exact(
         Catalog::new(oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal"), ApdexThresholds::default())
             .expect("the catalog");
     for (level, buckets) in &levels {
-        let cpm = sums(&store, &catalog, "service_cpm", &service, buckets, &["total"]).await;
+        let cpm = sums(store, &catalog, "service_cpm", &service, buckets, &["total"]).await;
         assert_eq!(cpm, [calls], "{label}: service_cpm at the {level} level");
-        let resp = sums(&store, &catalog, "service_resp_time", &service, buckets, &["summation", "count"]).await;
+        let resp = sums(store, &catalog, "service_resp_time", &service, buckets, &["summation", "count"]).await;
         assert_eq!(resp, [latency, calls], "{label}: service_resp_time at the {level} level");
         let relation = ids::relation_id(&user, &service);
-        let server_cpm = sums(&store, &catalog, "service_relation_server_cpm", &relation, buckets, &["total"]).await;
+        let server_cpm = sums(store, &catalog, "service_relation_server_cpm", &relation, buckets, &["total"]).await;
         assert_eq!(server_cpm, [calls], "{label}: service_relation_server_cpm (User → service) at the {level} level");
         for index in 0..AGENTS {
             let endpoint_id = ids::endpoint_id(&service, &endpoint(index));
             let expected = per_endpoint.get(&endpoint_id).copied().unwrap_or(0);
-            let counted = sums(&store, &catalog, "endpoint_cpm", &endpoint_id, buckets, &["total"]).await;
+            let counted = sums(store, &catalog, "endpoint_cpm", &endpoint_id, buckets, &["total"]).await;
             assert_eq!(counted, [expected], "{label}: endpoint_cpm of {} at the {level} level", endpoint(index));
         }
     }
