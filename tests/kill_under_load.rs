@@ -327,9 +327,9 @@ async fn cluster_crash_under_load(victim: Victim) {
         nodes.push(cluster_node(&etcd, &backend, dir, role, None));
     }
     let deadline = Instant::now() + Duration::from_secs(20);
-    for receiver in 2..4 {
-        while aggregators_listed(nodes[receiver].1.rest).await < 2 {
-            assert!(Instant::now() < deadline, "receiver {receiver} does not list both aggregators");
+    for (_, receiver) in &nodes[2..] {
+        while aggregators_listed(receiver.rest).await < 2 {
+            assert!(Instant::now() < deadline, "the receiver on {} does not list both aggregators", receiver.rest);
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
