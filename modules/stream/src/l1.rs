@@ -217,7 +217,7 @@ impl L1 {
     }
 
     /// Waits while L1 holds more than its capacity (until a flush drains it).
-    pub async fn room(&self) {
+    async fn room(&self) {
         loop {
             let drained = self.drained.notified();
             if self.held() <= self.capacity {

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use oap_core::NodeHealthRef;
-use oap_ingest_log::IngestLog;
+use oap_ingest_log::{IngestLog, state};
 use oap_telemetry::{Counter, Gauge, MetricsCreator, TelemetryError};
 use tokio::task::JoinHandle;
 use tracing::warn;
@@ -89,6 +89,7 @@ impl LogKeeper {
             // The watcher ends with the keeper.
             let _watcher = AbortOnDrop(watcher);
             let mut written = 0;
+            let mut cut_through = 0;
             let mut ticks = tokio::time::interval(period);
             loop {
                 ticks.tick().await;
@@ -97,17 +98,30 @@ impl LogKeeper {
                     None => routed.load(Ordering::Acquire),
                 };
                 let through = local.min(self.router.delivered());
-                if let Some(intake) = &self.intake
-                    && let Err(error) = intake.checkpoint().await
-                {
-                    warn!(%error, "the snapshot of remote senders could not be written; the log is not cut");
-                    continue;
-                }
-                let log = self.log.clone();
-                match tokio::task::spawn_blocking(move || log.truncate_through(through)).await {
-                    Ok(Ok(freed)) => self.truncated.inc_by(freed),
-                    Ok(Err(error)) => warn!(%error, "ingest log files could not be deleted"),
-                    Err(error) => warn!(%error, "the ingest log keeper failed"),
+                if through > cut_through {
+                    let checkpointed = match &self.intake {
+                        Some(intake) => intake.checkpoint().await,
+                        None => Ok(()),
+                    };
+                    let log = self.log.clone();
+                    let cut = match checkpointed {
+                        Ok(()) => tokio::task::spawn_blocking(move || {
+                            // Epochs of a later run must stay above every epoch cut, even if the
+                            // clock steps back: other nodes know this one's epochs.
+                            state::save(log.dir(), state::EPOCH_FILE, through.to_string().as_bytes())?;
+                            log.truncate_through(through)
+                        })
+                        .await
+                        .unwrap_or_else(|error| Err(std::io::Error::other(error))),
+                        Err(error) => Err(error),
+                    };
+                    match cut {
+                        Ok(freed) => {
+                            cut_through = through;
+                            self.truncated.inc_by(freed);
+                        }
+                        Err(error) => warn!(%error, "the ingest log could not be cut"),
+                    }
                 }
                 let now = self.log.entries_written();
                 self.entries.inc_by(now - written);

@@ -19,7 +19,8 @@
 //! lists it at. The remote service is not asked for the agent token (`authentication`).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ use tracing::{error, info, warn};
 
 use crate::l2::L2;
 use crate::remote_intake::{RemoteIntake, Taken};
-use crate::route::{Aggregator, AggregatorError, Router, Target};
+use crate::route::{Aggregator, AggregatorError, Pending, Router, Target};
 
 /// Batches a peer holds queued at most.
 const PEER_QUEUE: usize = 64;
@@ -162,19 +163,19 @@ pub fn peer_tls(core: &CoreConfig) -> Result<Option<ClientTlsConfig>, ModuleErro
     Ok(Some(ClientTlsConfig::new().ca_certificate(ca)))
 }
 
-/// What a peer's queue holds.
-enum Outgoing {
-    /// Metrics of one epoch (0: routed again).
-    Batch { metrics: Vec<Metric>, epoch: u64 },
-    /// Every batch of this epoch is queued before this.
-    EpochDone(u64),
+/// A batch in a peer's queue, and the epoch it is of (0: routed again).
+struct Outgoing {
+    metrics: Vec<Metric>,
+    epoch: u64,
 }
 
 /// Another aggregating node, as this node's router sees it.
 pub struct RemotePeer {
     queue: mpsc::Sender<Outgoing>,
-    /// The last epoch all of whose batches the peer has taken into its log.
-    delivered: Arc<AtomicU64>,
+    pending: Arc<Pending>,
+    /// The router let this peer go: what its queue still holds is routed again (to whatever
+    /// now stands at its address too), never sent by this sender after a newer one's batches.
+    retired: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -182,7 +183,7 @@ impl Aggregator for RemotePeer {
     async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
         // L1 stamps every metric of a flush (or of a replayed epoch) with its epoch.
         let epoch = metrics.iter().map(|metric| metric.epoch).max().unwrap_or(0);
-        self.send(Outgoing::Batch { metrics, epoch }).await
+        self.send(Outgoing { metrics, epoch }).await
     }
 
     /// A peer takes each (node, epoch) once, whether it was sent live before a restart or not.
@@ -191,28 +192,43 @@ impl Aggregator for RemotePeer {
     }
 
     async fn take_rerouted(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
-        self.send(Outgoing::Batch { metrics, epoch: 0 }).await
+        self.send(Outgoing { metrics, epoch: 0 }).await
     }
 
     async fn epoch_done(&self, epoch: u64) -> Result<(), AggregatorError> {
-        self.send(Outgoing::EpochDone(epoch)).await
+        self.pending.mark(epoch);
+        Ok(())
     }
 
-    fn delivered(&self) -> u64 {
-        self.delivered.load(Ordering::Acquire)
+    fn pending(&self) -> Option<Arc<Pending>> {
+        Some(self.pending.clone())
     }
 }
 
 impl RemotePeer {
     fn start(node: RemoteNode, context: PeerContext) -> Arc<Self> {
         let (queue, batches) = mpsc::channel(PEER_QUEUE);
-        let delivered = Arc::new(AtomicU64::new(0));
-        tokio::spawn(send_all(node, batches, context, delivered.clone()));
-        Arc::new(Self { queue, delivered })
+        let pending = Arc::new(Pending::default());
+        let retired = Arc::new(AtomicBool::new(false));
+        // A sender of its own: a peer that left and came back at the same address gets a new
+        // one, whose sequence numbers are not mistaken for the old one's.
+        let context = PeerContext { sender: rand::random(), ..context };
+        tokio::spawn(send_all(node, batches, context, pending.clone(), retired.clone()));
+        Arc::new(Self { queue, pending, retired })
     }
 
     async fn send(&self, outgoing: Outgoing) -> Result<(), AggregatorError> {
-        self.queue.send(outgoing).await.map_err(|_| AggregatorError::Stopped("the peer's sender"))
+        let epoch = outgoing.epoch;
+        self.pending.handed(epoch);
+        let sent = self.queue.send(outgoing).await.map_err(|_| AggregatorError::Stopped("the peer's sender"));
+        if sent.is_err() {
+            self.pending.settled(epoch);
+        }
+        sent
+    }
+
+    fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
     }
 }
 
@@ -226,7 +242,8 @@ async fn send_all(
     peer: RemoteNode,
     mut batches: mpsc::Receiver<Outgoing>,
     context: PeerContext,
-    delivered: Arc<AtomicU64>,
+    pending: Arc<Pending>,
+    retired: Arc<AtomicBool>,
 ) {
     let address = peer.address();
     let scheme = if context.tls.is_some() { "https" } else { "http" };
@@ -247,68 +264,9 @@ async fn send_all(
     let mut sequence = 0u64;
     // What the peer took lately, and when: what it may still hold unstored.
     let mut recent: std::collections::VecDeque<(Instant, usize)> = std::collections::VecDeque::new();
-    while let Some(outgoing) = batches.recv().await {
-        let (batch, epoch) = match outgoing {
-            Outgoing::Batch { metrics, epoch } => (metrics, epoch),
-            Outgoing::EpochDone(epoch) => {
-                // Every batch before this one was answered: the peer keeps them.
-                delivered.fetch_max(epoch, Ordering::AcqRel);
-                continue;
-            }
-        };
-        if !listed(&context.membership, &peer) {
-            // Left while this batch waited: no need to try a node that is gone.
-            reroute(&peer, batch, &context).await;
-            continue;
-        }
-        sequence += 1;
-        let count = batch.len();
-        let origin = BatchOrigin { sender: context.sender, sequence, node: context.node, epoch };
-        let message = match encode_batch(origin, context.catalog, &batch) {
-            Ok(message) => message,
-            Err(error) => {
-                context.metrics.lost.inc_by(count as u64);
-                error!(%address, %error, metrics = count, "metrics could not be encoded; they are lost");
-                continue;
-            }
-        };
-        let mut outage = Outage::default();
-        loop {
-            let mut request = Request::new(message.clone());
-            request.set_timeout(REMOTE_TIMEOUT);
-            match client.take(request).await {
-                Ok(_) => {
-                    context.metrics.sent.inc_by(count as u64);
-                    recent.push_back((Instant::now(), count));
-                    if let Some((attempts, waited)) = outage.ended() {
-                        info!(%address, failed_attempts = attempts, ?waited, "metrics delivered after retries");
-                    }
-                    break;
-                }
-                Err(status) if status.code() == tonic::Code::FailedPrecondition => {
-                    context.metrics.lost.inc_by(count as u64);
-                    error!(%address, %status, metrics = count, "a node refused metrics for good; they are lost");
-                    break;
-                }
-                Err(status) => {
-                    if !listed(&context.membership, &peer) {
-                        reroute(&peer, batch, &context).await;
-                        break;
-                    }
-                    context.metrics.retried.inc();
-                    match outage.failed() {
-                        Some(OutageLog::Began) => {
-                            warn!(%address, %status, "sending metrics to a node failed; retrying")
-                        }
-                        Some(OutageLog::Lasts { attempts, failing_for }) => {
-                            warn!(%address, %status, failed_attempts = attempts, ?failing_for, "a node still takes no metrics");
-                        }
-                        None => {}
-                    }
-                    outage.pause().await;
-                }
-            }
-        }
+    while let Some(Outgoing { metrics: batch, epoch }) = batches.recv().await {
+        send_one(&peer, &mut client, batch, epoch, &context, &retired, &mut sequence, &mut recent).await;
+        pending.settled(epoch);
         // Keep what was taken within `holds_for` of the latest delivery: if the peer dies now,
         // that is what it may not have stored.
         if let Some(&(latest, _)) = recent.back() {
@@ -317,6 +275,7 @@ async fn send_all(
             }
         }
     }
+    pending.finish();
     // The router let the peer go: it left the cluster.
     let at_risk: usize = recent.iter().map(|(_, count)| count).sum();
     if at_risk > 0 && !listed(&context.membership, &peer) {
@@ -330,12 +289,84 @@ async fn send_all(
     }
 }
 
+/// Sends one batch until the peer answers, refuses it for good, or leaves (then the batch is
+/// routed again).
+#[allow(clippy::too_many_arguments)]
+async fn send_one(
+    peer: &RemoteNode,
+    client: &mut RemoteServiceClient<tonic::transport::Channel>,
+    batch: Vec<Metric>,
+    epoch: u64,
+    context: &PeerContext,
+    retired: &AtomicBool,
+    sequence: &mut u64,
+    recent: &mut VecDeque<(Instant, usize)>,
+) {
+    let address = peer.address();
+    {
+        if retired.load(Ordering::Acquire) || !listed(&context.membership, peer) {
+            // Left while this batch waited: no need to try a node that is gone.
+            reroute(peer, batch, context, retired).await;
+            return;
+        }
+        *sequence += 1;
+    }
+    let count = batch.len();
+    let origin = BatchOrigin { sender: context.sender, sequence: *sequence, node: context.node, epoch };
+    let message = match encode_batch(origin, context.catalog, &batch) {
+        Ok(message) => message,
+        Err(error) => {
+            context.metrics.lost.inc_by(count as u64);
+            error!(%address, %error, metrics = count, "metrics could not be encoded; they are lost");
+            return;
+        }
+    };
+    let mut outage = Outage::default();
+    loop {
+        let mut request = Request::new(message.clone());
+        request.set_timeout(REMOTE_TIMEOUT);
+        match client.take(request).await {
+            Ok(_) => {
+                context.metrics.sent.inc_by(count as u64);
+                recent.push_back((Instant::now(), count));
+                if let Some((attempts, waited)) = outage.ended() {
+                    info!(%address, failed_attempts = attempts, ?waited, "metrics delivered after retries");
+                }
+                return;
+            }
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                context.metrics.lost.inc_by(count as u64);
+                error!(%address, %status, metrics = count, "a node refused metrics for good; they are lost");
+                return;
+            }
+            Err(status) => {
+                if retired.load(Ordering::Acquire) || !listed(&context.membership, peer) {
+                    reroute(peer, batch, context, retired).await;
+                    return;
+                }
+                context.metrics.retried.inc();
+                match outage.failed() {
+                    Some(OutageLog::Began) => {
+                        warn!(%address, %status, "sending metrics to a node failed; retrying")
+                    }
+                    Some(OutageLog::Lasts { attempts, failing_for }) => {
+                        warn!(%address, %status, failed_attempts = attempts, ?failing_for, "a node still takes no metrics");
+                    }
+                    None => {}
+                }
+                outage.pause().await;
+            }
+        }
+    }
+}
+
 /// Routes a batch of a node that left over the nodes that remain, once the router no longer
-/// lists the node.
-async fn reroute(peer: &RemoteNode, batch: Vec<Metric>, context: &PeerContext) {
+/// lists the node — or at once, to whatever the router lists now, when this sender was retired
+/// (the node may be back at its address, with a sender of its own).
+async fn reroute(peer: &RemoteNode, batch: Vec<Metric>, context: &PeerContext, retired: &AtomicBool) {
     let Some(router) = context.router.upgrade() else { return };
     let key = peer.sort_key();
-    while router.has_target(&key) {
+    while !retired.load(Ordering::Acquire) && router.has_target(&key) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     context.metrics.rerouted.inc_by(batch.len() as u64);
@@ -394,6 +425,9 @@ pub fn follow_membership(
             }
             // Peers no longer listed are dropped here: their queues close once the router lets
             // them go, and what they still hold is routed again.
+            for gone in peers.values() {
+                gone.retire();
+            }
             peers = kept;
             router.set_targets(targets);
             if let Some(l2) = l2.as_ref().filter(|_| !first) {

@@ -69,8 +69,11 @@ impl RemoteIntake {
     }
 
     /// Appends `batch` to the log and its `metrics` to L1 under the current epoch, unless its
-    /// (node, epoch) was taken before; waits first while L1 is full. The batch is durable once
-    /// [`RemoteIntake::durable`] returns.
+    /// (node, epoch) was taken before. The batch is durable once [`RemoteIntake::durable`]
+    /// returns. It never waits for L1's room: L1 is drained by this node's flusher, which may be
+    /// waiting on the very node that sends this batch (a Mixed cluster), so waiting here could
+    /// close a cycle; what arrives is bounded by the senders' queues instead (and counts against
+    /// L1's capacity, so this node's own agents wait).
     pub async fn take(&self, batch: &MetricBatch, metrics: Vec<Metric>) -> Result<Taken, Refusal> {
         if !self.open.load(Ordering::Acquire) {
             return Err(Refusal::unavailable("this node is replaying its ingest log".to_owned()));
@@ -78,7 +81,6 @@ impl RemoteIntake {
         if self.log.is_full() {
             return Err(Refusal::busy("the ingest log is full (logMaxSize): the stores are behind".to_owned()));
         }
-        self.l1.room().await;
         let payload = batch.encode_to_vec();
         let mut taken = self.taken.lock().unwrap_or_else(PoisonError::into_inner);
         if batch.epoch != 0 && taken.get(&batch.node).is_some_and(|last| batch.epoch <= *last) {

@@ -8,7 +8,8 @@
 //! remote node's client (`remote::RemotePeer`) in a cluster. The target list is replaced while
 //! running as the cluster's node list changes.
 
-use std::sync::{Arc, RwLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -47,11 +48,70 @@ pub trait Aggregator: Send + Sync {
         self.take(metrics).await
     }
 
-    /// The last epoch whose metrics meant for this aggregator it has confirmed keeping (in its own
-    /// ingest log); `u64::MAX` for one that keeps nothing apart from this node (the local L2,
-    /// whose persisting is tracked on its own).
-    fn delivered(&self) -> u64 {
-        u64::MAX
+    /// What this node handed the aggregator and has not heard it keep yet; `None` for one that
+    /// keeps nothing apart from this node (the local L2, whose persisting is tracked on its own).
+    fn pending(&self) -> Option<Arc<Pending>> {
+        None
+    }
+}
+
+/// What an aggregator on another node was handed and has not confirmed keeping (in its own
+/// ingest log), by epoch: the sender's log must keep those epochs (docs/durable-ingest.md §8).
+#[derive(Debug, Default)]
+pub struct Pending(Mutex<PendingState>);
+
+#[derive(Debug, Default)]
+struct PendingState {
+    /// The last epoch all of whose batches have been handed over.
+    marked: u64,
+    /// Batches handed over and not answered yet (nor routed elsewhere), per epoch; 0 is a batch
+    /// of no epoch (routed again), which holds every epoch back while it is pending.
+    batches: BTreeMap<u64, usize>,
+    /// The sender has ended: nothing handed to it is pending any more.
+    finished: bool,
+}
+
+impl Pending {
+    fn state(&self) -> std::sync::MutexGuard<'_, PendingState> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A batch of `epoch` is handed over.
+    pub fn handed(&self, epoch: u64) {
+        *self.state().batches.entry(epoch).or_default() += 1;
+    }
+
+    /// A batch of `epoch` was answered (or went elsewhere, or is lost for good and counted).
+    pub fn settled(&self, epoch: u64) {
+        let mut state = self.state();
+        if let Some(count) = state.batches.get_mut(&epoch) {
+            *count -= 1;
+            if *count == 0 {
+                state.batches.remove(&epoch);
+            }
+        }
+    }
+
+    /// Every batch of `epoch` has been handed over.
+    pub fn mark(&self, epoch: u64) {
+        let mut state = self.state();
+        state.marked = state.marked.max(epoch);
+    }
+
+    /// The sender has ended.
+    pub fn finish(&self) {
+        self.state().finished = true;
+    }
+
+    fn finished(&self) -> bool {
+        self.state().finished
+    }
+
+    /// The last epoch all of whose batches were handed over and answered.
+    pub fn delivered(&self) -> u64 {
+        let state = self.state();
+        let unanswered = state.batches.keys().next().map_or(u64::MAX, |epoch| epoch.saturating_sub(1));
+        state.marked.min(unanswered)
     }
 }
 
@@ -94,6 +154,9 @@ pub struct Target {
 /// Routes batches to the aggregators.
 pub struct Router {
     targets: RwLock<Arc<[Target]>>,
+    /// What aggregators that left the targets still have pending (their batches are being routed
+    /// again), until their senders end.
+    departed: Mutex<Vec<Arc<Pending>>>,
     /// Bumped whenever the targets change, for a route waiting for one.
     changed: watch::Sender<u64>,
     dropped: Counter,
@@ -102,7 +165,12 @@ pub struct Router {
 impl Router {
     /// A router over `targets`; `dropped` counts metrics that had nowhere to go.
     pub fn new(targets: Vec<Target>, dropped: Counter) -> Self {
-        let router = Self { targets: RwLock::new(Arc::from(Vec::new())), changed: watch::Sender::new(0), dropped };
+        let router = Self {
+            targets: RwLock::new(Arc::from(Vec::new())),
+            departed: Mutex::new(Vec::new()),
+            changed: watch::Sender::new(0),
+            dropped,
+        };
         router.set_targets(targets);
         router
     }
@@ -111,7 +179,22 @@ impl Router {
     pub fn set_targets(&self, mut targets: Vec<Target>) {
         targets.sort_by(|a, b| a.address.cmp(&b.address));
         targets.dedup_by(|a, b| a.address == b.address);
-        *self.targets.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::from(targets);
+        let targets: Arc<[Target]> = Arc::from(targets);
+        let before = std::mem::replace(
+            &mut *self.targets.write().unwrap_or_else(|poisoned| poisoned.into_inner()),
+            targets.clone(),
+        );
+        let mut departed = self.departed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        for gone in before.iter() {
+            let Some(pending) = gone.aggregator.pending() else { continue };
+            if !targets
+                .iter()
+                .any(|target| target.aggregator.pending().is_some_and(|kept| Arc::ptr_eq(&kept, &pending)))
+            {
+                departed.push(pending);
+            }
+        }
+        drop(departed);
         self.changed.send_modify(|version| *version += 1);
     }
 
@@ -170,9 +253,17 @@ impl Router {
         self.route_as(metrics, Handing::Rerouted).await
     }
 
-    /// The last epoch every current aggregator confirmed keeping (see [`Aggregator::delivered`]).
+    /// The last epoch every aggregator — current, or departed with batches still pending —
+    /// confirmed keeping (see [`Aggregator::pending`]).
     pub fn delivered(&self) -> u64 {
-        self.current().iter().map(|target| target.aggregator.delivered()).min().unwrap_or(u64::MAX)
+        let mut departed = self.departed.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        departed.retain(|pending| !pending.finished());
+        let gone = departed.iter().map(|pending| pending.delivered()).min().unwrap_or(u64::MAX);
+        drop(departed);
+        let current = self.current();
+        let current =
+            current.iter().filter_map(|target| target.aggregator.pending()).map(|pending| pending.delivered());
+        current.min().unwrap_or(u64::MAX).min(gone)
     }
 
     /// Waits until every aggregator confirmed keeping `epoch`, or `patience` has passed; true if
@@ -299,6 +390,67 @@ mod tests {
         assert_eq!(router.route(vec![metric()]).await, 1);
         assert_eq!(started.elapsed(), NO_TARGET_PATIENCE, "dropped after the patience, not before");
         assert_eq!(dropped.get(), 1);
+    }
+
+    #[test]
+    fn an_epoch_is_delivered_once_marked_and_every_batch_of_it_and_before_is_answered() {
+        let pending = Pending::default();
+        assert_eq!(pending.delivered(), 0);
+        pending.handed(10);
+        pending.mark(10);
+        assert_eq!(pending.delivered(), 9, "10 is marked but its batch is unanswered");
+        pending.handed(11);
+        pending.mark(11);
+        pending.settled(10);
+        assert_eq!(pending.delivered(), 10);
+        // A replayed older epoch handed after later ones were marked holds them back.
+        pending.handed(4);
+        assert_eq!(pending.delivered(), 3);
+        pending.settled(4);
+        pending.settled(11);
+        assert_eq!(pending.delivered(), 11);
+        // A batch routed again (no epoch) holds every epoch back until answered.
+        pending.handed(0);
+        pending.mark(12);
+        assert_eq!(pending.delivered(), 0);
+        pending.settled(0);
+        assert_eq!(pending.delivered(), 12);
+    }
+
+    /// Takes nothing; its pending batches are what a test says.
+    struct Peer(Arc<Pending>);
+
+    #[async_trait]
+    impl Aggregator for Peer {
+        async fn take(&self, _metrics: Vec<Metric>) -> Result<(), AggregatorError> {
+            Ok(())
+        }
+
+        fn pending(&self) -> Option<Arc<Pending>> {
+            Some(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn a_departed_peer_holds_delivery_back_until_its_sender_ends() {
+        let (a, b) = (Arc::new(Pending::default()), Arc::new(Pending::default()));
+        a.mark(20);
+        b.mark(20);
+        let target = |address: &str, pending: &Arc<Pending>| Target {
+            address: address.to_owned(),
+            aggregator: Arc::new(Peer(pending.clone())),
+        };
+        let router =
+            Router::new(vec![target("a", &a), target("b", &b)], Counter::new("dropped", "test").expect("counter"));
+        assert_eq!(router.delivered(), 20);
+        b.handed(15);
+        router.set_targets(vec![target("a", &a)]);
+        assert_eq!(router.delivered(), 14, "b left with a batch of 15 unanswered");
+        b.settled(15);
+        assert_eq!(router.delivered(), 20);
+        b.handed(21);
+        b.finish();
+        assert_eq!(router.delivered(), 20, "once b's sender ended, it counts no more");
     }
 
     #[test]

@@ -301,7 +301,9 @@ async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<(Arc<IngestLog>, u
         .await
         .map_err(|error| ModuleError::Other(format!("opening the ingest log failed: {error}")))?
         .map_err(|error| ModuleError::Other(error.to_string()))?;
-    l1.start_after(recovered.max_epoch);
+    let cut = oap_ingest_log::state::cut_epoch(log.dir())
+        .map_err(|error| ModuleError::Other(format!("the ingest log's last cut: {error}")))?;
+    l1.start_after(recovered.max_epoch.max(cut));
     if recovered.entries > 0 {
         info!(
             entries = recovered.entries,
