@@ -143,21 +143,29 @@ async fn verify_exact(
     let catalog =
         Catalog::new(oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal"), ApdexThresholds::default())
             .expect("the catalog");
+    // Every figure is checked before failing, so a failure shows the whole picture.
+    let mut wrong = Vec::new();
+    let mut check = |what: String, counted: Vec<i64>, expected: Vec<i64>| {
+        if counted != expected {
+            wrong.push(format!("{what}: stored {counted:?}, the segments carry {expected:?}"));
+        }
+    };
     for (level, buckets) in &levels {
         let cpm = sums(store, &catalog, "service_cpm", &service, buckets, &["total"]).await;
-        assert_eq!(cpm, [calls], "{label}: service_cpm at the {level} level");
+        check(format!("service_cpm at the {level} level"), cpm, vec![calls]);
         let resp = sums(store, &catalog, "service_resp_time", &service, buckets, &["summation", "count"]).await;
-        assert_eq!(resp, [latency, calls], "{label}: service_resp_time at the {level} level");
+        check(format!("service_resp_time at the {level} level"), resp, vec![latency, calls]);
         let relation = ids::relation_id(&user, &service);
         let server_cpm = sums(store, &catalog, "service_relation_server_cpm", &relation, buckets, &["total"]).await;
-        assert_eq!(server_cpm, [calls], "{label}: service_relation_server_cpm (User → service) at the {level} level");
+        check(format!("service_relation_server_cpm (User → service) at the {level} level"), server_cpm, vec![calls]);
         for index in 0..AGENTS {
             let endpoint_id = ids::endpoint_id(&service, &endpoint(index));
             let expected = per_endpoint.get(&endpoint_id).copied().unwrap_or(0);
             let counted = sums(store, &catalog, "endpoint_cpm", &endpoint_id, buckets, &["total"]).await;
-            assert_eq!(counted, [expected], "{label}: endpoint_cpm of {} at the {level} level", endpoint(index));
+            check(format!("endpoint_cpm of {} at the {level} level", endpoint(index)), counted, vec![expected]);
         }
     }
+    assert!(wrong.is_empty(), "{label}: metrics differ from the stored segments:\n{}", wrong.join("\n"));
 }
 
 async fn crash_under_load(backend: Backend, end: End) {
@@ -276,7 +284,7 @@ async fn sigterm_loses_and_doubles_nothing_in_elasticsearch() {
 /// Which node of the 2+2 cluster dies.
 #[derive(Debug, Clone, Copy)]
 enum Victim {
-    /// The aggregator that owns the service's rows.
+    /// The aggregator that owns the service's rows, started again at once.
     Aggregator,
     /// One of the two receivers the agents call.
     Receiver,

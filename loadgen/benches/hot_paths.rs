@@ -184,6 +184,7 @@ async fn start_l2(catalog: &Arc<Catalog>, dir: &std::path::Path) -> Arc<L2> {
         day: true,
         ttl_days: 7,
         partitions: 1,
+        node: 1,
     };
     let counter = || Counter::new("bench", "counts nowhere").expect("a counter");
     let metrics = L2Telemetry {

@@ -43,14 +43,58 @@ pub struct Metric {
     pub fixed: Arc<[Value]>,
     /// What merges.
     pub value: MetricValue,
-    /// The last pipeline epoch whose contributions the metric holds (docs/durable-ingest.md);
-    /// stored with an OAL metric's row (`ingest_epoch`), 0 where none is known.
+    /// The last pipeline epoch (of the node holding it) whose contributions the metric holds
+    /// (docs/durable-ingest.md); 0 where none is known. A stored row keeps [`WriterEpochs`]
+    /// instead.
     #[serde(default)]
     pub epoch: u64,
 }
 
-/// The column of an OAL metric's row that holds [`Metric::epoch`].
-pub const EPOCH_COLUMN: &str = "ingest_epoch";
+/// The column of an OAL metric's row that holds its [`WriterEpochs`].
+pub const EPOCH_COLUMN: &str = "ingest_epochs";
+
+/// For each aggregating node that wrote a stored row, the last of its epochs whose
+/// contributions the row holds (docs/durable-ingest.md §5, §8). Epochs are a node's own, so a
+/// row that changed hands between nodes (the cluster's node list changed) keeps one per node:
+/// a node replaying its log after a crash checks only its own. Stored as `node:epoch` pairs,
+/// the node in hex, comma-separated.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriterEpochs(Vec<(u64, u64)>);
+
+impl WriterEpochs {
+    /// The last epoch of `node` the row holds (0 if none).
+    pub fn get(&self, node: u64) -> u64 {
+        self.0.iter().find(|(writer, _)| *writer == node).map_or(0, |(_, epoch)| *epoch)
+    }
+
+    /// Notes that the row holds `node`'s contributions up to `epoch` (never lowers).
+    pub fn raise(&mut self, node: u64, epoch: u64) {
+        match self.0.iter_mut().find(|(writer, _)| *writer == node) {
+            Some((_, held)) => *held = (*held).max(epoch),
+            None => self.0.push((node, epoch)),
+        }
+    }
+
+    /// The text stored in [`EPOCH_COLUMN`].
+    pub fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut text = String::with_capacity(self.0.len() * 32);
+        for (index, (node, epoch)) in self.0.iter().enumerate() {
+            let comma = if index == 0 { "" } else { "," };
+            let _ = write!(text, "{comma}{node:x}:{epoch}");
+        }
+        text
+    }
+
+    /// Reads [`WriterEpochs::render`]'s text; what does not parse is left out (an older row).
+    pub fn parse(text: &str) -> Self {
+        let pairs = text.split(',').filter_map(|pair| {
+            let (node, epoch) = pair.split_once(':')?;
+            Some((u64::from_str_radix(node.trim(), 16).ok()?, epoch.trim().parse().ok()?))
+        });
+        Self(pairs.collect())
+    }
+}
 
 /// How a stream's value is kept, which decides how a stored row is read back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,30 +141,38 @@ impl Stream {
         matches!(self.model.kind, ModelKind::Metrics { time_relative: true, .. })
     }
 
-    /// The storage row of a metric, its value calculated for the bucket's granularity.
-    pub fn row(&self, metric: &Metric) -> Row {
+    /// The storage row of a metric, its value calculated for the bucket's granularity; an OAL
+    /// metric's row keeps `writers`.
+    pub fn row(&self, metric: &Metric, writers: &WriterEpochs) -> Row {
         let granularity = TimeBucket::of(metric.time_bucket).map_or(Granularity::Minute, TimeBucket::granularity);
         let mut values = Vec::with_capacity(self.model.columns.len());
         values.extend_from_slice(&metric.fixed);
         metric.value.write(granularity, &mut values);
         if matches!(self.kind, StreamKind::Oal(_)) {
-            values.push(Value::Long(i64::try_from(metric.epoch).unwrap_or(i64::MAX)));
+            values.push(Value::Text(writers.render()));
         }
         Row { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket, values }
     }
 
-    /// A stored row read back as a metric of stream `id`.
+    /// The [`WriterEpochs`] a stored row keeps (none for other than OAL metrics, or a row
+    /// written before there were any).
+    pub fn writers(&self, row: &Row) -> WriterEpochs {
+        match self.kind {
+            StreamKind::Oal(_) if self.model.columns.len() == row.values.len() => {
+                row.values.last().and_then(Value::as_str).map(WriterEpochs::parse).unwrap_or_default()
+            }
+            _ => WriterEpochs::default(),
+        }
+    }
+
+    /// A stored row read back as a metric of stream `id` (its epoch 0: see
+    /// [`Stream::writers`]).
     pub fn read(&self, id: StreamId, mut row: Row) -> Metric {
-        // An OAL row ends with its epoch (absent in rows written before there was one).
-        let epoch = match self.kind {
-            StreamKind::Oal(_) if self.model.columns.len() == row.values.len() => row
-                .values
-                .pop()
-                .and_then(|value| value.as_i64())
-                .and_then(|epoch| u64::try_from(epoch).ok())
-                .unwrap_or(0),
-            _ => 0,
-        };
+        // An OAL row ends with its writers' epochs (absent in rows written before there were).
+        if matches!(self.kind, StreamKind::Oal(_)) && self.model.columns.len() == row.values.len() {
+            row.values.pop();
+        }
+        let epoch = 0;
         let rest = row.values.split_off(self.fixed.min(row.values.len()));
         let text = |index: usize| rest.get(index).and_then(Value::as_str).unwrap_or_default().to_owned();
         let long = |index: usize| rest.get(index).and_then(Value::as_i64).unwrap_or_default();

@@ -47,7 +47,7 @@ impl MetricDefinition {
             .chain(self.function.columns())
             .chain(&[(
                 crate::catalog::EPOCH_COLUMN,
-                oap_storage_model::ColumnType::Long,
+                oap_storage_model::ColumnType::Text,
                 oap_storage_model::Indexing::StorageOnly,
             )])
             .map(|&(name, ty, indexing)| Column::new(name, ty, indexing))

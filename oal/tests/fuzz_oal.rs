@@ -228,7 +228,8 @@ fn aggregate(definitions: Definitions) {
             value.combine(&copy);
             let metric = Metric { stream, entity_id: entity.as_str().into(), time_bucket, fixed, value, epoch: 0 };
             let definition = catalog.stream(stream).expect("a stream of the catalog");
-            let _ = definition.read(stream, definition.row(&metric.rolled_up(oap_model::Granularity::Day)));
+            let _ = definition
+                .read(stream, definition.row(&metric.rolled_up(oap_model::Granularity::Day), &Default::default()));
         }
     }
 }

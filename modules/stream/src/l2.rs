@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBucket, TimeBuckets, now_ms};
-use oap_oal::catalog::{Metric, Stream};
+use oap_oal::catalog::{Metric, Stream, WriterEpochs};
 use oap_oal::{Catalog, StreamId};
 use oap_storage::{Model, Row, RowKey, Storage, StorageError, Write, day_of};
 use oap_telemetry::Counter;
@@ -65,6 +65,8 @@ pub struct L2Config {
     pub ttl_days: i64,
     /// `prepareThreads`: partitions persisting in parallel.
     pub partitions: usize,
+    /// This node's lasting identity: the epochs of its metrics are kept in a row under it.
+    pub node: u64,
 }
 
 /// The counters of L2.
@@ -288,6 +290,8 @@ type ByStream = HashMap<StreamId, Vec<(Key, Box<Metric>)>>;
 struct Cached {
     metric: Box<Metric>,
     touched: Instant,
+    /// Whose epochs the row holds.
+    writers: WriterEpochs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -420,7 +424,8 @@ impl Partition {
                     continue;
                 }
                 for (key, metric) in metrics {
-                    let stored = self.cache.get(&key).map_or(0, |cached| cached.metric.epoch);
+                    let node = self.config.node;
+                    let stored = self.cache.get(&key).map_or(0, |cached| cached.writers.get(node));
                     if metric.epoch != 0 && metric.epoch <= stored {
                         continue;
                     }
@@ -547,13 +552,15 @@ impl Partition {
                     if !stream.time_relative() {
                         cached.metric.time_bucket = cached.metric.time_bucket.min(metric.time_bucket);
                     }
-                    cached.metric.epoch = cached.metric.epoch.max(metric.epoch);
-                    writes.push(Write::Update(stream.model.clone(), stream.row(&cached.metric)));
+                    cached.writers.raise(self.config.node, metric.epoch);
+                    writes.push(Write::Update(stream.model.clone(), stream.row(&cached.metric, &cached.writers)));
                     updated.push(key);
                 }
                 None => {
-                    writes.push(Write::Insert(stream.model.clone(), stream.row(&metric)));
-                    inserted.push((key, metric));
+                    let mut writers = WriterEpochs::default();
+                    writers.raise(self.config.node, metric.epoch);
+                    writes.push(Write::Insert(stream.model.clone(), stream.row(&metric, &writers)));
+                    inserted.push((key, metric, writers));
                 }
             }
         }
@@ -563,8 +570,8 @@ impl Partition {
         match write_until_stored(&*self.storage, &writes, &self.metrics.writes).await {
             Ok(()) => {
                 crate::crash_point::reached("bulk-write");
-                for (key, metric) in inserted {
-                    self.cache.insert(key, Cached { metric, touched: now });
+                for (key, metric, writers) in inserted {
+                    self.cache.insert(key, Cached { metric, touched: now, writers });
                 }
             }
             Err(_) => {
@@ -605,8 +612,9 @@ impl Partition {
             Ok(rows) => {
                 let now = Instant::now();
                 for row in rows {
+                    let writers = stream.writers(&row);
                     let metric = Box::new(stream.read(id, row));
-                    self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now });
+                    self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now, writers });
                 }
                 true
             }

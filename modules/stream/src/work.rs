@@ -82,6 +82,13 @@ impl StreamWork {
             .await
             .map_err(|error| ModuleError::Other(format!("cannot install the models: {error}")))?;
 
+        let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
+        l1.start_after(u64::try_from(oap_model::now_ms()).unwrap_or_default());
+        // Every node keeps a log: of agents' messages on a node that takes them, of the batches
+        // other nodes route to it on one that aggregates in a cluster.
+        let (log, earlier_entries) = open_log(config, &l1).await?;
+        let node = oap_ingest_log::state::node_id(log.dir(), rand::random)
+            .map_err(|error| ModuleError::Other(format!("the node identity beside the ingest log: {error}")))?;
         let l2 = core.role.is_aggregation_target().then(|| {
             let metrics = L2Telemetry {
                 writes: WriteTelemetry::new(&*telemetry, "metrics")?.reporting_to(health.clone()),
@@ -95,25 +102,18 @@ impl StreamWork {
                     "Reads of stored metrics that failed for good (their increments waited a round)",
                     &[],
                 )?,
-                rounds: (0..l2_config(&core).partitions)
+                rounds: (0..l2_config(&core, node).partitions)
                     .map(|partition| RoundTelemetry::new(&*telemetry, partition))
                     .collect::<Result<_, _>>()?,
             };
             let storage: Arc<dyn oap_storage::Storage> = storage.clone();
-            Ok::<_, ModuleError>(L2::start(catalog.clone(), storage, l2_config(&core), metrics, buckets.clone()))
+            Ok::<_, ModuleError>(L2::start(catalog.clone(), storage, l2_config(&core, node), metrics, buckets.clone()))
         });
         let l2 = l2.transpose()?;
         let targets = l2.iter().map(|l2| Target { address: SELF_ADDRESS.to_owned(), aggregator: l2.clone() }).collect();
         let dropped =
             telemetry.counter("metrics_route_dropped_count", "Metrics L1 could not hand to any aggregator", &[])?;
         let router = Arc::new(Router::new(targets, dropped));
-        let l1 = Arc::new(L1::new(catalog.clone(), DEFAULT_CAPACITY));
-        l1.start_after(u64::try_from(oap_model::now_ms()).unwrap_or_default());
-        // Every node keeps a log: of agents' messages on a node that takes them, of the batches
-        // other nodes route to it on one that aggregates in a cluster.
-        let (log, earlier_entries) = open_log(config, &l1).await?;
-        let node = oap_ingest_log::state::node_id(log.dir(), rand::random)
-            .map_err(|error| ModuleError::Other(format!("the node identity beside the ingest log: {error}")))?;
         let membership = ctx.service::<MembershipRef>()?;
         let mut intake = None;
         let follower = if membership.is_standalone() {
@@ -315,8 +315,8 @@ async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<(Arc<IngestLog>, u
     Ok((Arc::new(log), recovered.entries))
 }
 
-/// L2's settings from `core.default`.
-pub fn l2_config(core: &CoreConfig) -> L2Config {
+/// L2's settings from `core.default`, on the node of identity `node`.
+pub fn l2_config(core: &CoreConfig, node: u64) -> L2Config {
     L2Config {
         persistent_period: core.persistent_period,
         session_timeout: core.storage_session_timeout,
@@ -324,5 +324,6 @@ pub fn l2_config(core: &CoreConfig) -> L2Config {
         day: core.downsampling.contains(&Downsampling::Day),
         ttl_days: oap_model::whole_days(core.metrics_data_ttl),
         partitions: core.prepare_threads.max(1),
+        node,
     }
 }

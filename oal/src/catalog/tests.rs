@@ -112,10 +112,10 @@ fn core_oal_defines_exactly_the_reference_metrics() {
     assert_eq!(catalog.streams().len(), 73);
     let model = &catalog.find("endpoint_cpm").expect("endpoint_cpm").1.model;
     let columns: Vec<&str> = model.columns.iter().map(|column| column.name).collect();
-    // SkyWalking's columns, then ours: the epoch the row holds (docs/durable-ingest.md).
+    // SkyWalking's columns, then ours: the epochs the row holds (docs/durable-ingest.md).
     assert_eq!(
         columns,
-        ["service_id", "attr0", "attr1", "attr2", "attr3", "attr4", "attr5", "total", "value", "ingest_epoch"]
+        ["service_id", "attr0", "attr1", "attr2", "attr3", "attr4", "attr5", "total", "value", "ingest_epochs"]
     );
 }
 
@@ -254,7 +254,7 @@ fn stored_rows_read_back_into_the_same_metric() {
         value: MetricValue::Components(vec![142, 7001]),
         epoch: 0,
     };
-    assert_eq!(stream.read(id, stream.row(&metric)), metric);
+    assert_eq!(stream.read(id, stream.row(&metric, &WriterEpochs::default())), metric);
     let (id, stream) = catalog.find("instance_traffic").expect("stream");
     let metric = Metric {
         stream: id,
@@ -264,11 +264,11 @@ fn stored_rows_read_back_into_the_same_metric() {
         value: MetricValue::Ping { last_ping: 202_611_211_231, properties: Some("{}".into()) },
         epoch: 0,
     };
-    assert_eq!(stream.read(id, stream.row(&metric)), metric);
+    assert_eq!(stream.read(id, stream.row(&metric, &WriterEpochs::default())), metric);
 }
 
 #[test]
-fn an_oal_row_keeps_its_epoch_and_an_older_row_without_one_reads_as_epoch_0() {
+fn an_oal_row_keeps_each_writers_epoch_and_an_older_row_reads_as_none() {
     let catalog = core();
     let (id, stream) = catalog.find("service_resp_time").expect("stream");
     let fixed: Vec<Value> = stream.model.columns[..stream.fixed].iter().map(|_| Value::Null).collect();
@@ -278,16 +278,24 @@ fn an_oal_row_keeps_its_epoch_and_an_older_row_without_one_reads_as_epoch_0() {
         time_bucket: 202_611_211_230,
         fixed: fixed.into(),
         value: MetricValue::LongAvg { summation: 300, count: 2 },
-        epoch: 1_796_000_000_123,
+        epoch: 0,
     };
-    let row = stream.row(&metric);
+    let mut writers = WriterEpochs::default();
+    writers.raise(0xab, 1_796_000_000_123);
+    writers.raise(0x1f, 1_796_000_000_500);
+    writers.raise(0xab, 1_796_000_000_100);
+    assert_eq!(writers.get(0xab), 1_796_000_000_123, "never lowered");
+    let row = stream.row(&metric, &writers);
     let column = stream.model.column(crate::catalog::EPOCH_COLUMN).expect("the epoch column");
     assert_eq!(row.values.len(), stream.model.columns.len());
-    assert_eq!(row.value(column).as_i64(), Some(1_796_000_000_123));
+    assert_eq!(row.value(column).as_str(), Some("ab:1796000000123,1f:1796000000500"));
+    assert_eq!(stream.writers(&row), writers);
     assert_eq!(stream.read(id, row.clone()), metric);
     let mut older = row;
     older.values.pop();
-    assert_eq!(stream.read(id, older).epoch, 0);
+    assert_eq!(stream.writers(&older), WriterEpochs::default());
+    assert_eq!(stream.read(id, older), metric);
+    assert_eq!(WriterEpochs::parse("zz:1,2:x,3:4").get(3), 4, "what does not parse is left out");
 }
 
 #[test]

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use crate::retry::WriteTelemetry;
 use oap_model::TimeBuckets;
-use oap_oal::catalog::Metric;
+use oap_oal::catalog::{Metric, WriterEpochs};
 use oap_oal::{Catalog, MetricValue};
-use oap_storage::Value;
+use oap_storage::{Row, Value};
 use oap_telemetry::Counter;
 use tokio::time::Instant;
 
@@ -27,6 +27,14 @@ fn start(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>) -> Arc<L2> {
     start_with(catalog, store, 2)
 }
 
+/// The identity of the node the tests' L2 runs on.
+const NODE: u64 = 0x5eed;
+
+/// The epoch of `node` a stored OAL row holds.
+fn writer_epoch(row: &Row, node: u64) -> u64 {
+    WriterEpochs::parse(row.values.last().and_then(Value::as_str).expect("the writers' epochs")).get(node)
+}
+
 fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usize) -> Arc<L2> {
     let config = L2Config {
         persistent_period: PERIOD,
@@ -35,6 +43,7 @@ fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usiz
         day: true,
         ttl_days: 7,
         partitions,
+        node: NODE,
     };
     let metrics = L2Telemetry {
         writes: WriteTelemetry::detached(),
@@ -216,10 +225,7 @@ async fn a_stored_row_carries_the_last_epoch_merged_into_it_at_every_level() {
     let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
     let l2 = start(&catalog, &store);
     let minute = old_minute();
-    let epoch_of = |bucket: i64| {
-        let row = store.row("service_cpm", "YQ==.1", bucket).expect("stored");
-        row.long(8)
-    };
+    let epoch_of = |bucket: i64| writer_epoch(&store.row("service_cpm", "YQ==.1", bucket).expect("stored"), NODE);
     l2.take(vec![Metric { epoch: 7, ..cpm(&catalog, minute, 2) }, Metric { epoch: 5, ..cpm(&catalog, minute, 1) }])
         .await
         .expect("taken");
@@ -241,13 +247,17 @@ async fn a_replayed_metric_counts_once_at_each_level_where_the_row_lacks_it() {
     // epochs up to 9, its hour and day rows only up to 5.
     let stream = catalog.find("service_cpm").expect("stream").1.clone();
     let stored = |bucket: i64, epoch: u64| {
-        let mut metric = Metric { epoch, ..cpm(&catalog, minute, 5) };
+        let mut metric = cpm(&catalog, minute, 5);
         metric.time_bucket = bucket;
-        Write::Insert(stream.model.clone(), stream.row(&metric))
+        let mut writers = WriterEpochs::default();
+        writers.raise(NODE, epoch);
+        // Another node wrote the rows too, later (it owned them while this one was away).
+        writers.raise(0x0707, epoch + 1_000);
+        Write::Insert(stream.model.clone(), stream.row(&metric, &writers))
     };
     store.write(&[stored(minute, 9), stored(minute / 100, 5), stored(minute / 10_000, 5)]).await.expect("stored");
     let l2 = start(&catalog, &store);
-    let epoch_of = |bucket: i64| store.row("service_cpm", "YQ==.1", bucket).expect("stored").long(8);
+    let epoch_of = |bucket: i64| writer_epoch(&store.row("service_cpm", "YQ==.1", bucket).expect("stored"), NODE);
 
     // Epoch 7: already in the minute row, not in the hour and day rows.
     l2.take_replayed(vec![Metric { epoch: 7, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
@@ -265,5 +275,7 @@ async fn a_replayed_metric_counts_once_at_each_level_where_the_row_lacks_it() {
     assert_eq!(stored_cpm(&store, minute / 100).map(|(total, _)| total), Some(7));
     assert_eq!(stored_cpm(&store, minute / 10_000).map(|(total, _)| total), Some(7));
     assert_eq!([epoch_of(minute), epoch_of(minute / 100), epoch_of(minute / 10_000)], [10, 10, 10]);
+    let other = writer_epoch(&store.row("service_cpm", "YQ==.1", minute).expect("stored"), 0x0707);
+    assert_eq!(other, 1_009, "the other node's epoch is kept as it was");
     l2.stop().await;
 }
