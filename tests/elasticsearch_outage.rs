@@ -235,6 +235,7 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
     tokio::time::sleep(OUTAGE / 2).await;
     let during = Scrape::from_port(ports.telemetry).await;
     let waiting = during.value("storage_write_waiting_rows{stream=\"record\"}");
+    let unstored_age_during = during.value("ingest_log_oldest_unstored_age_seconds");
     let readiness_during = healthcheck(ports.rest).await;
     let grpc_health_during = grpc_health(ports.grpc).await;
     tokio::time::sleep(OUTAGE - cut.elapsed()).await;
@@ -243,6 +244,7 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
     tokio::time::sleep(Duration::from_secs(8)).await;
     let readiness_after = healthcheck(ports.rest).await;
     let grpc_health_after = grpc_health(ports.grpc).await;
+    let unstored_age_after = Scrape::from_port(ports.telemetry).await.value("ingest_log_oldest_unstored_age_seconds");
     stop.store(true, Ordering::Relaxed);
     for agent in agents {
         agent.await.expect("an agent");
@@ -288,6 +290,11 @@ async fn a_30_s_outage_is_an_error_agents_see_and_every_acknowledged_segment_is_
     );
     assert!(calls.answered.iter().any(|(sent, _, _)| *sent > restored), "calls are acknowledged once it is back");
     assert!(waiting > 0.0, "the waiting rows are counted");
+    // Nothing is stored while the store is down: the oldest unstored epoch began before the cut.
+    let half = OUTAGE.as_secs_f64() / 2.0;
+    assert!(unstored_age_during >= half - 2.0, "{unstored_age_during} s unstored {half} s into the outage");
+    // With `persistentPeriod` 1 s, 8 s after the store returned everything up to a few seconds ago is.
+    assert!(unstored_age_after < 5.0, "{unstored_age_after} s unstored 8 s after the store returned");
     assert!(readiness_during.0 == 503 && readiness_during.1.contains("storage"), "{readiness_during:?}");
     assert_eq!(grpc_health_during, ServingStatus::NotServing);
     assert_eq!(readiness_after.0, 200, "{readiness_after:?}");

@@ -2,10 +2,10 @@
 //! log files whose entries are all of epochs the stores hold — persisted by every L2 partition at
 //! every level on a node that aggregates (routed, on one that does not), and taken into their
 //! own logs by the other nodes they were routed to (docs/durable-ingest.md §8) — and reports the
-//! log's size. Before a cut, the snapshot of which batches other nodes sent here is written, so
-//! the cut entries' part of it survives. While the log cannot write, the node is not ready (its part
-//! `ingest-log` in `NodeHealth`), so the receivers' doors close instead of taking data the log
-//! cannot keep.
+//! log's size and the age of its oldest epoch not yet stored. Before a cut, the snapshot of which
+//! batches other nodes sent here is written, so the cut entries' part of it survives. While the
+//! log cannot write, the node is not ready (its part `ingest-log` in `NodeHealth`), so the
+//! receivers' doors close instead of taking data the log cannot keep.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,6 +41,7 @@ pub struct LogKeeper {
     intake: Option<Arc<RemoteIntake>>,
     bytes: Gauge,
     files: Gauge,
+    oldest_unstored: Gauge,
     entries: Counter,
     truncated: Counter,
 }
@@ -62,6 +63,11 @@ impl LogKeeper {
             intake,
             bytes: telemetry.gauge("ingest_log_bytes", "Bytes the ingest log's files hold", &[])?,
             files: telemetry.gauge("ingest_log_files", "Files of the ingest log", &[])?,
+            oldest_unstored: telemetry.gauge(
+                "ingest_log_oldest_unstored_age_seconds",
+                "How long ago the oldest epoch of the ingest log not yet stored everywhere began",
+                &[],
+            )?,
             entries: telemetry.counter("ingest_log_entries_count", "Entries written to the ingest log", &[])?,
             truncated: telemetry.counter(
                 "ingest_log_truncated_bytes_count",
@@ -90,6 +96,8 @@ impl LogKeeper {
             let _watcher = AbortOnDrop(watcher);
             let mut written = 0;
             let mut cut_through = 0;
+            // Before any epoch is stored, the oldest unstored one is as old as this keeper.
+            let started = u64::try_from(oap_model::now_ms()).unwrap_or_default();
             let mut ticks = tokio::time::interval(period);
             loop {
                 ticks.tick().await;
@@ -128,6 +136,10 @@ impl LogKeeper {
                 written = now;
                 self.bytes.set(self.log.bytes() as f64);
                 self.files.set(self.log.files() as f64);
+                // Epochs are numbered by their start's clock time: everything after `through` is
+                // not stored yet, and began at about `through`.
+                let now = u64::try_from(oap_model::now_ms()).unwrap_or_default();
+                self.oldest_unstored.set(now.saturating_sub(through.max(started)) as f64 / 1_000.0);
             }
         })
     }
