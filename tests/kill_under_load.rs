@@ -286,6 +286,9 @@ async fn sigterm_loses_and_doubles_nothing_in_elasticsearch() {
 enum Victim {
     /// The aggregator that owns the service's rows, started again at once.
     Aggregator,
+    /// That aggregator, started again only once the cluster has let it go and the other one has
+    /// written its rows for a while (so both hold increments of them when it is back).
+    AggregatorAway,
     /// One of the two receivers the agents call.
     Receiver,
 }
@@ -346,7 +349,7 @@ async fn cluster_crash_under_load(victim: Victim) {
     order.sort_by_key(|index| format!("127.0.0.1_{}", nodes[*index].1.grpc));
     let owner = order[oap_stream::route::target_index(&ids::service_id(SERVICE, true), 2)];
     let victim_index = match victim {
-        Victim::Aggregator => owner,
+        Victim::Aggregator | Victim::AggregatorAway => owner,
         Victim::Receiver => 2,
     };
 
@@ -369,6 +372,20 @@ async fn cluster_crash_under_load(victim: Victim) {
     process.wait_exit(Duration::from_secs(10)).expect("killed");
     let role = if victim_index < 2 { "Aggregator" } else { "Receiver" };
     let ports = *ports;
+    if let Victim::AggregatorAway = victim {
+        // The lease runs out; the survivor owns every row, and writes the victim's for a while.
+        for (_, receiver) in &nodes[2..] {
+            while aggregators_listed(receiver.rest).await != 1 {
+                assert!(Instant::now() < deadline, "the cluster does not let the killed aggregator go");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        let acked_away = acked.lock().expect("lock").len();
+        while acked.lock().expect("lock").len() < acked_away + 1_000 {
+            assert!(Instant::now() < deadline, "no calls acknowledged while the aggregator is away");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let restarted = cluster_node(&etcd, &backend, &dirs[victim_index], role, Some(ports));
     assert_eq!(restarted.1.grpc, ports.grpc, "restarted at its address");
     nodes[victim_index] = restarted;
@@ -404,6 +421,11 @@ async fn cluster_crash_under_load(victim: Victim) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_aggregator_killed_under_load_in_a_cluster_loses_and_doubles_nothing() {
     cluster_crash_under_load(Victim::Aggregator).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aggregator_killed_and_away_past_its_lease_loses_and_doubles_nothing() {
+    cluster_crash_under_load(Victim::AggregatorAway).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

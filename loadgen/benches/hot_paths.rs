@@ -191,6 +191,7 @@ async fn start_l2(catalog: &Arc<Catalog>, dir: &std::path::Path) -> Arc<L2> {
         writes: WriteTelemetry::detached(),
         expired: counter(),
         read_errors: counter(),
+        conflicts: counter(),
         rounds: Vec::new(),
     };
     L2::start(catalog.clone(), Arc::new(store), config, metrics, TimeBuckets::system())

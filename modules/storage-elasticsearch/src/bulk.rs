@@ -22,7 +22,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use elasticsearch::params::Refresh;
 use elasticsearch::{BulkParts, Elasticsearch};
-use oap_storage::StorageError;
+use oap_storage::{RowVersion, StorageError, Written};
 use oap_telemetry::{Counter, Gauge, MetricsCreator, TelemetryError};
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
@@ -106,7 +106,7 @@ struct Job {
     /// Each document's action line and source line, newline-terminated.
     documents: Vec<Bytes>,
     bytes: usize,
-    done: oneshot::Sender<Result<(), StorageError>>,
+    done: oneshot::Sender<Result<Vec<Written>, StorageError>>,
     /// Its room in the queue, given back when it is answered.
     _room: OwnedSemaphorePermit,
 }
@@ -130,9 +130,10 @@ impl BulkWriter {
     }
 
     /// Writes `documents` (action line and source line each) and returns once every one is
-    /// stored, or with the first reason one is not: unavailable if any may be stored by
+    /// stored — or found in conflict with what is stored, for a conditional action — saying
+    /// which, in order; or with the first reason one is not: unavailable if any may be stored by
     /// writing again, else invalid.
-    pub async fn write(&self, documents: Vec<Bytes>) -> Result<(), StorageError> {
+    pub async fn write(&self, documents: Vec<Bytes>) -> Result<Vec<Written>, StorageError> {
         let mut answers = Vec::new();
         let mut chunk = Vec::new();
         let mut bytes = 0;
@@ -147,19 +148,21 @@ impl BulkWriter {
             }
         }
         let mut outcome = Ok(());
+        let mut written = Vec::new();
         for answer in answers {
             let result =
                 answer.await.unwrap_or_else(|_| Err(StorageError::Unavailable("the bulk writer stopped".to_owned())));
+            let result = result.map(|items| written.extend(items));
             outcome = worse(outcome, result);
         }
-        outcome
+        outcome.map(|()| written)
     }
 
     async fn enqueue(
         &self,
         documents: Vec<Bytes>,
         bytes: usize,
-    ) -> Result<oneshot::Receiver<Result<(), StorageError>>, StorageError> {
+    ) -> Result<oneshot::Receiver<Result<Vec<Written>, StorageError>>, StorageError> {
         let stopped = || StorageError::Unavailable("the bulk writer stopped".to_owned());
         let count = u32::try_from(documents.len()).map_err(|_| stopped())?;
         let room = self.room.clone().acquire_many_owned(count).await.map_err(|_| stopped())?;
@@ -229,9 +232,13 @@ struct Item {
     status: u16,
     #[serde(default)]
     error: Option<serde_json::Value>,
+    #[serde(rename = "_seq_no", default)]
+    seq_no: Option<i64>,
+    #[serde(rename = "_primary_term", default)]
+    primary_term: Option<i64>,
 }
 
-/// The action an item answers; only `index` is sent.
+/// The action an item answers (`index` or `create`).
 #[derive(Deserialize)]
 struct Action {
     #[serde(alias = "create", alias = "update", alias = "delete")]
@@ -240,7 +247,6 @@ struct Action {
 
 #[derive(Deserialize)]
 struct BulkAnswer {
-    errors: bool,
     items: Vec<Action>,
 }
 
@@ -265,6 +271,8 @@ impl Item {
 /// and answers every job.
 async fn send(client: &Elasticsearch, jobs: Vec<Job>, refresh: Refresh, metrics: &BulkTelemetry) {
     let mut outcomes: Vec<Result<(), StorageError>> = jobs.iter().map(|_| Ok(())).collect();
+    let mut written: Vec<Vec<Written>> =
+        jobs.iter().map(|job| vec![Written::Stored(None); job.documents.len()]).collect();
     // (job, document) of each document still to store.
     let mut pending: Vec<(usize, usize)> = jobs
         .iter()
@@ -289,14 +297,19 @@ async fn send(client: &Elasticsearch, jobs: Vec<Job>, refresh: Refresh, metrics:
                 break;
             }
         };
-        if !answer.errors {
-            metrics.documents.inc_by(pending.len() as u64);
-            break;
-        }
         let mut again = Vec::new();
         for (&(job, document), Action { index: item }) in pending.iter().zip(answer.items) {
             if (200..300).contains(&item.status) {
                 metrics.documents.inc();
+                let version = item
+                    .seq_no
+                    .zip(item.primary_term)
+                    .map(|(seq_no, primary_term)| RowVersion { seq_no, primary_term });
+                written[job][document] = Written::Stored(version);
+            } else if item.status == 409 {
+                // A conditional write found the stored row changed (or present): the writer
+                // reads it again.
+                written[job][document] = Written::Conflict;
             } else if is_retryable(item.status) && attempt < ITEM_RETRIES {
                 again.push((job, document));
             } else {
@@ -319,9 +332,9 @@ async fn send(client: &Elasticsearch, jobs: Vec<Job>, refresh: Refresh, metrics:
         pause *= 2;
         pending = again;
     }
-    for (job, outcome) in jobs.into_iter().zip(outcomes) {
+    for ((job, outcome), written) in jobs.into_iter().zip(outcomes).zip(written) {
         metrics.pending.sub(job.documents.len() as f64);
-        let _ = job.done.send(outcome);
+        let _ = job.done.send(outcome.map(|()| written));
     }
 }
 

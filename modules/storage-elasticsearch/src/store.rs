@@ -23,7 +23,10 @@ use elasticsearch::indices::{
 };
 use elasticsearch::{Elasticsearch, MgetParts, SearchParts};
 use oap_storage::dao::{EntityAverage, MetadataQueryDao, MetricsQueryDao, Top, TopologyQueryDao, TraceQueryDao};
-use oap_storage::{Filter, Model, ModelKind, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Write, day_of};
+use oap_storage::{
+    Expect, Filter, Model, ModelKind, ModelRef, Row, RowKey, RowVersion, ScanQuery, Storage, StorageError, Write,
+    Written, day_of,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use tracing::{debug, info};
@@ -73,10 +76,15 @@ struct BatchModel<'b> {
     day: Option<(i64, String)>,
 }
 
-/// A `_bulk` action line: `{"index":{"_index":…,"_id":…}}`.
+/// A `_bulk` action line: `{"index":{"_index":…,"_id":…}}`, `{"create":…}`, or an `index` that
+/// names the version it replaces.
 #[derive(Serialize)]
-struct Action<'a> {
-    index: ActionTarget<'a>,
+#[serde(rename_all = "lowercase")]
+enum Action<'a> {
+    /// Written whatever is stored, or only if the stored version is `if_seq_no`/`if_primary_term`.
+    Index(ActionTarget<'a>),
+    /// Written only if nothing is stored under the id.
+    Create(ActionTarget<'a>),
 }
 
 #[derive(Serialize)]
@@ -85,6 +93,10 @@ struct ActionTarget<'a> {
     index: &'a str,
     #[serde(rename = "_id")]
     id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    if_seq_no: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    if_primary_term: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +123,10 @@ struct SearchAnswer {
 struct MgetDoc {
     #[serde(default)]
     found: bool,
+    #[serde(rename = "_seq_no", default)]
+    seq_no: Option<i64>,
+    #[serde(rename = "_primary_term", default)]
+    primary_term: Option<i64>,
     #[serde(rename = "_source", default)]
     source: Map<String, Json>,
     #[serde(default)]
@@ -316,8 +332,12 @@ impl Storage for ElasticsearchStore {
     }
 
     async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
+        self.write_checked(batch).await.map(|_| ())
+    }
+
+    async fn write_checked(&self, batch: &[Write]) -> Result<Vec<Written>, StorageError> {
         if batch.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.ensure_installed(batch).await?;
         let mut indices = HashSet::new();
@@ -350,7 +370,18 @@ impl Storage for ElasticsearchStore {
             let id = self.layout.document_id(model, &row.id, row.time_bucket);
             document::check_limits(model, &id, row)?;
             let mut line = Vec::with_capacity(256);
-            serde_json::to_writer(&mut line, &Action { index: ActionTarget { index, id: &id } })
+            let target = |version: Option<RowVersion>| ActionTarget {
+                index,
+                id: &id,
+                if_seq_no: version.map(|version| version.seq_no),
+                if_primary_term: version.map(|version| version.primary_term),
+            };
+            let action = match write {
+                Write::Checked(_, _, Expect::Absent) => Action::Create(target(None)),
+                Write::Checked(_, _, Expect::Version(version)) => Action::Index(target(Some(*version))),
+                Write::Insert(..) | Write::Update(..) => Action::Index(target(None)),
+            };
+            serde_json::to_writer(&mut line, &action)
                 .map_err(|error| invalid(format!("cannot encode an action: {error}")))?;
             line.push(b'\n');
             document::write(&mut line, model, self.fields(model, &context.id_field), row)?;
@@ -370,11 +401,20 @@ impl Storage for ElasticsearchStore {
     }
 
     async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
+        Ok(self.multi_get_versioned(model, keys).await?.into_iter().map(|(row, _)| row).collect())
+    }
+
+    async fn multi_get_versioned(
+        &self,
+        model: &Model,
+        keys: &[RowKey],
+    ) -> Result<Vec<(Row, Option<RowVersion>)>, StorageError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         if matches!(model.kind, ModelKind::Metrics { time_relative: false, .. }) {
-            return self.metadata_by_id(model, keys).await;
+            let rows = self.metadata_by_id(model, keys).await?;
+            return Ok(rows.into_iter().map(|row| (row, None)).collect());
         }
         let id_field = self.layout.id_field(model);
         let mut docs = Vec::with_capacity(keys.len());
@@ -402,7 +442,11 @@ impl Storage for ElasticsearchStore {
                     return Err(StorageError::Unavailable(format!("mget: {error}")));
                 }
                 if doc.found {
-                    rows.push(document::read(model, self.fields(model, &id_field), &doc.source)?);
+                    let version = doc
+                        .seq_no
+                        .zip(doc.primary_term)
+                        .map(|(seq_no, primary_term)| RowVersion { seq_no, primary_term });
+                    rows.push((document::read(model, self.fields(model, &id_field), &doc.source)?, version));
                 }
             }
         }

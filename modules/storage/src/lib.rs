@@ -29,7 +29,7 @@ pub use oap_storage_model::{
 
 pub use self::dao::StorageDao;
 pub use self::query::{Filter, ScanQuery, Sort, SortKey, TimeRange};
-pub use self::storage::{Storage, Write};
+pub use self::storage::{Expect, RowVersion, Storage, Write, Written};
 
 /// The module's name in `application.yml`.
 pub const MODULE_NAME: &str = "storage";

@@ -9,22 +9,32 @@
 //!    timeout), which cannot be stored yet;
 //! 3. each increment is merged into its stored total and written: an update of a cached row, an
 //!    insert of a new one; nothing is written for a row that did not change (a relation's
-//!    component set) or may not be updated (first write wins). Working in batches keeps what a
-//!    round builds (rows to write, keys to read) to one batch, whatever the round holds;
+//!    component set), may not be updated (first write wins), or already holds the increment's
+//!    epoch of this node. Working in batches keeps what a round builds (rows to write, keys to
+//!    read) to one batch, whatever the round holds;
 //! 4. hour and day increments go through the same steps every 4th round;
 //! 5. cache entries untouched for `storageSessionTimeout` (×4 for hours and days) are evicted.
 //!
-//! Writes go through `write_until_stored`: a store that is down is retried until it is back,
-//! and the partition's queue fills meanwhile, so L1 and then the receivers wait. A write that
-//! fails for good evicts its rows from the cache, so the next round starts from what storage
+//! Writes go through `write_checked_until_stored`: a store that is down is retried until it is
+//! back, and the partition's queue fills meanwhile, so L1 and then the receivers wait. A write
+//! that fails for good evicts its rows from the cache, so the next round starts from what storage
 //! holds. A read that fails for good defers its increments to the next round rather than
 //! guessing that storage holds nothing.
+//!
+//! A row of an updatable stream is written on a condition (`Write::Checked`): that it is stored
+//! as it was read, or absent if it was not found — on Elasticsearch, `_seq_no` and
+//! `_primary_term`. When the cluster's node list changes, two nodes may hold increments of one
+//! row for a moment; a write that finds the row changed is a conflict
+//! (`metrics_l2_conflict_count`): the next round reads the row again and merges the increment
+//! where the row lacks its epoch of this node — which also keeps a write that was stored but
+//! answered too late (and so sent again) from counting twice. The embedded store belongs to one
+//! process and writes such rows as they are.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::retry::{Outage, OutageLog, WriteTelemetry, write_until_stored};
+use crate::retry::{Outage, OutageLog, WriteTelemetry, write_checked_until_stored};
 use crate::ttl::first_kept_day;
 use async_trait::async_trait;
 use hashbrown::HashMap;
@@ -32,7 +42,7 @@ use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBucket, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream, WriterEpochs};
 use oap_oal::{Catalog, StreamId};
-use oap_storage::{Model, Row, RowKey, Storage, StorageError, Write, day_of};
+use oap_storage::{Expect, Model, Row, RowKey, RowVersion, Storage, StorageError, Write, Written, day_of};
 use oap_telemetry::Counter;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -78,6 +88,8 @@ pub struct L2Telemetry {
     pub expired: Counter,
     /// Reads of stored rows that failed for good (their increments wait a round).
     pub read_errors: Counter,
+    /// Conditional writes that met a row another writer had changed (read again, merged again).
+    pub conflicts: Counter,
     /// Per partition, in order: the rounds it completed (see [`RoundTelemetry`]). A partition
     /// past the end counts nowhere.
     pub rounds: Vec<RoundTelemetry>,
@@ -159,6 +171,7 @@ impl L2 {
                 received_epoch: 0,
                 deferred: false,
                 replayed_minutes: Increments::new(),
+                conflicted: Default::default(),
                 rounds_done: metrics.rounds.get(index).cloned(),
                 catalog: catalog.clone(),
                 storage: storage.clone(),
@@ -286,12 +299,23 @@ type Increments = HashMap<StreamId, HashMap<Key, Box<Metric>>>;
 /// Metrics of a batch by stream, each with its row's key.
 type ByStream = HashMap<StreamId, Vec<(Key, Box<Metric>)>>;
 
+/// What a write of a round is, to settle once the store answers.
+enum Pending {
+    /// A cached row updated with this increment.
+    Update(Key, Box<Metric>),
+    /// A new row.
+    Insert(Key, Box<Metric>, WriterEpochs),
+}
+
 /// What storage holds (or will, once written) of a row.
 struct Cached {
     metric: Box<Metric>,
     touched: Instant,
     /// Whose epochs the row holds.
     writers: WriterEpochs,
+    /// The stored version read or written, where the store keeps versions: the next write of
+    /// the row is conditional on it.
+    version: Option<RowVersion>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,6 +347,9 @@ struct Partition {
     /// Replayed minute increments, persisted by the next round without being rolled up (their
     /// hours and days were checked on their own).
     replayed_minutes: Increments,
+    /// Increments whose conditional write met a changed row, per level: the next round reads
+    /// their rows again and merges each where the row lacks it.
+    conflicted: [ByStream; 3],
     persisted: Arc<[AtomicU64]>,
 }
 
@@ -415,6 +442,15 @@ impl Partition {
                 .or_default()
                 .push((Key::of(&metric, stream), Box::new(metric)));
         }
+        self.take_where_lacking(by_level).await;
+    }
+
+    /// Merges increments, level by level, only where the stored row lacks their epoch of this
+    /// node (reading the rows first, fresh ones too); a minute's go apart, not to be rolled up
+    /// again. For replayed metrics, and for increments whose conditional write met a changed row
+    /// (it may have been this node's own write, answered too late).
+    async fn take_where_lacking(&mut self, mut by_level: [ByStream; 3]) {
+        let catalog = self.catalog.clone();
         for level in [Level::Minute, Level::Hour, Level::Day] {
             for (id, metrics) in std::mem::take(&mut by_level[level as usize]) {
                 let Some(stream) = catalog.stream(id) else { continue };
@@ -443,6 +479,10 @@ impl Partition {
         self.rounds += 1;
         let covering = self.received_epoch;
         self.deferred = false;
+        let conflicted = std::mem::take(&mut self.conflicted);
+        if conflicted.iter().any(|level| !level.is_empty()) {
+            self.take_where_lacking(conflicted).await;
+        }
         let minutes = std::mem::take(&mut self.pending[Level::Minute as usize]);
         for metric in minutes.values().flat_map(HashMap::values) {
             let Some(stream) = self.catalog.stream(metric.stream) else { continue };
@@ -484,7 +524,11 @@ impl Partition {
         }
         // Everything of the epochs up to `covering` is stored at every level — unless a read
         // failed and put increments back (then a later round that stores them says so).
-        if coarse && !self.deferred && self.pending.iter().all(|level| level.is_empty()) {
+        if coarse
+            && !self.deferred
+            && self.pending.iter().all(|level| level.is_empty())
+            && self.conflicted.iter().all(|level| level.is_empty())
+        {
             self.persisted[self.index].fetch_max(covering, Ordering::AcqRel);
         }
         let now = Instant::now();
@@ -532,53 +576,89 @@ impl Partition {
                     }
                     break;
                 }
-                self.write(stream, batch).await;
+                self.write(level, stream, batch).await;
             }
         }
     }
 
-    /// Merges a batch of one stream's increments into their stored totals and writes them.
-    async fn write(&mut self, stream: &Stream, batch: Vec<(Key, Box<Metric>)>) {
+    /// Merges a batch of one stream's increments into their stored totals and writes them. A
+    /// row of an updatable stream is written on the condition that it is stored as read (or
+    /// absent, if none was); one that changed meanwhile (another node wrote it) is read again and
+    /// its increment merged by the next round.
+    async fn write(&mut self, level: Level, stream: &Stream, batch: Vec<(Key, Box<Metric>)>) {
         let now = Instant::now();
+        let node = self.config.node;
         let mut writes = Vec::with_capacity(batch.len());
-        let (mut updated, mut inserted) = (Vec::new(), Vec::new());
+        // What each write is, in the order of `writes`.
+        let mut kinds = Vec::with_capacity(batch.len());
         for (key, metric) in batch {
             match self.cache.get_mut(&key) {
                 Some(cached) => {
                     cached.touched = now;
-                    if !stream.updatable() || !cached.metric.value.combine(&metric.value) {
+                    if !stream.updatable() {
+                        continue;
+                    }
+                    // The row holds this node's epochs up to its own: already counted.
+                    if metric.epoch != 0 && metric.epoch <= cached.writers.get(node) {
+                        continue;
+                    }
+                    if !cached.metric.value.combine(&metric.value) {
                         continue;
                     }
                     if !stream.time_relative() {
                         cached.metric.time_bucket = cached.metric.time_bucket.min(metric.time_bucket);
                     }
-                    cached.writers.raise(self.config.node, metric.epoch);
-                    writes.push(Write::Update(stream.model.clone(), stream.row(&cached.metric, &cached.writers)));
-                    updated.push(key);
+                    cached.writers.raise(node, metric.epoch);
+                    let row = stream.row(&cached.metric, &cached.writers);
+                    writes.push(match cached.version {
+                        Some(version) => Write::Checked(stream.model.clone(), row, Expect::Version(version)),
+                        None => Write::Update(stream.model.clone(), row),
+                    });
+                    kinds.push(Pending::Update(key, metric));
                 }
                 None => {
                     let mut writers = WriterEpochs::default();
-                    writers.raise(self.config.node, metric.epoch);
-                    writes.push(Write::Insert(stream.model.clone(), stream.row(&metric, &writers)));
-                    inserted.push((key, metric, writers));
+                    writers.raise(node, metric.epoch);
+                    let row = stream.row(&metric, &writers);
+                    writes.push(if stream.updatable() {
+                        Write::Checked(stream.model.clone(), row, Expect::Absent)
+                    } else {
+                        Write::Insert(stream.model.clone(), row)
+                    });
+                    kinds.push(Pending::Insert(key, metric, writers));
                 }
             }
         }
         if writes.is_empty() {
             return;
         }
-        match write_until_stored(&*self.storage, &writes, &self.metrics.writes).await {
-            Ok(()) => {
+        let written = match write_checked_until_stored(&*self.storage, &writes, &self.metrics.writes).await {
+            Ok(written) => {
                 crate::crash_point::reached("bulk-write");
-                for (key, metric, writers) in inserted {
-                    self.cache.insert(key, Cached { metric, touched: now, writers });
-                }
+                written.into_iter().map(Some).collect()
             }
-            Err(_) => {
-                // The next round starts from what storage holds.
-                for key in updated {
+            Err((written, _)) => written,
+        };
+        for (kind, written) in kinds.into_iter().zip(written) {
+            match (kind, written) {
+                (Pending::Update(key, _), Some(Written::Stored(version))) => {
+                    if let Some(cached) = self.cache.get_mut(&key) {
+                        cached.version = version;
+                    }
+                }
+                (Pending::Insert(key, metric, writers), Some(Written::Stored(version))) => {
+                    self.cache.insert(key, Cached { metric, touched: now, writers, version });
+                }
+                (Pending::Update(key, increment) | Pending::Insert(key, increment, _), Some(Written::Conflict)) => {
+                    self.metrics.conflicts.inc();
+                    self.cache.remove(&key);
+                    self.conflicted[level as usize].entry(key.stream).or_default().push((key, increment));
+                }
+                // Refused for good: the next round starts from what storage holds.
+                (Pending::Update(key, _), None) => {
                     self.cache.remove(&key);
                 }
+                (Pending::Insert(..), None) => {}
             }
         }
     }
@@ -611,10 +691,10 @@ impl Partition {
         match read_until_loaded(&*self.storage, &stream.model, &keys).await {
             Ok(rows) => {
                 let now = Instant::now();
-                for row in rows {
+                for (row, version) in rows {
                     let writers = stream.writers(&row);
                     let metric = Box::new(stream.read(id, row));
-                    self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now, writers });
+                    self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now, writers, version });
                 }
                 true
             }
@@ -642,11 +722,15 @@ fn merge(increments: &mut Increments, key: Key, metric: Box<Metric>) {
     }
 }
 
-/// A multi-get, retried while the store is unavailable.
-async fn read_until_loaded(storage: &dyn Storage, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
+/// A multi-get (with versions), retried while the store is unavailable.
+async fn read_until_loaded(
+    storage: &dyn Storage,
+    model: &Model,
+    keys: &[RowKey],
+) -> Result<Vec<(Row, Option<RowVersion>)>, StorageError> {
     let mut outage = Outage::default();
     loop {
-        match storage.multi_get(model, keys).await {
+        match storage.multi_get_versioned(model, keys).await {
             Err(failure) if failure.is_retryable() => {
                 match outage.failed() {
                     Some(OutageLog::Began) => warn!(%failure, "reading stored metrics failed; retrying until read"),

@@ -323,6 +323,13 @@ async fn send_one(
     };
     let mut outage = Outage::default();
     loop {
+        // Checked before every attempt: once a newer sender stands for this address (the node
+        // left and came back), this one's late batch would reach it after newer epochs, and be
+        // taken for one it had already.
+        if retired.load(Ordering::Acquire) {
+            reroute(peer, batch, context, retired).await;
+            return;
+        }
         let mut request = Request::new(message.clone());
         request.set_timeout(REMOTE_TIMEOUT);
         match client.take(request).await {

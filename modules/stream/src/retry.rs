@@ -17,7 +17,7 @@ use oap_kernel::ModuleError;
 use oap_telemetry::{Counter, Gauge, MetricsCreator};
 use tracing::{error, info, warn};
 
-use oap_storage::{Storage, StorageError, Write};
+use oap_storage::{Storage, StorageError, Write, Written};
 
 /// The first pause after a failed write.
 const FIRST_PAUSE: Duration = Duration::from_millis(50);
@@ -130,17 +130,64 @@ pub async fn write_until_stored(
     refused.map_or(Ok(()), Err)
 }
 
+/// Writes `batch` with [`Storage::write_checked`] until every write is stored or in conflict
+/// ([`oap_storage::Written`], in order). Should the store refuse it in a way retrying cannot
+/// mend, its rows are written one by one: the error then tells what became of each (`None`:
+/// refused) and names the rows refused.
+pub async fn write_checked_until_stored(
+    storage: &(impl Storage + ?Sized),
+    batch: &[Write],
+    metrics: &WriteTelemetry,
+) -> Result<Vec<Written>, (Vec<Option<Written>>, Refused)> {
+    let failure = match until_stored(batch.len(), metrics, || storage.write_checked(batch)).await {
+        Ok(written) => return Ok(written),
+        Err(failure) if batch.len() == 1 => return Err((vec![None], Refused { first: 0, rows: 1, failure })),
+        Err(failure) => failure,
+    };
+    warn!(%failure, rows = batch.len(), "a batch was refused; storing its rows one by one");
+    let mut refused: Option<Refused> = None;
+    let mut written = Vec::with_capacity(batch.len());
+    for (index, write) in batch.iter().enumerate() {
+        let write = std::slice::from_ref(write);
+        match until_stored(1, metrics, || storage.write_checked(write)).await {
+            Ok(one) => written.push(one.first().copied()),
+            Err(failure) => {
+                written.push(None);
+                match &mut refused {
+                    Some(refused) => refused.rows += 1,
+                    None => refused = Some(Refused { first: index, rows: 1, failure }),
+                }
+            }
+        }
+    }
+    match refused {
+        Some(refused) => Err((written, refused)),
+        None => Ok(written.into_iter().map(|one| one.unwrap_or(Written::Stored(None))).collect()),
+    }
+}
+
 /// Writes `batch` until the store takes it, or fails in a way retrying cannot mend.
 async fn write_whole_until_stored(
     storage: &(impl Storage + ?Sized),
     batch: &[Write],
     metrics: &WriteTelemetry,
 ) -> Result<(), StorageError> {
+    until_stored(batch.len(), metrics, || storage.write(batch)).await
+}
+
+/// Calls `write` (of `rows` rows) until it succeeds, or fails in a way retrying cannot mend.
+async fn until_stored<T, F>(
+    rows: usize,
+    metrics: &WriteTelemetry,
+    mut write: impl FnMut() -> F,
+) -> Result<T, StorageError>
+where
+    F: std::future::Future<Output = Result<T, StorageError>>,
+{
     let mut outage = Outage::default();
-    let rows = batch.len();
     let outcome = loop {
-        match storage.write(batch).await {
-            Ok(()) => {
+        match write().await {
+            Ok(written) => {
                 metrics.rows.inc_by(rows as u64);
                 if let Some(health) = &metrics.health {
                     health.working(HEALTH_PART);
@@ -148,7 +195,7 @@ async fn write_whole_until_stored(
                 if let Some((attempts, waited)) = outage.ended() {
                     info!(rows, failed_attempts = attempts, ?waited, "storage write stored after retries");
                 }
-                break Ok(());
+                break Ok(written);
             }
             Err(failure) if failure.is_retryable() => {
                 metrics.retries.inc();

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use oap_model::Layer;
 use oap_model::source::{RequestFacts, Service, SpanTags};
 use oap_storage::dao::{MetadataQueryDao, MetricsQueryDao, TopologyQueryDao, TraceQueryDao};
-use oap_storage::{Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Write};
+use oap_storage::{Expect, Model, ModelRef, Row, RowKey, RowVersion, ScanQuery, Storage, StorageError, Write, Written};
 use tokio::time::Instant;
 
 /// Rows by (model, id, bucket); metadata rows by (model, id).
@@ -27,6 +27,13 @@ pub struct MemoryStore {
     pub refused_id: Option<String>,
     /// `delete_before` calls.
     pub deletions: AtomicUsize,
+    /// Keep a version per row, as Elasticsearch does: reads return it, and a
+    /// [`Write::Checked`] whose expectation fails is a conflict.
+    pub versioned: bool,
+    /// Versions of the rows, by the same key as `rows`.
+    pub versions: Mutex<HashMap<(String, String, i64), i64>>,
+    /// Batches that are stored but answered `Unavailable` (the answer lost on the way).
+    pub lost_answers: AtomicUsize,
 }
 
 fn bucket_key(model: &Model, bucket: i64) -> i64 {
@@ -57,6 +64,10 @@ impl Storage for MemoryStore {
     }
 
     async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
+        self.write_checked(batch).await.map(|_| ())
+    }
+
+    async fn write_checked(&self, batch: &[Write]) -> Result<Vec<Written>, StorageError> {
         if self.failing_writes.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
             return Err(StorageError::Unavailable("disk busy".to_owned()));
         }
@@ -64,13 +75,50 @@ impl Storage for MemoryStore {
             return Err(StorageError::Invalid("refused: the row cannot be stored".to_owned()));
         }
         let now = Instant::now();
+        let mut written = Vec::with_capacity(batch.len());
         for write in batch {
             let (model, row) = (write.model(), write.row());
             let key = (model.name.to_string(), row.id.clone(), bucket_key(model, row.time_bucket));
+            let mut versions = self.versions.lock().expect("lock");
+            let held = versions.get(&key).copied();
+            let conflict = self.versioned
+                && match write {
+                    Write::Checked(_, _, Expect::Absent) => held.is_some(),
+                    Write::Checked(_, _, Expect::Version(version)) => held != Some(version.seq_no),
+                    Write::Insert(..) | Write::Update(..) => false,
+                };
+            if conflict {
+                written.push(Written::Conflict);
+                continue;
+            }
+            let version = held.unwrap_or(0) + 1;
+            versions.insert(key.clone(), version);
             self.rows.lock().expect("lock").insert(key, row.clone());
             self.writes.lock().expect("lock").push((now, model.name.to_string(), row.clone()));
+            written.push(Written::Stored(self.versioned.then_some(RowVersion { seq_no: version, primary_term: 1 })));
         }
-        Ok(())
+        if self.lost_answers.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StorageError::Unavailable("the answer was lost".to_owned()));
+        }
+        Ok(written)
+    }
+
+    async fn multi_get_versioned(
+        &self,
+        model: &Model,
+        keys: &[RowKey],
+    ) -> Result<Vec<(Row, Option<RowVersion>)>, StorageError> {
+        let rows = self.multi_get(model, keys).await?;
+        let versions = self.versions.lock().expect("lock");
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let key = (model.name.to_string(), row.id.clone(), bucket_key(model, row.time_bucket));
+                let version = versions.get(&key).filter(|_| self.versioned);
+                let version = version.map(|seq_no| RowVersion { seq_no: *seq_no, primary_term: 1 });
+                (row, version)
+            })
+            .collect())
     }
 
     async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {

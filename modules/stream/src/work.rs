@@ -102,6 +102,11 @@ impl StreamWork {
                     "Reads of stored metrics that failed for good (their increments waited a round)",
                     &[],
                 )?,
+                conflicts: telemetry.counter(
+                    "metrics_l2_conflict_count",
+                    "Metric rows another node changed between this node's read and write (read and merged again)",
+                    &[],
+                )?,
                 rounds: (0..l2_config(&core, node).partitions)
                     .map(|partition| RoundTelemetry::new(&*telemetry, partition))
                     .collect::<Result<_, _>>()?,

@@ -36,6 +36,11 @@ fn writer_epoch(row: &Row, node: u64) -> u64 {
 }
 
 fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usize) -> Arc<L2> {
+    start_as(catalog, store, partitions, NODE)
+}
+
+/// The L2 of node `node` over `store`.
+fn start_as(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usize, node: u64) -> Arc<L2> {
     let config = L2Config {
         persistent_period: PERIOD,
         session_timeout: Duration::from_secs(70),
@@ -43,12 +48,13 @@ fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usiz
         day: true,
         ttl_days: 7,
         partitions,
-        node: NODE,
+        node,
     };
     let metrics = L2Telemetry {
         writes: WriteTelemetry::detached(),
         expired: counter(),
         read_errors: counter(),
+        conflicts: counter(),
         rounds: Vec::new(),
     };
     let store: Arc<dyn Storage> = store.clone();
@@ -277,5 +283,49 @@ async fn a_replayed_metric_counts_once_at_each_level_where_the_row_lacks_it() {
     assert_eq!([epoch_of(minute), epoch_of(minute / 100), epoch_of(minute / 10_000)], [10, 10, 10]);
     let other = writer_epoch(&store.row("service_cpm", "YQ==.1", minute).expect("stored"), 0x0707);
     assert_eq!(other, 1_009, "the other node's epoch is kept as it was");
+    l2.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn two_nodes_writing_one_row_lose_neither_ones_increments() {
+    // What a change of the cluster's node list can do: two aggregators hold increments of the
+    // same row. The store keeps versions, as Elasticsearch does.
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore { versioned: true, ..MemoryStore::default() }));
+    let minute = old_minute();
+    let (a, b) = (start_as(&catalog, &store, 1, 0xa), start_as(&catalog, &store, 1, 0xb));
+    a.take(vec![Metric { epoch: 10, ..cpm(&catalog, minute, 2) }]).await.expect("taken");
+    a.flush().await;
+    // B reads the row A wrote and adds to it; A's cached copy is now stale.
+    b.take(vec![Metric { epoch: 20, ..cpm(&catalog, minute, 3) }]).await.expect("taken");
+    b.flush().await;
+    assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(5));
+    // A's next write finds the row changed, reads it again and merges its increment once.
+    a.take(vec![Metric { epoch: 11, ..cpm(&catalog, minute, 4) }]).await.expect("taken");
+    a.flush().await;
+    a.flush().await;
+    assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(9), "2 + 3 + 4");
+    for bucket in [minute / 100, minute / 10_000] {
+        assert_eq!(stored_cpm(&store, bucket).map(|(total, _)| total), Some(9), "the hour and day too");
+    }
+    let row = store.row("service_cpm", "YQ==.1", minute).expect("stored");
+    assert_eq!((writer_epoch(&row, 0xa), writer_epoch(&row, 0xb)), (11, 20));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_stored_but_answered_too_late_is_counted_once() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore { versioned: true, ..MemoryStore::default() }));
+    let minute = old_minute();
+    let l2 = start_with(&catalog, &store, 1);
+    l2.take(vec![Metric { epoch: 10, ..cpm(&catalog, minute, 2) }]).await.expect("taken");
+    l2.flush().await;
+    // The next write is stored, but its answer is lost: the retry finds the row changed (by that
+    // very write), reads it, sees its own epoch in it, and adds nothing.
+    store.lost_answers.store(1, std::sync::atomic::Ordering::SeqCst);
+    l2.take(vec![Metric { epoch: 11, ..cpm(&catalog, minute, 4) }]).await.expect("taken");
+    l2.flush().await;
+    l2.flush().await;
+    assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(6), "2 + 4, once");
     l2.stop().await;
 }
