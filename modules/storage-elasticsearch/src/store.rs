@@ -332,7 +332,11 @@ impl Storage for ElasticsearchStore {
     }
 
     async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
-        self.write_checked(batch).await.map(|_| ())
+        let written = self.write_checked(batch).await?;
+        match written.iter().filter(|written| **written == Written::Conflict).count() {
+            0 => Ok(()),
+            conflicts => Err(invalid(format!("{conflicts} write(s) found the stored row not as expected"))),
+        }
     }
 
     async fn write_checked(&self, batch: &[Write]) -> Result<Vec<Written>, StorageError> {

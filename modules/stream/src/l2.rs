@@ -9,9 +9,8 @@
 //!    timeout), which cannot be stored yet;
 //! 3. each increment is merged into its stored total and written: an update of a cached row, an
 //!    insert of a new one; nothing is written for a row that did not change (a relation's
-//!    component set), may not be updated (first write wins), or already holds the increment's
-//!    epoch of this node. Working in batches keeps what a round builds (rows to write, keys to
-//!    read) to one batch, whatever the round holds;
+//!    component set) or may not be updated (first write wins). Working in batches keeps what a
+//!    round builds (rows to write, keys to read) to one batch, whatever the round holds;
 //! 4. hour and day increments go through the same steps every 4th round;
 //! 5. cache entries untouched for `storageSessionTimeout` (×4 for hours and days) are evicted.
 //!
@@ -384,7 +383,7 @@ impl Partition {
             Some(Command::Replayed(batch)) => self.arrive_replayed(batch).await,
             Some(Command::EpochDone(epoch)) => self.received_epoch = self.received_epoch.max(epoch),
             Some(Command::Flush(done)) => {
-                self.round(true).await;
+                self.round_through().await;
                 let _ = done.send(());
             }
             Some(Command::OwnersChanged(minute)) => {
@@ -392,7 +391,7 @@ impl Partition {
                 self.fresh_after = self.fresh_after.max(minute);
             }
             Some(Command::Stop) | None => {
-                self.round(true).await;
+                self.round_through().await;
                 return false;
             }
         }
@@ -457,6 +456,9 @@ impl Partition {
                 // Read whatever the bucket: a replayed minute may be "fresh" by this node's start and
                 // still have been written before the crash (an agent's clock ahead of ours).
                 if !self.load(level, id, stream, &metrics, true).await {
+                    // Tried again by the next round; until then their epochs are not persisted.
+                    self.deferred = true;
+                    self.conflicted[level as usize].entry(id).or_default().extend(metrics);
                     continue;
                 }
                 for (key, metric) in metrics {
@@ -472,6 +474,24 @@ impl Partition {
                     merge(pending, key, metric);
                 }
             }
+        }
+    }
+
+    /// Persists everything at every level now — again while writes met rows another node had
+    /// changed (each such round reads them and merges again), a few times at most.
+    async fn round_through(&mut self) {
+        self.round(true).await;
+        for _ in 0..4 {
+            if self.conflicted.iter().all(|level| level.is_empty()) && self.replayed_minutes.is_empty() {
+                return;
+            }
+            self.round(true).await;
+        }
+        if self.conflicted.iter().any(|level| !level.is_empty()) {
+            warn!(
+                partition = self.index,
+                "rows kept changing under this node's writes; what it holds waits for the next round"
+            );
         }
     }
 
@@ -571,8 +591,13 @@ impl Partition {
                     // Storage could not be read: the stream's increments wait for the next round
                     // (and the round's epochs are not persisted).
                     self.deferred = true;
+                    // Minutes were rolled up already: they wait apart, not to be rolled up again.
+                    let deferred = match level {
+                        Level::Minute => &mut self.replayed_minutes,
+                        _ => &mut self.pending[level as usize],
+                    };
                     for (key, metric) in batch.into_iter().chain(rows.by_ref()) {
-                        merge(&mut self.pending[level as usize], key, metric);
+                        merge(deferred, key, metric);
                     }
                     break;
                 }
@@ -596,10 +621,6 @@ impl Partition {
                 Some(cached) => {
                     cached.touched = now;
                     if !stream.updatable() {
-                        continue;
-                    }
-                    // The row holds this node's epochs up to its own: already counted.
-                    if metric.epoch != 0 && metric.epoch <= cached.writers.get(node) {
                         continue;
                     }
                     if !cached.metric.value.combine(&metric.value) {

@@ -64,7 +64,11 @@ impl Storage for MemoryStore {
     }
 
     async fn write(&self, batch: &[Write]) -> Result<(), StorageError> {
-        self.write_checked(batch).await.map(|_| ())
+        let written = self.write_checked(batch).await?;
+        if written.contains(&Written::Conflict) {
+            return Err(StorageError::Invalid("a write found the stored row not as expected".to_owned()));
+        }
+        Ok(())
     }
 
     async fn write_checked(&self, batch: &[Write]) -> Result<Vec<Written>, StorageError> {

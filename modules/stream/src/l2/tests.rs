@@ -137,6 +137,12 @@ async fn a_round_reads_and_writes_in_batches_and_a_failed_read_defers_the_stream
         assert_eq!(row.long(6), 5, "entity {n}: 3 deferred, then 2, counted once");
     }
     l2.stop().await;
+    for n in [0, 2_499] {
+        for bucket in [minute / 100, minute / 10_000] {
+            let row = store.row("service_cpm", &entity(n), bucket).expect("stored");
+            assert_eq!(row.long(6), 5, "entity {n} at {bucket}: the deferred minute is rolled up once");
+        }
+    }
 }
 
 #[tokio::test(start_paused = true)]
@@ -299,9 +305,9 @@ async fn two_nodes_writing_one_row_lose_neither_ones_increments() {
     b.take(vec![Metric { epoch: 20, ..cpm(&catalog, minute, 3) }]).await.expect("taken");
     b.flush().await;
     assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(5));
-    // A's next write finds the row changed, reads it again and merges its increment once.
+    // A's next write finds the row changed, reads it again and merges its increment once — all
+    // within the flush.
     a.take(vec![Metric { epoch: 11, ..cpm(&catalog, minute, 4) }]).await.expect("taken");
-    a.flush().await;
     a.flush().await;
     assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(9), "2 + 3 + 4");
     for bucket in [minute / 100, minute / 10_000] {
@@ -324,7 +330,6 @@ async fn a_write_stored_but_answered_too_late_is_counted_once() {
     // very write), reads it, sees its own epoch in it, and adds nothing.
     store.lost_answers.store(1, std::sync::atomic::Ordering::SeqCst);
     l2.take(vec![Metric { epoch: 11, ..cpm(&catalog, minute, 4) }]).await.expect("taken");
-    l2.flush().await;
     l2.flush().await;
     assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(6), "2 + 4, once");
     l2.stop().await;
