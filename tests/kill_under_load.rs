@@ -222,7 +222,9 @@ async fn crash_under_load(backend: Backend, end: End) {
     assert!(again.wait_exit(Duration::from_secs(40)).expect("stopped").success(), "{}", again.log());
     let ended = oap_model::now_ms();
     let replayed = second_log.lines().find(|line| line.contains("replayed the ingest log")).map(str::to_owned);
-    if !matches!(end, End::Term) {
+    if matches!(end, End::Term) {
+        assert!(replayed.is_none(), "a clean stop stored everything: nothing to replay:\n{second_log}");
+    } else {
         assert!(replayed.is_some(), "{end:?}: the second run replays the log:\n{second_log}");
     }
     drop(again);

@@ -323,12 +323,38 @@ impl IngestLog {
     /// Writes what was appended, syncs it and stops the syncer; appends after it are not written.
     /// (Also when the log is dropped.)
     pub fn close(&self) {
+        self.stop_syncer();
+        let _ = self.lock_file.unlock();
+    }
+
+    /// [`IngestLog::close`], deleting first every file — the one written last too — whose
+    /// entries are all of `epoch` or earlier: after a clean stop that stored everything, the next
+    /// start has nothing to replay. Returns how many bytes were freed.
+    pub fn close_through(&self, epoch: u64) -> io::Result<u64> {
+        self.stop_syncer();
+        let mut freed = 0;
+        let cut = (|| {
+            let mut files = lock(&self.shared.files);
+            while files.front().is_some_and(|file| file.max_epoch <= epoch) {
+                let file = files.front().expect("checked").clone();
+                std::fs::remove_file(files::path_of(&self.shared.dir, file.number))?;
+                files.pop_front();
+                freed += file.bytes;
+                self.shared.total_bytes.fetch_sub(file.bytes, Ordering::Relaxed);
+            }
+            drop(files);
+            files::sync_dir(&self.shared.dir)
+        })();
+        let _ = self.lock_file.unlock();
+        cut.map(|()| freed)
+    }
+
+    fn stop_syncer(&self) {
         self.shared.stopping.store(true, Ordering::Release);
         self.syncer_thread.unpark();
         if let Some(syncer) = lock(&self.syncer).take() {
             let _ = syncer.join();
         }
-        let _ = self.lock_file.unlock();
     }
 }
 

@@ -129,6 +129,30 @@ async fn files_are_truncated_from_the_front_once_their_epochs_are_stored_and_the
 }
 
 #[tokio::test]
+async fn a_clean_close_through_every_epoch_leaves_nothing_to_replay_and_one_short_of_it_keeps_the_rest() {
+    let config = |dir: &std::path::Path| LogConfig { dir: dir.to_owned(), segment_bytes: 4_096, max_bytes: 1 << 30 };
+    for (through, kept) in [(10, 0), (9, 5)] {
+        let dir = scratch(&format!("close-through-{through}"));
+        let (log, _) = IngestLog::open(config(&dir)).expect("opens");
+        for epoch in 1..=10 {
+            for n in 0..5 {
+                let ticket = log.append(epoch, EntryKind::SEGMENT, &payload(epoch as usize, n));
+                log.durable(ticket).await.expect("durable");
+            }
+        }
+        assert!(log.close_through(through).expect("closes") > 0);
+        let (log, recovered) = IngestLog::open(config(&dir)).expect("reopens");
+        let epochs: Vec<u64> = log.replay().map(|entry| entry.expect("readable").epoch).collect();
+        if kept == 0 {
+            assert_eq!(recovered.entries, 0, "everything was stored: {epochs:?}");
+        } else {
+            // The file written last holds epoch 10, so it stays, with whatever shares it.
+            assert_eq!(epochs.iter().filter(|epoch| **epoch == 10).count(), kept, "{epochs:?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn waiting_with_nothing_appended_returns_at_once() {
     let dir = scratch("idle");
     let (log, _) = IngestLog::open(config(&dir, 1 << 20)).expect("opens");

@@ -276,10 +276,21 @@ impl StreamWork {
         let through = if records_stored && delivered { routed } else { 0 };
         let log = self.log;
         let _ = tokio::task::spawn_blocking(move || {
-            if let Err(error) = log.truncate_through(through) {
+            // Every file whose epochs are stored goes, the last one too: the next start has only
+            // what is not stored to replay.
+            let saved = match through {
+                0 => Ok(()),
+                _ => oap_ingest_log::state::save(
+                    log.dir(),
+                    oap_ingest_log::state::EPOCH_FILE,
+                    through.to_string().as_bytes(),
+                ),
+            };
+            let cut = saved.and_then(|()| log.close_through(through));
+            if let Err(error) = cut {
                 warn!(%error, "the ingest log could not be cut after the stop");
+                log.close();
             }
-            log.close();
         })
         .await;
     }
