@@ -9,7 +9,9 @@
 //! durable before the next epoch but one can begin.
 //!
 //! The log is read entry by entry from its files; nothing but the two open epochs' aggregates is
-//! held, and the record writer's queue is waited on every [`SETTLE_EVERY`] entries.
+//! held, and the record writer's queue is bounded: every [`SETTLE_EVERY`] entries the replay
+//! waits until the records of the chunk before the last are stored, so analysis goes on while the
+//! writer stores (and syncs) the chunk just handed to it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -116,6 +118,8 @@ impl Replay {
         let mut open: VecDeque<u64> = VecDeque::with_capacity(2);
         let mut replayers: Vec<(EntryKind, Option<Arc<dyn Replayer>>)> = Vec::new();
         let mut since_settle = 0;
+        // The record writer's answer for the chunk handed to it last.
+        let mut writing: Option<oap_core::Settle> = None;
         for entry in self.log.replay() {
             let entry = match entry {
                 Ok(entry) => entry,
@@ -182,13 +186,15 @@ impl Replay {
             since_settle += 1;
             if since_settle == SETTLE_EVERY {
                 since_settle = 0;
-                self.settle_records(handle);
+                let previous = std::mem::replace(&mut writing, self.records.settle());
+                Self::stored(previous, handle);
             }
         }
         while let Some(epoch) = open.pop_front() {
             self.route(epoch, handle, &mut report);
         }
-        self.settle_records(handle);
+        Self::stored(writing, handle);
+        Self::stored(self.records.settle(), handle);
         report.elapsed = began.elapsed();
         report
     }
@@ -205,8 +211,9 @@ impl Replay {
     }
 
     /// Waits until the records queued so far are stored (so the writer's queue stays short).
-    fn settle_records(&self, handle: &Handle) {
-        if let Some(settle) = self.records.settle()
+    /// Waits for a record writer's answer.
+    fn stored(settle: Option<oap_core::Settle>, handle: &Handle) {
+        if let Some(settle) = settle
             && let Err(reason) = handle.block_on(settle)
         {
             warn!(%reason, "records replayed from the ingest log were not stored");
