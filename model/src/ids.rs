@@ -7,7 +7,6 @@
 //! ([`MEMO_NAMES`] at most, forgotten all at once when full).
 
 use std::cell::RefCell;
-use std::fmt::Write as _;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -108,7 +107,8 @@ pub fn endpoint_relation_id(service_id: &str, endpoint: &str, child_service_id: 
 pub fn service_traffic_id(name: &str, layer_number: i32) -> String {
     let mut id = String::with_capacity(name.len() * 4 / 3 + 8);
     push_encoded(&mut id, name);
-    let _ = write!(id, ".{layer_number}");
+    id.push('.');
+    id.push_str(itoa::Buffer::new().format(layer_number));
     id
 }
 
