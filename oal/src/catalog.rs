@@ -429,7 +429,7 @@ impl Catalog {
                         let (source_id, dest_id) = relation_service_ids(r);
                         vec![Value::Text(source_id), Value::Text(dest_id)]
                     };
-                    merge_slot(slots, at, fixed, MetricValue::Components(vec![r.component_id]))
+                    merge_component(slots, at, fixed, r.component_id)
                 }
                 Source::ServiceInstanceRelation(r) => {
                     let at = match r.detect_point {
@@ -531,6 +531,34 @@ fn merge_slot(
         }
         None => {
             *slot = Some(Slot { fixed: fixed().into(), value });
+            1
+        }
+    }
+}
+
+/// Adds a relation's component id to slot `at` (none when its stream is disabled) in place: no
+/// allocation once the row exists, as for almost every relation source. Returns 1 when it
+/// started a row.
+fn merge_component(
+    slots: &mut [Option<Slot>],
+    at: Option<usize>,
+    fixed: impl FnOnce() -> Vec<Value>,
+    id: i32,
+) -> usize {
+    let Some(slot) = at.and_then(|at| slots.get_mut(at)) else { return 0 };
+    match slot {
+        Some(Slot { value: MetricValue::Components(ids), .. }) => {
+            if let Err(index) = ids.binary_search(&id) {
+                ids.insert(index, id);
+            }
+            0
+        }
+        Some(slot) => {
+            slot.value.combine(&MetricValue::Components(vec![id]));
+            0
+        }
+        None => {
+            *slot = Some(Slot { fixed: fixed().into(), value: MetricValue::Components(vec![id]) });
             1
         }
     }
