@@ -523,44 +523,60 @@ fn merge_slot(
     fixed: impl FnOnce() -> Vec<Value>,
     value: MetricValue,
 ) -> usize {
-    let Some(slot) = at.and_then(|at| slots.get_mut(at)) else { return 0 };
-    match slot {
-        Some(slot) => {
-            slot.value.combine(&value);
-            0
+    merge_slot_with(slots, at, fixed, |held| match held {
+        Some(held) => {
+            held.combine(&value);
+            None
         }
-        None => {
-            *slot = Some(Slot { fixed: fixed().into(), value });
-            1
-        }
-    }
+        None => Some(value),
+    })
 }
 
-/// Adds a relation's component id to slot `at` (none when its stream is disabled) in place: no
-/// allocation once the row exists, as for almost every relation source. Returns 1 when it
-/// started a row.
+/// Adds a relation's component id to slot `at` in place: no allocation once the row exists, as
+/// for almost every relation source. Returns 1 when it started a row.
 fn merge_component(
     slots: &mut [Option<Slot>],
     at: Option<usize>,
     fixed: impl FnOnce() -> Vec<Value>,
     id: i32,
 ) -> usize {
-    let Some(slot) = at.and_then(|at| slots.get_mut(at)) else { return 0 };
-    match slot {
-        Some(Slot { value: MetricValue::Components(ids), .. }) => {
+    merge_slot_with(slots, at, fixed, |held| match held {
+        Some(MetricValue::Components(ids)) => {
             if let Err(index) = ids.binary_search(&id) {
                 ids.insert(index, id);
             }
-            0
+            None
         }
+        Some(other) => {
+            other.combine(&MetricValue::Components(vec![id]));
+            None
+        }
+        None => Some(MetricValue::Components(vec![id])),
+    })
+}
+
+/// The two cases of every built-in merge: `merge` gets the held value to change in place, or
+/// `None` for an empty slot and then returns the first value, the slot getting `fixed()`.
+/// Returns 1 when it started a row.
+fn merge_slot_with(
+    slots: &mut [Option<Slot>],
+    at: Option<usize>,
+    fixed: impl FnOnce() -> Vec<Value>,
+    merge: impl FnOnce(Option<&mut MetricValue>) -> Option<MetricValue>,
+) -> usize {
+    let Some(slot) = at.and_then(|at| slots.get_mut(at)) else { return 0 };
+    match slot {
         Some(slot) => {
-            slot.value.combine(&MetricValue::Components(vec![id]));
+            merge(Some(&mut slot.value));
             0
         }
-        None => {
-            *slot = Some(Slot { fixed: fixed().into(), value: MetricValue::Components(vec![id]) });
-            1
-        }
+        None => match merge(None) {
+            Some(value) => {
+                *slot = Some(Slot { fixed: fixed().into(), value });
+                1
+            }
+            None => 0,
+        },
     }
 }
 

@@ -279,9 +279,15 @@ impl IngestLog {
     /// Deletes the oldest files whose every entry is of `epoch` or earlier (never the one being
     /// written); returns how many bytes were freed.
     pub fn truncate_through(&self, epoch: u64) -> io::Result<u64> {
+        self.delete_through(epoch, 1)
+    }
+
+    /// Deletes files from the front while every entry in them is of `epoch` or earlier, leaving
+    /// at least `keep` files; syncs the directory if any went.
+    fn delete_through(&self, epoch: u64, keep: usize) -> io::Result<u64> {
         let mut freed = 0;
         let mut files = lock(&self.shared.files);
-        while files.len() > 1 && files.front().is_some_and(|file| file.max_epoch <= epoch) {
+        while files.len() > keep && files.front().is_some_and(|file| file.max_epoch <= epoch) {
             let file = files.front().expect("checked").clone();
             std::fs::remove_file(files::path_of(&self.shared.dir, file.number))?;
             files.pop_front();
@@ -332,21 +338,9 @@ impl IngestLog {
     /// start has nothing to replay. Returns how many bytes were freed.
     pub fn close_through(&self, epoch: u64) -> io::Result<u64> {
         self.stop_syncer();
-        let mut freed = 0;
-        let cut = (|| {
-            let mut files = lock(&self.shared.files);
-            while files.front().is_some_and(|file| file.max_epoch <= epoch) {
-                let file = files.front().expect("checked").clone();
-                std::fs::remove_file(files::path_of(&self.shared.dir, file.number))?;
-                files.pop_front();
-                freed += file.bytes;
-                self.shared.total_bytes.fetch_sub(file.bytes, Ordering::Relaxed);
-            }
-            drop(files);
-            files::sync_dir(&self.shared.dir)
-        })();
+        let cut = self.delete_through(epoch, 0);
         let _ = self.lock_file.unlock();
-        cut.map(|()| freed)
+        cut
     }
 
     fn stop_syncer(&self) {

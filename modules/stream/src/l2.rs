@@ -299,7 +299,7 @@ type Increments = HashMap<StreamId, HashMap<Key, Box<Metric>>>;
 type ByStream = HashMap<StreamId, Vec<(Key, Box<Metric>)>>;
 
 /// What a write of a round is, to settle once the store answers.
-enum Pending {
+enum RoundWrite {
     /// A cached row updated with this increment.
     Update(Key, Box<Metric>),
     /// A new row.
@@ -635,7 +635,7 @@ impl Partition {
                         Some(version) => Write::Checked(stream.model.clone(), row, Expect::Version(version)),
                         None => Write::Update(stream.model.clone(), row),
                     });
-                    kinds.push(Pending::Update(key, metric));
+                    kinds.push(RoundWrite::Update(key, metric));
                 }
                 None => {
                     let mut writers = WriterEpochs::default();
@@ -646,7 +646,7 @@ impl Partition {
                     } else {
                         Write::Insert(stream.model.clone(), row)
                     });
-                    kinds.push(Pending::Insert(key, metric, writers));
+                    kinds.push(RoundWrite::Insert(key, metric, writers));
                 }
             }
         }
@@ -662,24 +662,27 @@ impl Partition {
         };
         for (kind, written) in kinds.into_iter().zip(written) {
             match (kind, written) {
-                (Pending::Update(key, _), Some(Written::Stored(version))) => {
+                (RoundWrite::Update(key, _), Some(Written::Stored(version))) => {
                     if let Some(cached) = self.cache.get_mut(&key) {
                         cached.version = version;
                     }
                 }
-                (Pending::Insert(key, metric, writers), Some(Written::Stored(version))) => {
+                (RoundWrite::Insert(key, metric, writers), Some(Written::Stored(version))) => {
                     self.cache.insert(key, Cached { metric, touched: now, writers, version });
                 }
-                (Pending::Update(key, increment) | Pending::Insert(key, increment, _), Some(Written::Conflict)) => {
+                (
+                    RoundWrite::Update(key, increment) | RoundWrite::Insert(key, increment, _),
+                    Some(Written::Conflict),
+                ) => {
                     self.metrics.conflicts.inc();
                     self.cache.remove(&key);
                     self.conflicted[level as usize].entry(key.stream).or_default().push((key, increment));
                 }
                 // Refused for good: the next round starts from what storage holds.
-                (Pending::Update(key, _), None) => {
+                (RoundWrite::Update(key, _), None) => {
                     self.cache.remove(&key);
                 }
-                (Pending::Insert(..), None) => {}
+                (RoundWrite::Insert(..), None) => {}
             }
         }
     }

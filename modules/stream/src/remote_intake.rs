@@ -166,14 +166,7 @@ mod tests {
     use crate::testing::core_catalog;
 
     fn metric(epoch: u64) -> Metric {
-        Metric {
-            stream: oap_oal::StreamId(0),
-            entity_id: "YQ==.1".into(),
-            time_bucket: 202_612_071_230,
-            fixed: Vec::new().into(),
-            value: oap_oal::MetricValue::Cpm { total: 1 },
-            epoch,
-        }
+        crate::testing::one_call(epoch)
     }
 
     fn batch(node: u64, epoch: u64) -> MetricBatch {

@@ -361,14 +361,7 @@ mod tests {
     }
 
     fn metric() -> Metric {
-        Metric {
-            stream: oap_oal::StreamId(0),
-            entity_id: "YQ==.1".into(),
-            time_bucket: 202_611_211_230,
-            fixed: Vec::new().into(),
-            value: oap_oal::MetricValue::Cpm { total: 1 },
-            epoch: 0,
-        }
+        crate::testing::one_call(0)
     }
 
     #[tokio::test(start_paused = true)]

@@ -173,6 +173,18 @@ pub fn service(name: &'static str, latency: i32, status: bool, time_bucket: i64)
     }
 }
 
+/// A metric of one call to entity `YQ==.1` in stream 0 (whatever the catalog), of `epoch`.
+pub fn one_call(epoch: u64) -> oap_oal::catalog::Metric {
+    oap_oal::catalog::Metric {
+        stream: oap_oal::StreamId(0),
+        entity_id: "YQ==.1".into(),
+        time_bucket: 202_611_211_230,
+        fixed: Vec::new().into(),
+        value: oap_oal::MetricValue::Cpm { total: 1 },
+        epoch,
+    }
+}
+
 /// The catalog of the shipped `core.oal`.
 pub fn core_catalog() -> std::sync::Arc<oap_oal::Catalog> {
     let definitions = oap_oal::load("core.oal", oap_oal::CORE_OAL).expect("core.oal compiles");
