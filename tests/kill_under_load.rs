@@ -102,6 +102,23 @@ async fn sums(
 /// Every segment of `acked_at_end` is stored, each once, and the metrics of [`SERVICE`] over the
 /// minutes from `began` to `ended` (and their hours and days) equal what the stored segments
 /// carry.
+/// The epochs of the entries a log directory holds, in file order, as runs of one epoch
+/// (`+ms from the first:entries`).
+fn log_epochs(dir: &std::path::Path) -> String {
+    let config = oap_ingest_log::LogConfig { dir: dir.to_path_buf(), segment_bytes: 64 << 20, max_bytes: 1 << 40 };
+    let Ok((log, _)) = oap_ingest_log::IngestLog::open(config) else { return "unreadable".to_owned() };
+    let mut runs: Vec<(u64, u64)> = Vec::new();
+    for entry in log.replay().flatten() {
+        match runs.last_mut() {
+            Some((epoch, count)) if *epoch == entry.epoch => *count += 1,
+            _ => runs.push((entry.epoch, 1)),
+        }
+    }
+    let first = runs.first().map_or(0, |run| run.0);
+    let runs: Vec<String> = runs.iter().map(|(epoch, count)| format!("+{}:{count}", epoch - first)).collect();
+    format!("epoch {first} on: {}", runs.join(" "))
+}
+
 async fn verify_exact(
     label: &str,
     store: &StorageRef,
@@ -204,6 +221,8 @@ async fn crash_under_load(backend: Backend, end: End) {
         agent.await.expect("an agent");
     }
     let first_log = server.log();
+    // Kept beside the second run's log, which replaces `oap.log`.
+    let _ = std::fs::write(dir.join("oap-first.log"), &first_log);
     match end {
         End::Term => assert!(status.success(), "{first_log}"),
         _ => {
@@ -215,11 +234,37 @@ async fn crash_under_load(backend: Backend, end: End) {
         assert!(first_log.contains(&format!("killing the process at {point}")), "{first_log}");
     }
 
+    assert!(!first_log.contains("panicked"), "{end:?}: the first run panicked:\n{first_log}");
+    // What the log holds, for a failure to show (the replay consumes it).
+    eprintln!("{end:?}: the ingest log after the first run: {}", log_epochs(&dir.join("ingest-log")));
     // Again on the same data: the log is replayed before the doors open; then a clean stop.
-    let (mut again, _) = start_server_with_env(&dir, &backend, &[]);
+    let (mut again, again_ports) = start_server_with_env(&dir, &backend, &[]);
     let second_log = again.log();
+    // What a replay reports: its entries as telemetry, as many as the log line says (after a
+    // clean stop there is no replay, and no such series).
+    if !matches!(end, End::Term) {
+        let scrape = common::agent::Scrape::from_port(again_ports.telemetry).await;
+        let replayed_entries = scrape.value("ingest_log_replay_entries_count");
+        let logged_entries = second_log
+            .lines()
+            .find_map(|line| line.contains("replayed the ingest log").then(|| line.split("entries=").nth(1)).flatten())
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|entries| entries.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        assert!(replayed_entries > 0.0, "{end:?}: entries replayed");
+        assert_eq!(replayed_entries, logged_entries, "{end:?}: ingest_log_replay_entries_count");
+    }
     again.signal("TERM");
     assert!(again.wait_exit(Duration::from_secs(40)).expect("stopped").success(), "{}", again.log());
+    let second_whole = again.log();
+    assert!(!second_whole.contains("panicked"), "{end:?}: the second run panicked:\n{second_whole}");
+    // A failure shows what either run warned of (beyond the health changes every run has).
+    let warnings: Vec<&str> = first_log
+        .lines()
+        .chain(second_whole.lines())
+        .filter(|line| (line.contains("WARN") || line.contains("ERROR")) && !line.contains("oap_core::health"))
+        .collect();
+    eprintln!("{end:?}: warnings and errors of both runs:\n{}", warnings.join("\n"));
     let ended = oap_model::now_ms();
     let replayed = second_log.lines().find(|line| line.contains("replayed the ingest log")).map(str::to_owned);
     if matches!(end, End::Term) {
