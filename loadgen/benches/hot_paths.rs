@@ -34,8 +34,8 @@ use oap_loadgen::pool::Pool;
 use oap_loadgen::topology::Topology;
 use oap_model::TimeBuckets;
 use oap_model::source::Source;
-use oap_oal::Catalog;
 use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
+use oap_oal::{Catalog, EntityKey};
 use oap_proto::oap::remote::v1::remote_service_client::RemoteServiceClient;
 use oap_proto::v3::SegmentObject;
 use oap_storage::Storage;
@@ -88,7 +88,13 @@ fn analyse(analyzer: &SegmentAnalyzer, batch: &Batch, each: &mut dyn FnMut(&Sour
 struct Scratch(Vec<Option<Slot>>);
 
 impl MetricSink for Scratch {
-    fn group(&mut self, _group: GroupId, slots: usize, _entity_id: &str, _time_bucket: i64) -> &mut [Option<Slot>] {
+    fn group(
+        &mut self,
+        _group: GroupId,
+        slots: usize,
+        _entity: &EntityKey<'_>,
+        _time_bucket: i64,
+    ) -> &mut [Option<Slot>] {
         self.0.clear();
         self.0.resize(slots, None);
         &mut self.0

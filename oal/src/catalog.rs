@@ -14,15 +14,17 @@
 use std::sync::Arc;
 
 use oap_model::source::{DetectPoint, Source};
-use oap_model::{Granularity, TimeBucket, ids};
+use oap_model::{Granularity, Layer, TimeBucket, ids};
 use oap_storage_model::builtin::{alias, relation, tag, traffic};
 use oap_storage_model::{ModelKind, ModelRef, Row, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::apdex::ApdexThresholds;
 use crate::compile::{Definitions, MetricDefinition};
+use crate::entity::{EntityKey, IdKind};
 use crate::error::DefinitionError;
-use crate::function::{Function, MetricValue};
+use crate::function::{Function, Input, MetricValue};
+use crate::program::Program;
 use crate::scope::{Scope, relation_instance_ids, relation_service_ids};
 
 /// A stream's number in its catalog.
@@ -229,9 +231,10 @@ pub struct Slot {
 /// Where the catalog puts what a source contributes: the slots of one group's rows, made on
 /// first use.
 pub trait MetricSink {
-    /// The slots of `group` for `entity_id` at `time_bucket`, one per stream of the group in
-    /// [`Catalog::group_streams`] order; on first use, `slots` empty ones.
-    fn group(&mut self, group: GroupId, slots: usize, entity_id: &str, time_bucket: i64) -> &mut [Option<Slot>];
+    /// The slots of `group` for the entity of `entity` (its id is [`EntityKey::id`]) at
+    /// `time_bucket`, one per stream of the group in [`Catalog::group_streams`] order; on first
+    /// use, `slots` empty ones.
+    fn group(&mut self, group: GroupId, slots: usize, entity: &EntityKey<'_>, time_bucket: i64) -> &mut [Option<Slot>];
 }
 
 /// The hard-coded streams' places; `None` where `disable(...)` switched one off. Streams keyed by
@@ -257,6 +260,9 @@ pub struct Catalog {
     /// The OAL metrics; metric `i` is stream `i`.
     metrics: Vec<MetricDefinition>,
     by_scope: [Vec<usize>; Scope::COUNT],
+    /// Each scope's metrics compiled together; `None` where they name too many distinct
+    /// conditions or inputs (then each metric is evaluated on its own).
+    programs: Vec<Option<Program>>,
     /// The streams of each group, in slot order; group `i < Scope::COUNT` is scope `i`'s.
     groups: Vec<Vec<StreamId>>,
     builtins: Builtins,
@@ -322,7 +328,15 @@ impl Catalog {
         builtins.service_traffic = own_group(service_traffic)?;
         builtins.alias = own_group(alias)?;
         builtins.tag_autocomplete = own_group(tag_autocomplete)?;
-        Ok(Self { streams, metrics: definitions.metrics, by_scope, groups, builtins, disabled, thresholds })
+        let programs = by_scope
+            .iter()
+            .map(|indices| {
+                let metrics: Vec<&MetricDefinition> =
+                    indices.iter().map(|&index| &definitions.metrics[index]).collect();
+                Program::compile(&metrics)
+            })
+            .collect();
+        Ok(Self { streams, metrics: definitions.metrics, by_scope, programs, groups, builtins, disabled, thresholds })
     }
 
     /// Every stream, indexed by [`StreamId`].
@@ -366,7 +380,7 @@ impl Catalog {
     pub fn aggregate(&self, source: &Source<'_>, sink: &mut dyn MetricSink) -> usize {
         let mut started = 0;
         if let Some(scope) = Scope::of_source(source)
-            && let Some(entity) = scope.entity_id(source)
+            && let Some(entity) = scope.entity_key(source)
         {
             let slots = self.slots(sink, scope_group(scope), &entity, time_bucket(source));
             started += self.aggregate_scope(scope, source, slots);
@@ -374,8 +388,14 @@ impl Catalog {
         started + self.aggregate_own(source, sink)
     }
 
-    fn slots<'s>(&self, sink: &'s mut dyn MetricSink, group: GroupId, id: &str, bucket: i64) -> &'s mut [Option<Slot>] {
-        sink.group(group, self.group_streams(group).len(), id, bucket)
+    fn slots<'s>(
+        &self,
+        sink: &'s mut dyn MetricSink,
+        group: GroupId,
+        entity: &EntityKey<'_>,
+        bucket: i64,
+    ) -> &'s mut [Option<Slot>] {
+        sink.group(group, self.group_streams(group).len(), entity, bucket)
     }
 
     /// What a scope source contributes to its scope's group: the OAL metrics of the scope, then
@@ -384,22 +404,33 @@ impl Catalog {
         let mut started = 0;
         // The scope's default columns, without and with `attr0`, made once per source at most.
         let mut defaults: [Option<Arc<[Value]>>; 2] = [None, None];
-        for (slot, &index) in slots.iter_mut().zip(&self.by_scope[scope.index()]) {
-            let metric = &self.metrics[index];
-            if !metric.admits(source) {
-                continue;
-            }
-            let Some(input) = metric.input(source, &self.thresholds) else { continue };
-            let slot = match slot {
+        let indices = &self.by_scope[scope.index()];
+        let metric_at = |position: usize| &self.metrics[indices[position]];
+        let mut take = |position: usize, input: Input| {
+            let metric = metric_at(position);
+            let slot = match &mut slots[position] {
                 Some(slot) => slot,
-                None => {
+                empty @ None => {
                     started += 1;
                     let fixed = defaults[usize::from(metric.decorated)]
                         .get_or_insert_with(|| scope.default_values(source, metric.decorated).into());
-                    slot.insert(Slot { fixed: fixed.clone(), value: metric.function.empty() })
+                    empty.insert(Slot { fixed: fixed.clone(), value: metric.function.empty() })
                 }
             };
             slot.value.add(input);
+        };
+        match &self.programs[scope.index()] {
+            Some(program) => program.run(source, metric_at, &self.thresholds, &mut take),
+            None => {
+                for position in 0..indices.len() {
+                    let metric = metric_at(position);
+                    if metric.admits(source)
+                        && let Some(input) = metric.input(source, &self.thresholds)
+                    {
+                        take(position, input);
+                    }
+                }
+            }
         }
         let b = &self.builtins;
         started
@@ -464,33 +495,39 @@ impl Catalog {
         let b = &self.builtins;
         let own = |group: Option<GroupId>| group.map(|group| (group, 0));
         let in_scope = |scope: Scope, at: Option<usize>| at.map(|at| (scope_group(scope), at));
-        let mut merge = |place: (GroupId, usize), id: &str, bucket: i64, fixed: &dyn Fn() -> Vec<Value>, value| {
-            merge_slot(self.slots(sink, place.0, id, bucket), Some(place.1), fixed, value)
-        };
+        let mut merge =
+            |place: (GroupId, usize), entity: EntityKey<'_>, bucket: i64, fixed: &dyn Fn() -> Vec<Value>, value| {
+                merge_slot(self.slots(sink, place.0, &entity, bucket), Some(place.1), fixed, value)
+            };
         match source {
             Source::Service(s) => own(b.service_traffic).map_or(0, |place| {
-                let (bucket, id) = (s.request.time_bucket, ids::service_traffic_id(s.name, s.layer.number()));
-                merge(place, &id, bucket, &|| service_traffic_values(s.name, s.layer, bucket), MetricValue::Fixed)
+                let bucket = s.request.time_bucket;
+                let fixed = || service_traffic_values(s.name, s.layer, bucket);
+                merge(place, service_traffic_key(s.name, s.layer), bucket, &fixed, MetricValue::Fixed)
             }),
             Source::ServiceMeta(m) => own(b.service_traffic).map_or(0, |place| {
-                let id = ids::service_traffic_id(&m.name, m.layer.number());
                 let fixed = || service_traffic_values(&m.name, m.layer, m.time_bucket);
-                merge(place, &id, m.time_bucket, &fixed, MetricValue::Fixed)
+                merge(place, service_traffic_key(&m.name, m.layer), m.time_bucket, &fixed, MetricValue::Fixed)
             }),
             Source::ServiceInstanceUpdate(u) => {
                 in_scope(Scope::ServiceInstance, b.instance_traffic).map_or(0, |place| {
-                    let service_id = ids::service_id(&u.service_name, true);
-                    let id = ids::instance_id(&service_id, &u.name);
-                    let fixed = || vec![Value::Text(service_id.clone()), Value::Text(u.name.to_string())];
+                    // Keyed as the scope's sources are, so that both land in one row.
+                    let entity = EntityKey::under_service(IdKind::Instance, &u.service_name, true, &u.name);
+                    let fixed = || {
+                        let service_id = ids::service_id(&u.service_name, true);
+                        vec![Value::Text(service_id), Value::Text(u.name.to_string())]
+                    };
                     let ping = MetricValue::Ping { last_ping: u.time_bucket, properties: u.properties.clone() };
-                    merge(place, &id, u.time_bucket, &fixed, ping)
+                    merge(place, entity, u.time_bucket, &fixed, ping)
                 })
             }
             Source::EndpointMeta(m) => in_scope(Scope::Endpoint, b.endpoint_traffic).map_or(0, |place| {
-                let service_id = ids::service_id(&m.service_name, m.service_normal);
-                let id = ids::endpoint_id(&service_id, &m.endpoint);
-                let fixed = || vec![Value::Text(service_id.clone()), Value::Text(m.endpoint.to_string())];
-                merge(place, &id, m.time_bucket, &fixed, MetricValue::LastPing(m.time_bucket))
+                let entity = EntityKey::under_service(IdKind::Endpoint, &m.service_name, m.service_normal, &m.endpoint);
+                let fixed = || {
+                    let service_id = ids::service_id(&m.service_name, m.service_normal);
+                    vec![Value::Text(service_id), Value::Text(m.endpoint.to_string())]
+                };
+                merge(place, entity, m.time_bucket, &fixed, MetricValue::LastPing(m.time_bucket))
             }),
             Source::NetworkAddressAliasSetup(a) => own(b.alias).map_or(0, |place| {
                 let service_id = ids::service_id(a.represent_service_name, true);
@@ -498,15 +535,28 @@ impl Catalog {
                 let id = ids::network_address_alias_id(a.address);
                 let fixed = || vec![Value::Text(a.address.to_owned())];
                 let alias = MetricValue::Alias { service_id, instance_id, last_update: a.time_bucket };
-                merge(place, &id, a.time_bucket, &fixed, alias)
+                merge(place, EntityKey::Text(&id), a.time_bucket, &fixed, alias)
             }),
             Source::TagAutocomplete(t) => own(b.tag_autocomplete).map_or(0, |place| {
-                let id = tag::id(t.time_bucket, tag::TRACE, t.key, t.value);
+                let entity = EntityKey::Parts {
+                    kind: IdKind::Tag { minute: t.time_bucket },
+                    normal: [false; 2],
+                    parts: [tag::TRACE, t.key, t.value, ""],
+                };
                 let fixed = || [t.key, t.value, tag::TRACE].map(|text| Value::Text(text.to_owned())).into();
-                merge(place, &id, t.time_bucket, &fixed, MetricValue::Fixed)
+                merge(place, entity, t.time_bucket, &fixed, MetricValue::Fixed)
             }),
             _ => 0,
         }
+    }
+}
+
+/// The key of a service's `service_traffic` row.
+fn service_traffic_key(name: &str, layer: Layer) -> EntityKey<'_> {
+    EntityKey::Parts {
+        kind: IdKind::ServiceTraffic { layer: layer.number() },
+        normal: [false; 2],
+        parts: [name, "", "", ""],
     }
 }
 

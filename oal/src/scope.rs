@@ -11,6 +11,8 @@ use oap_model::source::{
 };
 use oap_storage_model::{ColumnType, Indexing, Value};
 
+use crate::entity::{EntityKey, IdKind};
+
 /// A scope whose sources oap-rs produces (from trace analysis).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -200,33 +202,45 @@ impl Scope {
     /// The id of the entity a source of this scope is about (docs/reference/analysis.md §11);
     /// `None` when the source is of another scope.
     pub fn entity_id(self, source: &Source<'_>) -> Option<String> {
+        self.entity_key(source).map(|key| key.id())
+    }
+
+    /// What [`Scope::entity_id`] is built from, borrowed from the source: no allocation.
+    pub fn entity_key<'a>(self, source: &'a Source<'_>) -> Option<EntityKey<'a>> {
+        let normal = |layer: Layer| layer.is_normal();
         Some(match (self, source) {
-            (Scope::Service, Source::Service(s)) => ids::service_id(s.name, s.layer.is_normal()),
+            (Scope::Service, Source::Service(s)) => EntityKey::service(s.name, normal(s.layer)),
             (Scope::ServiceInstance, Source::ServiceInstance(s)) => {
-                ids::instance_id(&ids::service_id(s.service_name, s.service_layer.is_normal()), s.name)
+                EntityKey::under_service(IdKind::Instance, s.service_name, normal(s.service_layer), s.name)
             }
             (Scope::Endpoint, Source::Endpoint(s)) => {
-                ids::endpoint_id(&ids::service_id(s.service_name, s.service_layer.is_normal()), &s.name)
+                EntityKey::under_service(IdKind::Endpoint, s.service_name, normal(s.service_layer), &s.name)
             }
-            (Scope::ServiceRelation, Source::ServiceRelation(r)) => {
-                let (source, dest) = relation_service_ids(r);
-                ids::relation_id(&source, &dest)
-            }
-            (Scope::ServiceInstanceRelation, Source::ServiceInstanceRelation(r)) => {
-                let (source, dest) = relation_instance_ids(r);
-                ids::relation_id(&source, &dest)
-            }
-            (Scope::EndpointRelation, Source::EndpointRelation(r)) => ids::endpoint_relation_id(
-                &ids::service_id(r.service_name, r.service_layer.is_normal()),
-                r.endpoint,
-                &ids::service_id(r.child_service_name, r.child_service_layer.is_normal()),
-                r.child_endpoint,
-            ),
-            (Scope::DatabaseAccess, Source::DatabaseAccess(s)) => ids::service_id(s.name, false),
-            (Scope::CacheAccess, Source::CacheAccess(s)) => ids::service_id(&s.name, false),
-            (Scope::MqAccess, Source::MqAccess(s)) => ids::service_id(s.name, false),
+            (Scope::ServiceRelation, Source::ServiceRelation(r)) => EntityKey::Parts {
+                kind: IdKind::ServiceRelation,
+                normal: [normal(r.source_layer), normal(r.dest_layer)],
+                parts: [r.source_service_name, r.dest_service_name, "", ""],
+            },
+            (Scope::ServiceInstanceRelation, Source::ServiceInstanceRelation(r)) => EntityKey::Parts {
+                kind: IdKind::InstanceRelation,
+                normal: [normal(r.source_layer), normal(r.dest_layer)],
+                parts: [
+                    r.source_service_name,
+                    r.dest_service_name,
+                    r.source_service_instance_name,
+                    r.dest_service_instance_name,
+                ],
+            },
+            (Scope::EndpointRelation, Source::EndpointRelation(r)) => EntityKey::Parts {
+                kind: IdKind::EndpointRelation,
+                normal: [normal(r.service_layer), normal(r.child_service_layer)],
+                parts: [r.service_name, r.endpoint, r.child_service_name, r.child_endpoint],
+            },
+            (Scope::DatabaseAccess, Source::DatabaseAccess(s)) => EntityKey::service(s.name, false),
+            (Scope::CacheAccess, Source::CacheAccess(s)) => EntityKey::service(&s.name, false),
+            (Scope::MqAccess, Source::MqAccess(s)) => EntityKey::service(s.name, false),
             (Scope::MqEndpointAccess, Source::MqEndpointAccess(s)) => {
-                ids::endpoint_id(&ids::service_id(s.service_name, false), &s.endpoint)
+                EntityKey::under_service(IdKind::Endpoint, s.service_name, false, &s.endpoint)
             }
             _ => return None,
         })

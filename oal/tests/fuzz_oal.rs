@@ -22,7 +22,9 @@ use oap_model::source::{
     Service, ServiceInstance, ServiceRelation, Source, SpanTags,
 };
 use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
-use oap_oal::{ApdexThresholds, Catalog, Definitions};
+use oap_oal::program::Program;
+use oap_oal::scope::Scope;
+use oap_oal::{ApdexThresholds, Catalog, Definitions, EntityKey, MetricDefinition};
 use oap_proto::v3::KeyStringValuePair;
 use proptest::prelude::*;
 
@@ -106,8 +108,8 @@ fn corpus() -> Corpus {
 struct Rows(HashMap<(GroupId, String, i64), Vec<Option<Slot>>>);
 
 impl MetricSink for Rows {
-    fn group(&mut self, group: GroupId, slots: usize, entity_id: &str, time_bucket: i64) -> &mut [Option<Slot>] {
-        self.0.entry((group, entity_id.to_owned(), time_bucket)).or_insert_with(|| vec![None; slots])
+    fn group(&mut self, group: GroupId, slots: usize, entity: &EntityKey<'_>, time_bucket: i64) -> &mut [Option<Slot>] {
+        self.0.entry((group, entity.id(), time_bucket)).or_insert_with(|| vec![None; slots])
     }
 }
 
@@ -213,8 +215,9 @@ fn run(text: &str) {
 /// A catalog of `definitions` aggregates every source; each metric is merged into itself, and
 /// its storage row written and read back.
 fn aggregate(definitions: Definitions) {
-    let Ok(catalog) = Catalog::new(definitions, ApdexThresholds::default()) else { return };
     let tags = tags();
+    programs_agree(&definitions, &tags);
+    let Ok(catalog) = Catalog::new(definitions, ApdexThresholds::default()) else { return };
     let mut rows = Rows::default();
     for (latency, status) in [(0, true), (-1, false), (i32::MAX, true), (i32::MIN, false), (700, true)] {
         for source in sources(&tags, latency, status) {
@@ -230,6 +233,36 @@ fn aggregate(definitions: Definitions) {
             let definition = catalog.stream(stream).expect("a stream of the catalog");
             let _ = definition
                 .read(stream, definition.row(&metric.rolled_up(oap_model::Granularity::Day), &Default::default()));
+        }
+    }
+}
+
+/// A scope's metrics compiled together ([`Program`]) give every source exactly the inputs the
+/// metrics give one by one ([`MetricDefinition::admits`], [`MetricDefinition::input`]).
+fn programs_agree(definitions: &Definitions, tags: &[KeyStringValuePair]) {
+    let thresholds = ApdexThresholds::default();
+    for (latency, status) in [(0, true), (-1, false), (i32::MAX, true), (i32::MIN, false), (700, true)] {
+        for source in sources(tags, latency, status) {
+            let Some(scope) = Scope::of_source(&source) else { continue };
+            let metrics: Vec<&MetricDefinition> =
+                definitions.metrics.iter().filter(|metric| metric.scope == scope).collect();
+            let Some(program) = Program::compile(&metrics) else { continue };
+            let one_by_one: Vec<(usize, oap_oal::function::Input)> = metrics
+                .iter()
+                .enumerate()
+                .filter(|(_, metric)| metric.admits(&source))
+                .filter_map(|(position, metric)| Some((position, metric.input(&source, &thresholds)?)))
+                .collect();
+            let mut together = Vec::new();
+            program.run(
+                &source,
+                |position| metrics[position],
+                &thresholds,
+                |position, input| {
+                    together.push((position, input));
+                },
+            );
+            assert_eq!(together, one_by_one, "{scope:?}");
         }
     }
 }

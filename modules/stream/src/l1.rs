@@ -16,7 +16,7 @@
 //! epoch whole: [`L1::close_epoch`] makes the next epoch current, and [`L1::take_epoch`] takes the
 //! closed epoch's tables, shard by shard, once no shard is inside an entry of it.
 
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -24,19 +24,21 @@ use hashbrown::DefaultHashBuilder;
 use hashbrown::hash_table::{Entry, HashTable};
 use oap_core::{Settle, SourceConsumer};
 use oap_model::source::Source;
-use oap_oal::Catalog;
 use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
+use oap_oal::{Catalog, EntityKey};
 use tokio::sync::Notify;
 
+use self::entities::Entities;
 use crate::sharded::Sharded;
 
 /// Distinct rows L1 holds, over all shards, before producers wait for a flush.
 pub const DEFAULT_CAPACITY: usize = 200_000;
 
-/// One thread's tables of merged metrics, one per open epoch.
+/// One thread's tables of merged metrics, one per open epoch, and the entities they name.
 #[derive(Default)]
 struct Shard {
     tables: [Table; 2],
+    entities: Entities,
     /// The epoch of the entry this thread is merging now, if it is inside one.
     entry: Option<u64>,
 }
@@ -60,22 +62,22 @@ impl Table {
 }
 
 impl Shard {
-    /// The table of `epoch`: the one holding it, else an empty one. (At most two epochs are open
-    /// at once — the one a flush is taking and the current one — so one of the two is.)
-    fn table(&mut self, epoch: u64) -> &mut Table {
-        let at = self
-            .tables
+    /// The table of `epoch` among a shard's `tables`: the one holding it, else an empty one. (At
+    /// most two epochs are open at once — the one a flush is taking and the current one — so one
+    /// of the two is.)
+    fn table(tables: &mut [Table; 2], epoch: u64) -> &mut Table {
+        let at = tables
             .iter()
             .position(|table| table.epoch == epoch)
-            .or_else(|| self.tables.iter().position(Table::is_empty))
+            .or_else(|| tables.iter().position(Table::is_empty))
             .unwrap_or_else(|| {
                 // Unreachable while flushes take each epoch whole before closing the next; should
                 // it happen, merging into the older epoch's table keeps the counts right and only
                 // delays them a flush.
                 debug_assert!(false, "no table free for epoch {epoch}");
-                usize::from(self.tables[1].epoch < self.tables[0].epoch)
+                usize::from(tables[1].epoch < tables[0].epoch)
             });
-        let table = &mut self.tables[at];
+        let table = &mut tables[at];
         table.epoch = epoch;
         table
     }
@@ -85,6 +87,8 @@ impl Shard {
 struct Group {
     group: GroupId,
     time_bucket: i64,
+    /// The entity's handle in the shard's [`Entities`].
+    entity: u64,
     entity_id: Arc<str>,
     slots: Box<[Option<Slot>]>,
 }
@@ -100,6 +104,8 @@ pub struct L1 {
     drained: Notify,
     /// The epoch new merges belong to.
     current: AtomicU64,
+    /// Entities a shard keeps interned at most.
+    entity_bound: usize,
 }
 
 impl L1 {
@@ -113,7 +119,16 @@ impl L1 {
             capacity: capacity.max(1),
             drained: Notify::new(),
             current: AtomicU64::new(1),
+            entity_bound: entities::MAX_ENTITIES,
         }
+    }
+
+    /// This L1 with shards that keep at most `bound` entities interned (a small bound exercises
+    /// the emptying of the table, which must not change a merged value).
+    #[must_use]
+    pub fn with_entity_bound(mut self, bound: usize) -> Self {
+        self.entity_bound = bound.max(1);
+        self
     }
 
     /// Makes epochs start past `epoch` (what an earlier run of the node used).
@@ -188,9 +203,14 @@ impl L1 {
     pub fn accept(&self, source: &Source<'_>) {
         let added = self.shards.with(|shard| {
             let epoch = shard.entry.unwrap_or_else(|| self.current.load(Ordering::SeqCst));
-            let table = shard.table(epoch);
-            let added =
-                self.catalog.aggregate(source, &mut ShardSink { table: &mut table.groups, hasher: &self.hasher });
+            let table = Shard::table(&mut shard.tables, epoch);
+            let mut sink = ShardSink {
+                table: &mut table.groups,
+                entities: &mut shard.entities,
+                hasher: &self.hasher,
+                entity_bound: self.entity_bound,
+            };
+            let added = self.catalog.aggregate(source, &mut sink);
             table.rows += added;
             added
         });
@@ -206,7 +226,7 @@ impl L1 {
         let added = metrics.len();
         self.shards.with(|shard| {
             let epoch = shard.entry.unwrap_or_else(|| self.current.load(Ordering::SeqCst));
-            let table = shard.table(epoch);
+            let table = Shard::table(&mut shard.tables, epoch);
             if table.passthrough.is_empty() {
                 table.passthrough = metrics;
             } else {
@@ -258,32 +278,26 @@ impl L1 {
     }
 }
 
-fn key_hash(hasher: &DefaultHashBuilder, group: GroupId, time_bucket: i64, entity_id: &str) -> u64 {
-    let mut state = hasher.build_hasher();
-    group.hash(&mut state);
-    time_bucket.hash(&mut state);
-    entity_id.hash(&mut state);
-    state.finish()
-}
-
-/// A shard's table seen as the catalog's sink.
+/// A shard's table and entities seen as the catalog's sink.
 struct ShardSink<'a> {
     table: &'a mut HashTable<Group>,
+    entities: &'a mut Entities,
     hasher: &'a DefaultHashBuilder,
+    entity_bound: usize,
 }
 
 impl MetricSink for ShardSink<'_> {
-    fn group(&mut self, group: GroupId, slots: usize, entity_id: &str, time_bucket: i64) -> &mut [Option<Slot>] {
+    fn group(&mut self, group: GroupId, slots: usize, entity: &EntityKey<'_>, time_bucket: i64) -> &mut [Option<Slot>] {
         let hasher = self.hasher;
-        let hash = key_hash(hasher, group, time_bucket, entity_id);
-        let same =
-            |held: &Group| held.group == group && held.time_bucket == time_bucket && *held.entity_id == *entity_id;
-        let rehash = |held: &Group| key_hash(hasher, held.group, held.time_bucket, &held.entity_id);
+        let (handle, entity_id) = self.entities.intern(hasher, entity, self.entity_bound);
+        let hash = hasher.hash_one((group, time_bucket, handle));
+        let same = |held: &Group| held.entity == handle && held.time_bucket == time_bucket && held.group == group;
+        let rehash = |held: &Group| hasher.hash_one((held.group, held.time_bucket, held.entity));
         match self.table.entry(hash, same, rehash) {
             Entry::Occupied(occupied) => &mut occupied.into_mut().slots,
             Entry::Vacant(vacant) => {
                 let slots = (0..slots).map(|_| None).collect();
-                let held = Group { group, time_bucket, entity_id: entity_id.into(), slots };
+                let held = Group { group, time_bucket, entity: handle, entity_id: entity_id.clone(), slots };
                 &mut vacant.insert(held).into_mut().slots
             }
         }
@@ -311,5 +325,6 @@ impl SourceConsumer for L1Handle {
     }
 }
 
+mod entities;
 #[cfg(test)]
 mod tests;

@@ -83,6 +83,18 @@ fn core() -> Catalog {
 }
 
 #[test]
+fn every_scope_of_core_oal_is_compiled_into_one_program() {
+    let catalog = core();
+    for (index, program) in catalog.programs.iter().enumerate() {
+        let metrics = catalog.by_scope[index].len();
+        assert!(program.is_some() || metrics == 0, "scope {index} ({metrics} metrics) has no program");
+    }
+    let relation = catalog.programs[Scope::ServiceRelation.index()].as_ref().expect("a program");
+    // detectPoint CLIENT, detectPoint SERVER, status == true: each read once per source.
+    assert_eq!(relation.conditions(), 3);
+}
+
+#[test]
 fn core_oal_defines_exactly_the_reference_metrics() {
     let catalog = core();
     assert_eq!(catalog.metrics().len(), 63);
@@ -134,8 +146,8 @@ fn disabled_streams_are_left_out() {
 struct Rows(HashMap<(GroupId, String, i64), Vec<Option<Slot>>>);
 
 impl MetricSink for Rows {
-    fn group(&mut self, group: GroupId, slots: usize, entity_id: &str, time_bucket: i64) -> &mut [Option<Slot>] {
-        self.0.entry((group, entity_id.to_owned(), time_bucket)).or_insert_with(|| vec![None; slots])
+    fn group(&mut self, group: GroupId, slots: usize, entity: &EntityKey<'_>, time_bucket: i64) -> &mut [Option<Slot>] {
+        self.0.entry((group, entity.id(), time_bucket)).or_insert_with(|| vec![None; slots])
     }
 }
 
