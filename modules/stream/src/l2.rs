@@ -16,9 +16,11 @@
 //!
 //! Writes go through `write_checked_until_stored`: a store that is down is retried until it is
 //! back, and the partition's queue fills meanwhile, so L1 and then the receivers wait. A write
-//! that fails for good evicts its rows from the cache, so the next round starts from what storage
-//! holds. A read that fails for good defers its increments to the next round rather than
-//! guessing that storage holds nothing.
+//! that fails for good evicts its rows from the cache and keeps their increments: the next round
+//! reads the rows again and merges each increment where the row lacks its epoch (as after a
+//! conflict, below), so a row never claims an epoch whose increment it lacks. A read that fails
+//! for good defers its increments to the next round rather than guessing that storage holds
+//! nothing.
 //!
 //! A row of an updatable stream is written on a condition (`Write::Checked`): that it is stored
 //! as it was read, or absent if it was not found — on Elasticsearch, `_seq_no` and
@@ -678,11 +680,14 @@ impl Partition {
                     self.cache.remove(&key);
                     self.conflicted[level as usize].entry(key.stream).or_default().push((key, increment));
                 }
-                // Refused for good: the next round starts from what storage holds.
-                (RoundWrite::Update(key, _), None) => {
+                // Refused for good (or so the store said: it may have stored it): the next round
+                // reads the row again and merges the increment where the row lacks its epoch, as
+                // after a conflict. Dropping it would leave the row's next write claiming an epoch
+                // whose increment it lacks, which a replay then skips as held.
+                (RoundWrite::Update(key, increment) | RoundWrite::Insert(key, increment, _), None) => {
                     self.cache.remove(&key);
+                    self.conflicted[level as usize].entry(key.stream).or_default().push((key, increment));
                 }
-                (RoundWrite::Insert(..), None) => {}
             }
         }
     }

@@ -114,7 +114,7 @@ impl Replay {
     fn run_blocking(self, handle: &Handle) -> ReplayReport {
         let began = Instant::now();
         let mut report = ReplayReport::default();
-        // The epochs with metrics in L1, oldest first: two at most.
+        // The epochs with metrics in L1, in epoch order: two at most.
         let mut open: VecDeque<u64> = VecDeque::with_capacity(2);
         let mut replayers: Vec<(EntryKind, Option<Arc<dyn Replayer>>)> = Vec::new();
         let mut since_settle = 0;
@@ -131,18 +131,27 @@ impl Replay {
                 }
             };
             if !open.contains(&entry.epoch) {
-                if open.front().is_some_and(|oldest| entry.epoch < *oldest) {
-                    // Cannot happen while flushes wait for their entries; should it, the epochs
-                    // held are routed first, so each reaches its aggregator whole and in order.
-                    warn!(epoch = entry.epoch, "an ingest log entry older than the epochs before it");
-                    while let Some(epoch) = open.pop_front() {
-                        self.route(epoch, handle, &mut report);
+                if open.len() == 2 {
+                    if open.front().is_some_and(|oldest| entry.epoch < *oldest) {
+                        // A third epoch older than both: cannot happen while flushes wait for
+                        // their entries; should it, the epochs held are routed first, so each
+                        // reaches its aggregator whole and in order.
+                        warn!(epoch = entry.epoch, "an ingest log entry older than the epochs before it");
+                        while let Some(epoch) = open.pop_front() {
+                            self.route(epoch, handle, &mut report);
+                        }
+                    } else {
+                        // A third epoch: the oldest of the two is whole.
+                        let oldest = open.pop_front().unwrap_or_default();
+                        self.route(oldest, handle, &mut report);
                     }
-                } else if open.len() == 2 {
-                    let oldest = open.pop_front().unwrap_or_default();
-                    self.route(oldest, handle, &mut report);
                 }
+                // Kept in epoch order, whatever order their first entries came in (a thread's
+                // entry of the newer epoch may be written before another's of the older): an
+                // aggregator counts a replayed contribution only where the row's epoch is below
+                // it, so the epochs must reach it oldest first.
                 open.push_back(entry.epoch);
+                open.make_contiguous().sort_unstable();
             }
             let replayer = match replayers.iter().find(|(kind, _)| *kind == entry.kind) {
                 Some((_, replayer)) => replayer.clone(),
@@ -291,24 +300,22 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn each_epoch_is_routed_whole_once_the_next_but_one_appears() {
-        let dir = std::env::temp_dir().join(format!("oap-replay-window-{}", std::process::id()));
+    /// Replays a log of `entries` (epoch, calls of service "a"): the report, and each routed
+    /// batch's epoch and calls, in routing order.
+    async fn replay_of(name: &str, entries: &[(u64, &[u8])]) -> (ReplayReport, Vec<(u64, i64)>) {
+        let dir = std::env::temp_dir().join(format!("oap-replay-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let config = LogConfig { dir: dir.clone(), segment_bytes: 1 << 20, max_bytes: 1 << 30 };
         {
             let (log, _) = IngestLog::open(config.clone()).expect("opens");
-            // Two neighbouring epochs interleave; the third begins only once the first is whole.
-            let entries: [(u64, &[u8]); 8] =
-                [(10, &[1]), (11, &[1, 1]), (10, &[1, 1]), (12, &[1]), (11, &[]), (11, &[1]), (13, &[1]), (12, &[1])];
             for (epoch, calls) in entries {
-                log.append(epoch, EntryKind::SEGMENT, calls);
+                log.append(*epoch, EntryKind::SEGMENT, calls);
             }
             log.durable(log.ticket_now()).await.expect("durable");
             log.close();
         }
         let (log, recovered) = IngestLog::open(config).expect("opens again");
-        assert_eq!(recovered.entries, 8);
+        assert_eq!(recovered.entries, entries.len() as u64);
         let catalog = core_catalog();
         let l1 = Arc::new(L1::new(catalog.clone(), 1_000));
         l1.start_after(recovered.max_epoch);
@@ -323,7 +330,6 @@ mod tests {
         let telemetry = ReplayTelemetry::new(&MetricsRegistry::new()).expect("telemetry");
         let replay = Replay { log: Arc::new(log), l1, dispatcher, router, records, telemetry };
         let report = replay.run().await;
-        assert_eq!((report.entries, report.refused, report.epochs, report.lost_metrics), (7, 1, 4, 0));
 
         let (cpm, _) = catalog.find("service_cpm").expect("service_cpm");
         let batches = replayed.0.lock().expect("lock");
@@ -343,7 +349,26 @@ mod tests {
                 (epoch, calls)
             })
             .collect();
-        assert_eq!(seen, [(10, 3), (11, 3), (12, 2), (13, 1)]);
         let _ = std::fs::remove_dir_all(&dir);
+        (report, seen)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn each_epoch_is_routed_whole_once_the_next_but_one_appears() {
+        // Two neighbouring epochs interleave; the third begins only once the first is whole.
+        let entries: [(u64, &[u8]); 8] =
+            [(10, &[1]), (11, &[1, 1]), (10, &[1, 1]), (12, &[1]), (11, &[]), (11, &[1]), (13, &[1]), (12, &[1])];
+        let (report, seen) = replay_of("window", &entries).await;
+        assert_eq!((report.entries, report.refused, report.epochs, report.lost_metrics), (7, 1, 4, 0));
+        assert_eq!(seen, [(10, 3), (11, 3), (12, 2), (13, 1)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn epochs_are_routed_oldest_first_whichever_entry_came_first() {
+        // A thread's entry of epoch 21 was written before another thread's of epoch 20.
+        let entries: [(u64, &[u8]); 4] = [(21, &[1]), (20, &[1, 1]), (21, &[1]), (22, &[1])];
+        let (report, seen) = replay_of("order", &entries).await;
+        assert_eq!((report.entries, report.epochs), (4, 3));
+        assert_eq!(seen, [(20, 2), (21, 2), (22, 1)], "epoch 20 before 21, though 21 appeared first");
     }
 }

@@ -25,6 +25,8 @@ pub struct MemoryStore {
     pub failing_writes: AtomicUsize,
     /// A batch with a row of this id is refused for good (`Invalid`).
     pub refused_id: Option<String>,
+    /// Conditional writes refused for good (`Invalid`) before they work again.
+    pub refusals: AtomicUsize,
     /// `delete_before` calls.
     pub deletions: AtomicUsize,
     /// Keep a version per row, as Elasticsearch does: reads return it, and a
@@ -77,6 +79,9 @@ impl Storage for MemoryStore {
         }
         if batch.iter().any(|write| Some(&write.row().id) == self.refused_id.as_ref()) {
             return Err(StorageError::Invalid("refused: the row cannot be stored".to_owned()));
+        }
+        if self.refusals.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            return Err(StorageError::Invalid("refused this once".to_owned()));
         }
         let now = Instant::now();
         let mut written = Vec::with_capacity(batch.len());

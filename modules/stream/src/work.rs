@@ -269,11 +269,17 @@ impl StreamWork {
         }
         drop(self.records);
         self.writer.abort();
-        // L2 persisted every epoch routed; with the records stored and the other aggregators
-        // holding what went to them, every closed file of the log is.
+        // With the records stored, the other aggregators holding what went to them and this
+        // node's L2 having persisted the epochs routed to it, every closed file of the log is
+        // stored; where L2 could not persist some (a row that kept changing or was refused), the
+        // log keeps them for the next start to replay.
         let routed = routed.load(std::sync::atomic::Ordering::Acquire);
         let delivered = self.router.wait_delivered(routed, DRAIN_TIMEOUT).await;
-        let through = if records_stored && delivered { routed } else { 0 };
+        let persisted = self.l2.as_ref().map_or(routed, |l2| l2.persisted_epoch());
+        if persisted < routed {
+            warn!(routed, persisted, "L2 did not persist every epoch routed to it; the ingest log keeps them");
+        }
+        let through = if records_stored && delivered { routed.min(persisted) } else { 0 };
         let log = self.log;
         let _ = tokio::task::spawn_blocking(move || {
             // Every file whose epochs are stored goes, the last one too: the next start has only

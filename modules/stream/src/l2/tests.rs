@@ -334,3 +334,25 @@ async fn a_write_stored_but_answered_too_late_is_counted_once() {
     assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(6), "2 + 4, once");
     l2.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_refused_for_good_keeps_its_increment_for_the_next_round() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore { versioned: true, ..MemoryStore::default() }));
+    let minute = old_minute();
+    let l2 = start_with(&catalog, &store, 1);
+    l2.take(vec![Metric { epoch: 5, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
+    l2.flush().await;
+    // The minute row's next write is refused: its increment is read again and merged where the
+    // row lacks it, not dropped — else the row would later carry epoch 7 without epoch 6's call,
+    // and a replay would skip epoch 6 as held.
+    store.refusals.store(1, std::sync::atomic::Ordering::SeqCst);
+    l2.take(vec![Metric { epoch: 6, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
+    l2.flush().await;
+    l2.take(vec![Metric { epoch: 7, ..cpm(&catalog, minute, 1) }]).await.expect("taken");
+    l2.flush().await;
+    assert_eq!(stored_cpm(&store, minute).map(|(total, _)| total), Some(3), "the minute");
+    assert_eq!(stored_cpm(&store, minute / 100).map(|(total, _)| total), Some(3), "the hour");
+    let row = store.row("service_cpm", "YQ==.1", minute).expect("the minute row");
+    assert_eq!(writer_epoch(&row, NODE), 7);
+    l2.stop().await;
+}
