@@ -1,7 +1,6 @@
-//! L1 keys its rows by interned entities (modules/stream/src/l1/entities.rs), not by the id text:
-//! over the load generator's default estate, what L1 drains must equal, row for row, what the
-//! catalog makes of the same sources in a sink keyed by SkyWalking's id text — with the default
-//! bound and with a bound so small that the table is emptied over and over.
+//! L1 finds a source's row by its entity key (the names its id is built from, `oal/src/entity.rs`),
+//! not by the id text: over the load generator's default estate, what L1 drains must equal, row
+//! for row, what the catalog makes of the same sources in a sink keyed by SkyWalking's id text.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -60,30 +59,21 @@ fn sources(traces: usize, each: &mut dyn FnMut(&Source<'_>)) {
     }
 }
 
-/// L1's drained metrics with the rows of one entity merged (a small bound splits them).
+/// L1's drained metrics by row (each row once: a second would be a split entity).
 fn merged(metrics: Vec<Metric>) -> BTreeMap<RowKey, RowValue> {
     let mut rows: BTreeMap<RowKey, RowValue> = BTreeMap::new();
     for metric in metrics {
         let key = (metric.stream.0, metric.entity_id.to_string(), metric.time_bucket);
-        match rows.get_mut(&key) {
-            Some((_, value)) => {
-                value.combine(&metric.value);
-            }
-            None => {
-                rows.insert(key, (metric.fixed, metric.value));
-            }
-        }
+        let held = rows.insert(key.clone(), (metric.fixed, metric.value));
+        assert!(held.is_none(), "{key:?} drained twice");
     }
     rows
 }
 
-fn l1_equals_the_text_keyed_catalog(bound: Option<usize>) {
+#[test]
+fn l1_drains_what_the_catalog_makes_keyed_by_id_text() {
     let catalog = catalog();
     let l1 = L1::new(catalog.clone(), usize::MAX);
-    let l1 = match bound {
-        Some(bound) => l1.with_entity_bound(bound),
-        None => l1,
-    };
     let mut reference = ByText::default();
     let mut count = 0;
     sources(200, &mut |source| {
@@ -104,25 +94,7 @@ fn l1_equals_the_text_keyed_catalog(bound: Option<usize>) {
     assert_eq!(drained.len(), expected.len(), "rows");
     for (key, (fixed, value)) in &expected {
         let Some((held_fixed, held_value)) = drained.get(key) else { panic!("L1 lacks {key:?}") };
-        match (held_value, value) {
-            // Two instances claiming one address within a bucket: the one merged last wins, as
-            // in SkyWalking, and a split row merges in another order.
-            (
-                MetricValue::Alias { service_id, last_update, .. },
-                MetricValue::Alias { service_id: expected_service, last_update: expected_update, .. },
-            ) => assert_eq!((service_id, last_update), (expected_service, expected_update), "{key:?}"),
-            _ => assert_eq!(held_value, value, "{key:?}"),
-        }
+        assert_eq!(held_value, value, "{key:?}");
         assert_eq!(held_fixed, fixed, "{key:?}");
     }
-}
-
-#[test]
-fn l1_drains_what_the_catalog_makes_keyed_by_id_text() {
-    l1_equals_the_text_keyed_catalog(None);
-}
-
-#[test]
-fn a_tiny_entity_bound_changes_no_merged_value() {
-    l1_equals_the_text_keyed_catalog(Some(3));
 }

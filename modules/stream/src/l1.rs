@@ -25,20 +25,19 @@ use hashbrown::hash_table::{Entry, HashTable};
 use oap_core::{Settle, SourceConsumer};
 use oap_model::source::Source;
 use oap_oal::catalog::{GroupId, Metric, MetricSink, Slot};
+use oap_oal::entity::OwnedEntityKey;
 use oap_oal::{Catalog, EntityKey};
 use tokio::sync::Notify;
 
-use self::entities::Entities;
 use crate::sharded::Sharded;
 
 /// Distinct rows L1 holds, over all shards, before producers wait for a flush.
 pub const DEFAULT_CAPACITY: usize = 200_000;
 
-/// One thread's tables of merged metrics, one per open epoch, and the entities they name.
+/// One thread's tables of merged metrics, one per open epoch.
 #[derive(Default)]
 struct Shard {
     tables: [Table; 2],
-    entities: Entities,
     /// The epoch of the entry this thread is merging now, if it is inside one.
     entry: Option<u64>,
 }
@@ -87,8 +86,12 @@ impl Shard {
 struct Group {
     group: GroupId,
     time_bucket: i64,
-    /// The entity's handle in the shard's [`Entities`].
-    entity: u64,
+    /// What the entity's id is built from: a source finds its group by these names, without
+    /// building the id.
+    key: OwnedEntityKey,
+    /// The hash the group is filed under.
+    hash: u64,
+    /// The entity's id, built once per group.
     entity_id: Arc<str>,
     slots: Box<[Option<Slot>]>,
 }
@@ -104,8 +107,6 @@ pub struct L1 {
     drained: Notify,
     /// The epoch new merges belong to.
     current: AtomicU64,
-    /// Entities a shard keeps interned at most.
-    entity_bound: usize,
 }
 
 impl L1 {
@@ -119,16 +120,7 @@ impl L1 {
             capacity: capacity.max(1),
             drained: Notify::new(),
             current: AtomicU64::new(1),
-            entity_bound: entities::MAX_ENTITIES,
         }
-    }
-
-    /// This L1 with shards that keep at most `bound` entities interned (a small bound exercises
-    /// the emptying of the table, which must not change a merged value).
-    #[must_use]
-    pub fn with_entity_bound(mut self, bound: usize) -> Self {
-        self.entity_bound = bound.max(1);
-        self
     }
 
     /// Makes epochs start past `epoch` (what an earlier run of the node used).
@@ -204,12 +196,7 @@ impl L1 {
         let added = self.shards.with(|shard| {
             let epoch = shard.entry.unwrap_or_else(|| self.current.load(Ordering::SeqCst));
             let table = Shard::table(&mut shard.tables, epoch);
-            let mut sink = ShardSink {
-                table: &mut table.groups,
-                entities: &mut shard.entities,
-                hasher: &self.hasher,
-                entity_bound: self.entity_bound,
-            };
+            let mut sink = ShardSink { table: &mut table.groups, hasher: &self.hasher };
             let added = self.catalog.aggregate(source, &mut sink);
             table.rows += added;
             added
@@ -278,26 +265,24 @@ impl L1 {
     }
 }
 
-/// A shard's table and entities seen as the catalog's sink.
+/// A shard's table seen as the catalog's sink.
 struct ShardSink<'a> {
     table: &'a mut HashTable<Group>,
-    entities: &'a mut Entities,
     hasher: &'a DefaultHashBuilder,
-    entity_bound: usize,
 }
 
 impl MetricSink for ShardSink<'_> {
     fn group(&mut self, group: GroupId, slots: usize, entity: &EntityKey<'_>, time_bucket: i64) -> &mut [Option<Slot>] {
-        let hasher = self.hasher;
-        let (handle, entity_id) = self.entities.intern(hasher, entity, self.entity_bound);
-        let hash = hasher.hash_one((group, time_bucket, handle));
-        let same = |held: &Group| held.entity == handle && held.time_bucket == time_bucket && held.group == group;
-        let rehash = |held: &Group| hasher.hash_one((held.group, held.time_bucket, held.entity));
-        match self.table.entry(hash, same, rehash) {
+        let hash = self.hasher.hash_one((group, time_bucket, entity));
+        let same = |held: &Group| {
+            held.hash == hash && held.group == group && held.time_bucket == time_bucket && held.key.is(entity)
+        };
+        match self.table.entry(hash, same, |held| held.hash) {
             Entry::Occupied(occupied) => &mut occupied.into_mut().slots,
             Entry::Vacant(vacant) => {
                 let slots = (0..slots).map(|_| None).collect();
-                let held = Group { group, time_bucket, entity: handle, entity_id: entity_id.clone(), slots };
+                let key = OwnedEntityKey::of(entity);
+                let held = Group { group, time_bucket, key, hash, entity_id: entity.id().into(), slots };
                 &mut vacant.insert(held).into_mut().slots
             }
         }
@@ -325,6 +310,5 @@ impl SourceConsumer for L1Handle {
     }
 }
 
-mod entities;
 #[cfg(test)]
 mod tests;
