@@ -174,7 +174,6 @@ impl Stream {
         if matches!(self.kind, StreamKind::Oal(_)) && self.model.columns.len() == row.values.len() {
             row.values.pop();
         }
-        let epoch = 0;
         let rest = row.values.split_off(self.fixed.min(row.values.len()));
         let text = |index: usize| rest.get(index).and_then(Value::as_str).unwrap_or_default().to_owned();
         let long = |index: usize| rest.get(index).and_then(Value::as_i64).unwrap_or_default();
@@ -199,7 +198,7 @@ impl Stream {
             time_bucket: row.time_bucket,
             fixed: row.values.into(),
             value,
-            epoch,
+            epoch: 0,
         }
     }
 }
@@ -260,9 +259,8 @@ pub struct Catalog {
     /// The OAL metrics; metric `i` is stream `i`.
     metrics: Vec<MetricDefinition>,
     by_scope: [Vec<usize>; Scope::COUNT],
-    /// Each scope's metrics compiled together; `None` where they name too many distinct
-    /// conditions or inputs (then each metric is evaluated on its own).
-    programs: Vec<Option<Program>>,
+    /// Each scope's metrics compiled together.
+    programs: Vec<Program>,
     /// The streams of each group, in slot order; group `i < Scope::COUNT` is scope `i`'s.
     groups: Vec<Vec<StreamId>>,
     builtins: Builtins,
@@ -419,19 +417,7 @@ impl Catalog {
             };
             slot.value.add(input);
         };
-        match &self.programs[scope.index()] {
-            Some(program) => program.run(source, metric_at, &self.thresholds, &mut take),
-            None => {
-                for position in 0..indices.len() {
-                    let metric = metric_at(position);
-                    if metric.admits(source)
-                        && let Some(input) = metric.input(source, &self.thresholds)
-                    {
-                        take(position, input);
-                    }
-                }
-            }
-        }
+        self.programs[scope.index()].run(source, metric_at, &self.thresholds, &mut take);
         let b = &self.builtins;
         started
             + match source {

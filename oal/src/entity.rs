@@ -2,8 +2,8 @@
 //! SkyWalking's text (`base64(name).1`, joined with `_` and `-` for instances, endpoints and
 //! relations); building it per source costs allocations and base64 look-ups, and hashing it costs
 //! its 20–100 bytes. A key holds the few names and flags the id is made of instead: equal keys
-//! make equal ids, so a sink can keep each id's text once per key ([`EntityKey::id`] builds it)
-//! and find it again by hashing and comparing the names alone.
+//! make equal ids, so a sink (L1's group table) finds a row by hashing and comparing the names
+//! alone, and builds the id's text ([`EntityKey::id`]) once per row.
 
 use oap_model::ids;
 
@@ -65,6 +65,15 @@ impl<'a> EntityKey<'a> {
         Self::Parts { kind, normal: [normal, false], parts: [service, name, "", ""] }
     }
 
+    /// The key as shape (`None` for [`EntityKey::Text`]), flags and names (the text alone for
+    /// [`EntityKey::Text`]).
+    fn flat(&self) -> (Option<IdKind>, [bool; 2], [&'a str; 4]) {
+        match *self {
+            EntityKey::Parts { kind, normal, parts } => (Some(kind), normal, parts),
+            EntityKey::Text(text) => (None, [false; 2], [text, "", "", ""]),
+        }
+    }
+
     /// The id's text.
     pub fn id(&self) -> String {
         match *self {
@@ -105,10 +114,7 @@ pub struct OwnedEntityKey {
 impl OwnedEntityKey {
     /// `key`, owned.
     pub fn of(key: &EntityKey<'_>) -> Self {
-        let (kind, normal, parts) = match *key {
-            EntityKey::Parts { kind, normal, parts } => (Some(kind), normal, parts),
-            EntityKey::Text(text) => (None, [false; 2], [text, "", "", ""]),
-        };
+        let (kind, normal, parts) = key.flat();
         let lengths = parts.map(|part| u32::try_from(part.len()).unwrap_or(u32::MAX));
         let bytes = parts.iter().flat_map(|part| part.bytes()).collect();
         Self { kind, normal, lengths, bytes }
@@ -116,10 +122,7 @@ impl OwnedEntityKey {
 
     /// Whether this is `key`.
     pub fn is(&self, key: &EntityKey<'_>) -> bool {
-        let (kind, normal, parts) = match *key {
-            EntityKey::Parts { kind, normal, parts } => (Some(kind), normal, parts),
-            EntityKey::Text(text) => (None, [false; 2], [text, "", "", ""]),
-        };
+        let (kind, normal, parts) = key.flat();
         if self.kind != kind
             || self.normal != normal
             || self.lengths.iter().zip(&parts).any(|(&length, part)| length as usize != part.len())

@@ -5,7 +5,8 @@
 //! and the distinct numeric inputs of a scope's metrics once, when the catalog is built; per
 //! source each is evaluated at most once — on first need, so a condition only a filtered-out
 //! metric needs costs nothing — and a metric is a mask test and the input its function takes.
-//! The OAL stays a file read at start: nothing is generated at build time.
+//! A metric past what a program numbers (64 conditions, 8 inputs) evaluates its own filters or
+//! input, as before. The OAL stays a file read at start: nothing is generated at build time.
 
 use oap_model::source::Source;
 
@@ -30,8 +31,9 @@ pub struct Program {
 
 #[derive(Debug, Clone)]
 struct Step {
-    /// The conditions the metric's filters need, as bits.
-    filters: u64,
+    /// The conditions the metric's filters need, as bits; `None` when they are not all numbered
+    /// (the metric evaluates its own).
+    filters: Option<u64>,
     input: StepInput,
 }
 
@@ -43,7 +45,7 @@ enum StepInput {
     Conditions(usize, Option<usize>),
     /// A numeric input (a function of one).
     Long(usize),
-    /// Anything else (`apdex`): the metric reads it itself.
+    /// Anything else (`apdex`, or past what the program numbers): the metric reads it itself.
     Own,
 }
 
@@ -55,49 +57,35 @@ struct Evaluated {
 }
 
 impl Program {
-    /// The program of `metrics` (one scope's, in slot order); `None` when they name more distinct
-    /// conditions or inputs than a program numbers (the catalog then evaluates metric by metric).
-    pub fn compile(metrics: &[&MetricDefinition]) -> Option<Self> {
+    /// The program of `metrics` (one scope's, in slot order).
+    pub fn compile(metrics: &[&MetricDefinition]) -> Self {
         let mut conditions: Vec<Condition> = Vec::new();
         let mut operands: Vec<Operand> = Vec::new();
-        let mut condition = |wanted: &Condition| -> Option<usize> {
-            let at = conditions.iter().position(|known| known == wanted).unwrap_or_else(|| {
-                conditions.push(wanted.clone());
-                conditions.len() - 1
-            });
-            (at < MAX_CONDITIONS).then_some(at)
-        };
-        let mut steps = Vec::with_capacity(metrics.len());
-        for metric in metrics {
-            let mut filters = 0u64;
-            for filter in &metric.filters {
-                filters |= 1 << condition(filter)?;
-            }
-            let input = match metric.function {
-                Function::Cpm | Function::Count => StepInput::One,
-                Function::Percent => StepInput::Conditions(condition(metric.conditions.first()?)?, None),
-                Function::Rate => StepInput::Conditions(
-                    condition(metric.conditions.first()?)?,
-                    Some(condition(metric.conditions.get(1)?)?),
-                ),
-                Function::Apdex => StepInput::Own,
-                _ => match &metric.source {
-                    Some(source) => {
-                        let at = operands.iter().position(|known| known == source).unwrap_or_else(|| {
-                            operands.push(source.clone());
-                            operands.len() - 1
-                        });
-                        if at >= MAX_OPERANDS {
-                            return None;
-                        }
-                        StepInput::Long(at)
+        let steps = metrics
+            .iter()
+            .map(|metric| {
+                let filters = metric
+                    .filters
+                    .iter()
+                    .try_fold(0u64, |bits, filter| Some(bits | 1 << number(&mut conditions, filter, MAX_CONDITIONS)?));
+                let mut condition = |at: usize| number(&mut conditions, metric.conditions.get(at)?, MAX_CONDITIONS);
+                let input = match metric.function {
+                    Function::Cpm | Function::Count => Some(StepInput::One),
+                    Function::Percent => condition(0).map(|first| StepInput::Conditions(first, None)),
+                    Function::Rate => {
+                        condition(0).zip(condition(1)).map(|(first, second)| StepInput::Conditions(first, Some(second)))
                     }
-                    None => StepInput::Own,
-                },
-            };
-            steps.push(Step { filters, input });
-        }
-        Some(Self { conditions, operands, steps })
+                    Function::Apdex => None,
+                    _ => metric
+                        .source
+                        .as_ref()
+                        .and_then(|source| number(&mut operands, source, MAX_OPERANDS))
+                        .map(StepInput::Long),
+                };
+                Step { filters, input: input.unwrap_or(StepInput::Own) }
+            })
+            .collect();
+        Self { conditions, operands, steps }
     }
 
     /// Runs the program on `source`: `each(position, input)` for every metric (by its position
@@ -112,7 +100,11 @@ impl Program {
     ) {
         let mut seen = Evaluated { known: 0, holds: 0, longs: [None; MAX_OPERANDS] };
         for (position, step) in self.steps.iter().enumerate() {
-            if !self.all_hold(step.filters, source, &mut seen) {
+            let admitted = match step.filters {
+                Some(filters) => self.all_hold(filters, source, &mut seen),
+                None => metrics(position).admits(source),
+            };
+            if !admitted {
                 continue;
             }
             let input = match step.input {
@@ -157,4 +149,20 @@ impl Program {
     pub fn conditions(&self) -> usize {
         self.conditions.len()
     }
+
+    /// Whether every metric's filters and input are numbered (none but `apdex` evaluates its own).
+    pub fn numbers_everything(&self) -> bool {
+        // `number` keeps what it turns away, so past the bounds the lists are longer.
+        self.conditions.len() <= MAX_CONDITIONS && self.operands.len() <= MAX_OPERANDS
+    }
+}
+
+/// The number of `wanted` among `known`, numbered now if new; `None` past `max` (it is kept all
+/// the same, so that [`Program::numbers_everything`] sees it).
+fn number<T: PartialEq + Clone>(known: &mut Vec<T>, wanted: &T, max: usize) -> Option<usize> {
+    let at = known.iter().position(|held| held == wanted).unwrap_or_else(|| {
+        known.push(wanted.clone());
+        known.len() - 1
+    });
+    (at < max).then_some(at)
 }

@@ -199,31 +199,26 @@ impl Scope {
         Some(field)
     }
 
-    /// The id of the entity a source of this scope is about (docs/reference/analysis.md §11);
-    /// `None` when the source is of another scope.
-    pub fn entity_id(self, source: &Source<'_>) -> Option<String> {
-        self.entity_key(source).map(|key| key.id())
-    }
-
-    /// What [`Scope::entity_id`] is built from, borrowed from the source: no allocation.
+    /// What the id of the entity a source of this scope is about (docs/reference/analysis.md
+    /// §11) is built from, borrowed from the source — no allocation; [`EntityKey::id`] builds
+    /// the id. `None` when the source is of another scope.
     pub fn entity_key<'a>(self, source: &'a Source<'_>) -> Option<EntityKey<'a>> {
-        let normal = |layer: Layer| layer.is_normal();
         Some(match (self, source) {
-            (Scope::Service, Source::Service(s)) => EntityKey::service(s.name, normal(s.layer)),
+            (Scope::Service, Source::Service(s)) => EntityKey::service(s.name, s.layer.is_normal()),
             (Scope::ServiceInstance, Source::ServiceInstance(s)) => {
-                EntityKey::under_service(IdKind::Instance, s.service_name, normal(s.service_layer), s.name)
+                EntityKey::under_service(IdKind::Instance, s.service_name, s.service_layer.is_normal(), s.name)
             }
             (Scope::Endpoint, Source::Endpoint(s)) => {
-                EntityKey::under_service(IdKind::Endpoint, s.service_name, normal(s.service_layer), &s.name)
+                EntityKey::under_service(IdKind::Endpoint, s.service_name, s.service_layer.is_normal(), &s.name)
             }
             (Scope::ServiceRelation, Source::ServiceRelation(r)) => EntityKey::Parts {
                 kind: IdKind::ServiceRelation,
-                normal: [normal(r.source_layer), normal(r.dest_layer)],
+                normal: [r.source_layer.is_normal(), r.dest_layer.is_normal()],
                 parts: [r.source_service_name, r.dest_service_name, "", ""],
             },
             (Scope::ServiceInstanceRelation, Source::ServiceInstanceRelation(r)) => EntityKey::Parts {
                 kind: IdKind::InstanceRelation,
-                normal: [normal(r.source_layer), normal(r.dest_layer)],
+                normal: [r.source_layer.is_normal(), r.dest_layer.is_normal()],
                 parts: [
                     r.source_service_name,
                     r.dest_service_name,
@@ -233,7 +228,7 @@ impl Scope {
             },
             (Scope::EndpointRelation, Source::EndpointRelation(r)) => EntityKey::Parts {
                 kind: IdKind::EndpointRelation,
-                normal: [normal(r.service_layer), normal(r.child_service_layer)],
+                normal: [r.service_layer.is_normal(), r.child_service_layer.is_normal()],
                 parts: [r.service_name, r.endpoint, r.child_service_name, r.child_endpoint],
             },
             (Scope::DatabaseAccess, Source::DatabaseAccess(s)) => EntityKey::service(s.name, false),

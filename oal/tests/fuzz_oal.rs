@@ -246,7 +246,7 @@ fn programs_agree(definitions: &Definitions, tags: &[KeyStringValuePair]) {
             let Some(scope) = Scope::of_source(&source) else { continue };
             let metrics: Vec<&MetricDefinition> =
                 definitions.metrics.iter().filter(|metric| metric.scope == scope).collect();
-            let Some(program) = Program::compile(&metrics) else { continue };
+            let program = Program::compile(&metrics);
             let one_by_one: Vec<(usize, oap_oal::function::Input)> = metrics
                 .iter()
                 .enumerate()

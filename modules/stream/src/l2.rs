@@ -672,19 +672,18 @@ impl Partition {
                 (RoundWrite::Insert(key, metric, writers), Some(Written::Stored(version))) => {
                     self.cache.insert(key, Cached { metric, touched: now, writers, version });
                 }
+                // A conflict (the row changed under the write), or refused for good (or so the
+                // store said: it may have stored it): the next round reads the row again and
+                // merges the increment where the row lacks its epoch. Dropping a refused one
+                // would leave the row's next write claiming an epoch whose increment it lacks,
+                // which a replay then skips as held.
                 (
                     RoundWrite::Update(key, increment) | RoundWrite::Insert(key, increment, _),
-                    Some(Written::Conflict),
+                    outcome @ (Some(Written::Conflict) | None),
                 ) => {
-                    self.metrics.conflicts.inc();
-                    self.cache.remove(&key);
-                    self.conflicted[level as usize].entry(key.stream).or_default().push((key, increment));
-                }
-                // Refused for good (or so the store said: it may have stored it): the next round
-                // reads the row again and merges the increment where the row lacks its epoch, as
-                // after a conflict. Dropping it would leave the row's next write claiming an epoch
-                // whose increment it lacks, which a replay then skips as held.
-                (RoundWrite::Update(key, increment) | RoundWrite::Insert(key, increment, _), None) => {
+                    if outcome.is_some() {
+                        self.metrics.conflicts.inc();
+                    }
                     self.cache.remove(&key);
                     self.conflicted[level as usize].entry(key.stream).or_default().push((key, increment));
                 }

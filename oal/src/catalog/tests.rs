@@ -86,10 +86,9 @@ fn core() -> Catalog {
 fn every_scope_of_core_oal_is_compiled_into_one_program() {
     let catalog = core();
     for (index, program) in catalog.programs.iter().enumerate() {
-        let metrics = catalog.by_scope[index].len();
-        assert!(program.is_some() || metrics == 0, "scope {index} ({metrics} metrics) has no program");
+        assert!(program.numbers_everything(), "scope {index}: a metric evaluates its own filters or input");
     }
-    let relation = catalog.programs[Scope::ServiceRelation.index()].as_ref().expect("a program");
+    let relation = &catalog.programs[Scope::ServiceRelation.index()];
     // detectPoint CLIENT, detectPoint SERVER, status == true: each read once per source.
     assert_eq!(relation.conditions(), 3);
 }
@@ -373,4 +372,35 @@ fn every_group_has_a_slot_per_stream_and_every_stream_one_group() {
     placed.sort_unstable();
     let all: Vec<StreamId> = (0..catalog.streams().len() as u32).map(StreamId).collect();
     assert_eq!(placed, all);
+}
+
+#[test]
+fn a_scope_past_what_a_program_numbers_still_evaluates_every_metric_as_written() {
+    // 70 distinct filters on one scope: the program numbers 64; the others filter themselves.
+    let script: String = (0..70)
+        .map(|n| format!("over_{n} = from(Service.latency).filter(latency > {}).longAvg();\n", n * 10))
+        .collect();
+    let definitions = crate::load("many.oal", &script).expect("compiles");
+    let catalog = Catalog::new(definitions, ApdexThresholds::default()).expect("a catalog");
+    assert!(!catalog.programs[Scope::Service.index()].numbers_everything());
+    let mut rows = Rows::default();
+    for latency in [5, 305, 695] {
+        let service = Service {
+            name: "svc",
+            layer: Layer::GENERAL,
+            service_instance_name: "i1",
+            endpoint_name: "/work",
+            request: facts(latency, true, &[]),
+        };
+        catalog.aggregate(&Source::Service(service), &mut rows);
+    }
+    let entity = ids::service_id("svc", true);
+    // Metric n takes the latencies above n × 10: n < 1 all three, n < 31 two, n < 70 one.
+    for n in 0..70 {
+        let expected = [5, 305, 695].into_iter().filter(|&latency| latency > n * 10).collect::<Vec<i64>>();
+        let held = rows.get(&catalog, &format!("over_{n}"), &entity).map(|row| row.1.clone());
+        let wanted = (!expected.is_empty())
+            .then(|| MetricValue::LongAvg { summation: expected.iter().sum(), count: expected.len() as i64 });
+        assert_eq!(held, wanted, "over_{n}");
+    }
 }
