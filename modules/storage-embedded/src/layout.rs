@@ -4,12 +4,13 @@
 //!   `meta`, keyed `model \0 id`.
 //! - Everything else lives in partitions of one day, so TTL drops whole days: `metrics#yyyyMMdd`
 //!   for time-relative metrics (minute, hour and day rows alike), `records#yyyyMMdd` for records,
-//!   and `<model>#yyyyMMdd` for each super dataset (`segment`). Keys are
+//!   and `<model>#yyyyMMdd` for each super dataset. Keys are
 //!   `model \0 bucket(8 bytes, big-endian) id`, so one model's rows of a bucket range are one
-//!   contiguous key range.
-//! - A record model's lookup columns (the segment's `trace_id`) are indexed per day in
-//!   `<group>.lookup#yyyyMMdd`, keyed `model \0 column value-length(2) value bucket id`, with
-//!   no value; dropping a day drops its index with it.
+//!   contiguous key range. The `segment` record is the exception: its rows live in block files
+//!   and its index in `segment.index#yyyyMMdd` ([`crate::segments`]).
+//! - A record model's lookup columns are indexed per day in `<group>.lookup#yyyyMMdd`, keyed
+//!   `model \0 column value-length(2) value bucket id`, with no value; dropping a day drops its
+//!   index with it. (No built-in model but `segment` has lookup columns today.)
 
 use oap_storage::{Model, ModelKind, day_of};
 

@@ -33,12 +33,19 @@ use tracing::{debug, error, info};
 
 use crate::codec;
 use crate::layout::{self, META, Partition, Placement};
+use crate::segments::{self, Indexes, Prepared, Segments};
+
+/// The directory of the segment blocks, inside the store's.
+const SEGMENTS_DIR: &str = "segments";
 
 /// The journal's size at most: past it, memtables are flushed to tables and the journal reclaimed.
 const MAX_JOURNAL: u64 = 64 << 20;
 
 /// Batches the committer takes at most in one round.
 const MAX_JOBS_PER_ROUND: usize = 64;
+
+/// How often an idle committer looks for segment blocks old enough to seal.
+const SEAL_CHECK: Duration = Duration::from_secs(1);
 
 /// The longest key the database holds (its keys carry a 16-bit length).
 const MAX_KEY: usize = u16::MAX as usize;
@@ -56,6 +63,14 @@ pub enum OpenError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// The segment blocks cannot be read or sealed.
+    #[error("cannot open the embedded store's segment blocks in {path}: {source}")]
+    Segments {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: StorageError,
     },
     /// The thread that commits writes could not be started.
     #[error("cannot start the embedded store's committer thread: {0}")]
@@ -110,6 +125,7 @@ struct Shared {
     path: PathBuf,
     budget: Budget,
     current: RwLock<Result<Arc<Inner>, String>>,
+    segments: Segments,
 }
 
 impl Shared {
@@ -172,9 +188,10 @@ type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 /// A batch encoded: the entries for each partition, by name.
 type Encoded = Vec<(String, Entries)>;
 
-/// One caller's batch, encoded: entries per partition.
+/// One caller's batch, encoded: entries per partition, and segment rows.
 struct Job {
     entries: Encoded,
+    segments: Vec<Prepared>,
     done: oneshot::Sender<Result<(), StorageError>>,
 }
 
@@ -191,9 +208,11 @@ impl EmbeddedStore {
         let probe = path.join(".oap-write-probe");
         std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe)).map_err(unwritable)?;
         let inner = open_inner(&path, budget).map_err(|source| OpenError::Unreadable { path: path.clone(), source })?;
+        let segments = Segments::open(&path.join(SEGMENTS_DIR), &inner)
+            .map_err(|source| OpenError::Segments { path: path.clone(), source })?;
         info!(path = %path.display(), partitions = inner.read_partitions().len(), "embedded store open");
         let (jobs, queue) = mpsc::channel();
-        let shared = Arc::new(Shared { path, budget, current: RwLock::new(Ok(Arc::new(inner))) });
+        let shared = Arc::new(Shared { path, budget, current: RwLock::new(Ok(Arc::new(inner))), segments });
         let committer = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -207,27 +226,36 @@ impl EmbeddedStore {
     /// Bytes the store takes on disk: tables and journals (a journal's file is allocated
     /// ahead, so this counts its full length).
     pub fn disk_space(&self) -> Result<u64, StorageError> {
-        self.shared.inner()?.db.disk_space().map_err(|error| unavailable("cannot measure the store", &error))
+        let tables =
+            self.shared.inner()?.db.disk_space().map_err(|error| unavailable("cannot measure the store", &error))?;
+        Ok(tables + self.shared.segments.disk_space())
     }
 
-    /// Bytes the data takes in disk tables, without the journal (which is reclaimed once the
-    /// memtables it backs are flushed, and never grows past 64 MiB).
+    /// Bytes the data takes in disk tables and segment blocks, without the journal (which is
+    /// reclaimed once the memtables it backs are flushed, and never grows past 64 MiB).
     pub fn table_space(&self) -> u64 {
-        self.shared.inner().map_or(0, |inner| inner.all_partitions().iter().map(Keyspace::disk_space).sum())
+        let tables: u64 =
+            self.shared.inner().map_or(0, |inner| inner.all_partitions().iter().map(Keyspace::disk_space).sum());
+        tables + self.shared.segments.disk_space()
     }
 
-    /// Each partition's bytes in disk tables, by name.
+    /// Each partition's bytes in disk tables, by name, and the segment blocks' (`segments`).
     pub fn table_space_by_partition(&self) -> Vec<(String, u64)> {
         let Ok(inner) = self.shared.inner() else { return Vec::new() };
         let partitions = inner.read_partitions();
-        partitions.iter().map(|(name, keyspace)| (name.clone(), keyspace.disk_space())).collect()
+        let mut spaces: Vec<(String, u64)> =
+            partitions.iter().map(|(name, keyspace)| (name.clone(), keyspace.disk_space())).collect();
+        spaces.push((SEGMENTS_DIR.to_owned(), self.shared.segments.disk_space()));
+        spaces
     }
 
     /// Writes every memtable to disk tables and compacts them fully, as a long-running store
     /// ends up; for measuring its size.
     pub async fn compact(&self) -> Result<(), StorageError> {
         let inner = self.shared.inner()?;
+        let shared = self.shared.clone();
         blocking(move || {
+            shared.segments.seal(&*inner, true);
             for keyspace in inner.all_partitions() {
                 keyspace.rotate_memtable_and_wait().map_err(|error| unavailable("cannot flush", &error))?;
                 keyspace.major_compact().map_err(|error| unavailable("cannot compact", &error))?;
@@ -237,10 +265,16 @@ impl EmbeddedStore {
         .await
     }
 
-    fn encode(batch: &[Write]) -> Result<Encoded, StorageError> {
+    fn encode(batch: &[Write]) -> Result<(Encoded, Vec<Prepared>), StorageError> {
         let mut entries: Vec<(Partition<'_>, Entries)> = Vec::new();
+        let mut segment_rows = Vec::new();
         for write in batch {
             let (model, row) = (write.model(), write.row());
+            if segments::holds(model) {
+                model.check(&row.values)?;
+                segment_rows.push(Prepared::of(row.time_bucket, &row.id, &row.values)?);
+                continue;
+            }
             let mut push = |partition, key: Vec<u8>, value: Vec<u8>| {
                 if key.len() > MAX_KEY || value.len() > MAX_VALUE {
                     return Err(StorageError::Invalid(format!(
@@ -280,7 +314,7 @@ impl EmbeddedStore {
                 }
             }
         }
-        Ok(entries.into_iter().map(|(partition, list)| (partition.name(), list)).collect())
+        Ok((entries.into_iter().map(|(partition, list)| (partition.name(), list)).collect(), segment_rows))
     }
 }
 
@@ -298,8 +332,42 @@ fn options_for(name: &str, memtable_size: u64) -> KeyspaceCreateOptions {
     let options = KeyspaceCreateOptions::default().data_block_compression_policy(lz4).max_memtable_size(memtable_size);
     match layout::parse_daily(name) {
         // Records are read in bulk or by a lookup: larger blocks compress better.
+        // Hashes and offsets do not compress; the index is written once, in sorted tables.
+        Some((segments::INDEX_GROUP, _)) => {
+            options.data_block_compression_policy(CompressionPolicy::all(CompressionType::None))
+        }
         Some((group, _)) if group != "metrics" => options.data_block_size_policy(BlockSizePolicy::all(32 * 1024)),
         _ => options,
+    }
+}
+
+impl Indexes for Inner {
+    fn index_for_write(&self, day: i64) -> Result<Keyspace, StorageError> {
+        self.for_write(&segments::index_partition(day))
+    }
+
+    fn index(&self, day: i64) -> Option<Keyspace> {
+        self.existing(&segments::index_partition(day))
+    }
+
+    fn index_days(&self) -> Vec<i64> {
+        self.read_partitions()
+            .keys()
+            .filter_map(|name| layout::parse_daily(name))
+            .filter(|(group, _)| *group == segments::INDEX_GROUP)
+            .map(|(_, day)| day)
+            .collect()
+    }
+
+    fn drop_index(&self, day: i64) -> Result<(), StorageError> {
+        let name = segments::index_partition(day);
+        let removed = self.partitions.write().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&name);
+        if let Some(keyspace) = removed {
+            self.db
+                .delete_keyspace(keyspace)
+                .map_err(|error| unavailable(&format!("cannot drop partition {name}"), &error))?;
+        }
+        Ok(())
     }
 }
 
@@ -511,7 +579,7 @@ impl Inner {
 /// has been read whole (the days and keys are then read in reverse). In any other order a paged
 /// scan is trimmed to its page as it goes ([`ScanQuery::trim`]), so it holds at most about twice
 /// the page, not every row that matches.
-struct Page<'q> {
+pub(crate) struct Page<'q> {
     query: &'q ScanQuery,
     rows: Vec<Row>,
     bound: Option<usize>,
@@ -525,7 +593,7 @@ struct Page<'q> {
 const MIN_TRIM_AT: usize = 1_024;
 
 impl<'q> Page<'q> {
-    fn new(query: &'q ScanQuery) -> Self {
+    pub(crate) fn new(query: &'q ScanQuery) -> Self {
         let bound = query.newest_first_bound();
         let trim_at = match bound {
             Some(_) => None,
@@ -534,7 +602,7 @@ impl<'q> Page<'q> {
         Self { query, rows: Vec::new(), bound, bucket: None, trim_at }
     }
 
-    fn newest_first(&self) -> bool {
+    pub(crate) fn newest_first(&self) -> bool {
         self.bound.is_some()
     }
 
@@ -544,7 +612,7 @@ impl<'q> Page<'q> {
     }
 
     /// Whether the page is complete before a row of `time_bucket` is read.
-    fn full_before(&mut self, time_bucket: i64) -> bool {
+    pub(crate) fn full_before(&mut self, time_bucket: i64) -> bool {
         let Some(bound) = self.bound else { return false };
         if self.bucket == Some(time_bucket) {
             return false;
@@ -553,20 +621,21 @@ impl<'q> Page<'q> {
         self.rows.len() >= bound
     }
 
-    /// Keeps the stored row if it belongs in the result.
-    fn offer(&mut self, id: &str, time_bucket: i64, bytes: &[u8]) -> Result<(), StorageError> {
+    /// Keeps the stored row if it belongs in the result; true if it does.
+    pub(crate) fn offer(&mut self, id: &str, time_bucket: i64, bytes: &[u8]) -> Result<bool, StorageError> {
         let values = codec::decode_borrowed(bytes)?;
-        if self.query.matches_values(time_bucket, &values) {
-            let values = values.iter().map(ValueRef::to_value).collect();
-            self.rows.push(Row { id: id.to_owned(), time_bucket, values });
-            if self.trim_at.is_some_and(|at| self.rows.len() >= at) {
-                self.query.trim(&mut self.rows);
-            }
+        if !self.query.matches_values(time_bucket, &values) {
+            return Ok(false);
         }
-        Ok(())
+        let values = values.iter().map(ValueRef::to_value).collect();
+        self.rows.push(Row { id: id.to_owned(), time_bucket, values });
+        if self.trim_at.is_some_and(|at| self.rows.len() >= at) {
+            self.query.trim(&mut self.rows);
+        }
+        Ok(true)
     }
 
-    fn finish(self) -> Vec<Row> {
+    pub(crate) fn finish(self) -> Vec<Row> {
         self.query.finish(self.rows)
     }
 }
@@ -591,7 +660,17 @@ fn commit_all(shared: &Shared, queue: &mpsc::Receiver<Job>) {
     let mut next_reopen = Instant::now();
     let mut reopen_pause = FIRST_REOPEN_PAUSE;
     let mut last_broke: Option<Instant> = None;
-    while let Ok(first) = queue.recv() {
+    loop {
+        let first = match queue.recv_timeout(SEAL_CHECK) {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Ok(inner) = shared.inner() {
+                    shared.segments.seal(&*inner, false);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         let mut jobs = vec![first];
         while jobs.len() < MAX_JOBS_PER_ROUND {
             match queue.try_recv() {
@@ -617,7 +696,13 @@ fn commit_all(shared: &Shared, queue: &mpsc::Receiver<Job>) {
         };
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut dones = Vec::with_capacity(jobs.len());
+        let mut segment_rows = Vec::new();
+        let mut with_segments = Vec::new();
         for job in jobs {
+            if !job.segments.is_empty() {
+                with_segments.push(outcomes.len());
+                segment_rows.extend(job.segments);
+            }
             let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.apply(job.entries)));
             outcomes.push(applied.unwrap_or_else(|panic| {
                 let reason = panic
@@ -629,6 +714,13 @@ fn commit_all(shared: &Shared, queue: &mpsc::Receiver<Job>) {
                 Err(StorageError::Invalid(format!("the database refused the batch: {reason}")))
             }));
             dones.push(job.done);
+        }
+        if let Err(failure) = shared.segments.append(segment_rows) {
+            for at in with_segments {
+                if outcomes[at].is_ok() {
+                    outcomes[at] = Err(failure.clone());
+                }
+            }
         }
         if outcomes.iter().any(Result::is_ok)
             && let Err(error) = inner.db.persist(PersistMode::SyncData)
@@ -654,6 +746,12 @@ fn commit_all(shared: &Shared, queue: &mpsc::Receiver<Job>) {
         for (done, outcome) in dones.into_iter().zip(outcomes) {
             let _ = done.send(outcome);
         }
+        if let Ok(inner) = shared.inner() {
+            shared.segments.seal(&*inner, false);
+        }
+    }
+    if let Ok(inner) = shared.inner() {
+        shared.segments.seal(&*inner, true);
     }
 }
 
@@ -669,7 +767,10 @@ async fn blocking<T: Send + 'static>(
 impl Storage for EmbeddedStore {
     async fn install(&self, models: &[ModelRef]) -> Result<(), StorageError> {
         for model in models {
-            if model.name.contains(['\0', '#']) || model.name.ends_with(".lookup") {
+            if model.name.contains(['\0', '#'])
+                || model.name.ends_with(".lookup")
+                || &*model.name == segments::INDEX_GROUP
+            {
                 return Err(StorageError::Invalid(format!("model name `{}` cannot be stored", model.name)));
             }
         }
@@ -680,26 +781,38 @@ impl Storage for EmbeddedStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let entries = Self::encode(batch)?;
+        let (entries, segments) = Self::encode(batch)?;
         let (done, outcome) = oneshot::channel();
         let jobs = self.jobs.as_ref().ok_or_else(|| StorageError::Unavailable("the store is closed".to_owned()))?;
-        jobs.send(Job { entries, done })
+        jobs.send(Job { entries, segments, done })
             .map_err(|_| StorageError::Unavailable("the store's committer has stopped".to_owned()))?;
         outcome.await.unwrap_or_else(|_| Err(StorageError::Unavailable("the store's committer has stopped".to_owned())))
     }
 
     async fn multi_get(&self, model: &Model, keys: &[RowKey]) -> Result<Vec<Row>, StorageError> {
         let (inner, model, keys) = (self.shared.inner()?, model.clone(), keys.to_vec());
+        if segments::holds(&model) {
+            let shared = self.shared.clone();
+            return blocking(move || shared.segments.multi_get(&*inner, &keys)).await;
+        }
         blocking(move || inner.multi_get(&model, &keys)).await
     }
 
     async fn scan(&self, model: &Model, query: &ScanQuery) -> Result<Vec<Row>, StorageError> {
         let (inner, model, query) = (self.shared.inner()?, model.clone(), query.clone());
+        if segments::holds(&model) {
+            let shared = self.shared.clone();
+            return blocking(move || shared.segments.scan(&*inner, &query)).await;
+        }
         blocking(move || inner.scan(&model, &query)).await
     }
 
     async fn delete_before(&self, model: &Model, day: i64) -> Result<usize, StorageError> {
         let (inner, model) = (self.shared.inner()?, model.clone());
+        if segments::holds(&model) {
+            let shared = self.shared.clone();
+            return blocking(move || shared.segments.drop_before(&*inner, day)).await;
+        }
         blocking(move || inner.delete_before(&model, day)).await
     }
 }
