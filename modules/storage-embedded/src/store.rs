@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use fjall::config::{BlockSizePolicy, CompressionPolicy};
 use fjall::{CompressionType, Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use oap_storage::builtin::segment;
 use oap_storage::dao::{MetadataQueryDao, MetricsQueryDao, TopologyQueryDao, TraceQueryDao};
 use oap_storage::{
     Filter, Indexing, Model, ModelRef, Row, RowKey, ScanQuery, Storage, StorageError, Value, ValueRef, Write, day_of,
@@ -372,6 +373,12 @@ impl Indexes for Inner {
 }
 
 impl Inner {
+    /// Whether segments stored in the LSM tree before the block files existed are still kept.
+    fn has_legacy_segments(&self) -> bool {
+        let group = &*segment::MODEL.name;
+        self.read_partitions().keys().any(|name| layout::parse_daily(name).is_some_and(|(owner, _)| owner == group))
+    }
+
     fn read_partitions(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Keyspace>> {
         self.partitions.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -793,7 +800,19 @@ impl Storage for EmbeddedStore {
         let (inner, model, keys) = (self.shared.inner()?, model.clone(), keys.to_vec());
         if segments::holds(&model) {
             let shared = self.shared.clone();
-            return blocking(move || shared.segments.multi_get(&*inner, &keys)).await;
+            return blocking(move || {
+                let mut rows = shared.segments.multi_get(&*inner, &keys)?;
+                if inner.has_legacy_segments() {
+                    let missing: Vec<RowKey> = keys
+                        .iter()
+                        .filter(|key| !rows.iter().any(|row| row.id == key.id && row.time_bucket == key.time_bucket))
+                        .cloned()
+                        .collect();
+                    rows.extend(inner.multi_get(&model, &missing)?);
+                }
+                Ok(rows)
+            })
+            .await;
         }
         blocking(move || inner.multi_get(&model, &keys)).await
     }
@@ -802,7 +821,24 @@ impl Storage for EmbeddedStore {
         let (inner, model, query) = (self.shared.inner()?, model.clone(), query.clone());
         if segments::holds(&model) {
             let shared = self.shared.clone();
-            return blocking(move || shared.segments.scan(&*inner, &query)).await;
+            return blocking(move || {
+                if !inner.has_legacy_segments() {
+                    return shared.segments.scan(&*inner, &query);
+                }
+                // Segments stored before the block files existed are read from where they lie
+                // until TTL drops their days: both stores' first pages, merged.
+                let whole = ScanQuery { offset: 0, limit: query.page_end(), ..query.clone() };
+                let mut rows = shared.segments.scan(&*inner, &whole)?;
+                let mut seen: std::collections::HashSet<(i64, String)> =
+                    rows.iter().map(|row| (row.time_bucket, row.id.clone())).collect();
+                for row in inner.scan(&model, &whole)? {
+                    if seen.insert((row.time_bucket, row.id.clone())) {
+                        rows.push(row);
+                    }
+                }
+                Ok(query.finish(rows))
+            })
+            .await;
         }
         blocking(move || inner.scan(&model, &query)).await
     }
@@ -811,7 +847,12 @@ impl Storage for EmbeddedStore {
         let (inner, model) = (self.shared.inner()?, model.clone());
         if segments::holds(&model) {
             let shared = self.shared.clone();
-            return blocking(move || shared.segments.drop_before(&*inner, day)).await;
+            return blocking(move || {
+                let days = shared.segments.drop_before(&*inner, day)?;
+                // And the days stored before the block files existed.
+                Ok(days + inner.delete_before(&model, day)?)
+            })
+            .await;
         }
         blocking(move || inner.delete_before(&model, day)).await
     }

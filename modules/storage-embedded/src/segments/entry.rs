@@ -135,20 +135,32 @@ impl Entry {
         value
     }
 
-    /// Its keys: by time, endpoint and trace.
-    pub fn keys(&self) -> [Vec<u8>; 3] {
-        let tail = |key: &mut Vec<u8>| {
-            key.extend_from_slice(&bucket_bytes(self.time_bucket));
-            key.extend_from_slice(&self.at.block.to_be_bytes());
-            key.extend_from_slice(&self.number.to_be_bytes());
-        };
-        let mut by_time = vec![BY_TIME];
-        tail(&mut by_time);
-        let mut by_endpoint = by_hash(BY_ENDPOINT, self.endpoint);
-        tail(&mut by_endpoint);
-        let mut by_trace = by_hash(BY_TRACE, self.trace);
-        tail(&mut by_trace);
-        [by_time, by_endpoint, by_trace]
+    /// Its key by time.
+    pub fn time_key(&self) -> Vec<u8> {
+        let mut key = Vec::with_capacity(1 + 16);
+        key.push(BY_TIME);
+        self.push_tail(&mut key);
+        key
+    }
+
+    /// Its key by endpoint.
+    pub fn endpoint_key(&self) -> Vec<u8> {
+        let mut key = by_hash(BY_ENDPOINT, self.endpoint);
+        self.push_tail(&mut key);
+        key
+    }
+
+    /// Its key by trace.
+    pub fn trace_key(&self) -> Vec<u8> {
+        let mut key = by_hash(BY_TRACE, self.trace);
+        self.push_tail(&mut key);
+        key
+    }
+
+    fn push_tail(&self, key: &mut Vec<u8>) {
+        key.extend_from_slice(&bucket_bytes(self.time_bucket));
+        key.extend_from_slice(&self.at.block.to_be_bytes());
+        key.extend_from_slice(&self.number.to_be_bytes());
     }
 }
 
@@ -257,8 +269,8 @@ mod tests {
         assert!(entry.is_error);
         assert_eq!((entry.trace, entry.endpoint, entry.id), (hash("t1"), hash("e1"), hash("seg")));
         let later = Entry::of(20_261_207_120_001, "seg2", &values("t1", "e1", 1_765_000_001_000, 3), at, 1);
-        let [time, endpoint, trace] = entry.keys();
-        let [later_time, later_endpoint, later_trace] = later.keys();
+        let [time, endpoint, trace] = [entry.time_key(), entry.endpoint_key(), entry.trace_key()];
+        let [later_time, later_endpoint, later_trace] = [later.time_key(), later.endpoint_key(), later.trace_key()];
         assert!(time < later_time && endpoint < later_endpoint && trace < later_trace);
         assert!(trace.starts_with(&by_hash(BY_TRACE, hash("t1"))));
         assert!(later_trace >= at_bucket(&by_hash(BY_TRACE, hash("t1")), 20_261_207_120_001));

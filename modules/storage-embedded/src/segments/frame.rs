@@ -16,6 +16,10 @@ pub const HEADER: usize = 12;
 /// row): reading one row decompresses its whole frame.
 pub const FRAME_TARGET: usize = 64 << 10;
 
+/// The longest row's values a frame holds (its lengths are 32-bit; room is left for the row's
+/// bucket and id and for LZ4's worst case).
+pub const LONGEST_ROW: usize = (u32::MAX as usize / 2) - (1 << 20);
+
 /// Appends one row's stored form to `raw`.
 pub fn push_row(raw: &mut Vec<u8>, time_bucket: i64, id: &str, values: &[u8]) -> Result<(), StorageError> {
     let id_len = u16::try_from(id.len())

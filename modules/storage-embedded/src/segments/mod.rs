@@ -22,13 +22,14 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fjall::Keyspace;
 use oap_storage::builtin::segment::col;
 use oap_storage::{Model, ModelKind, StorageError, Value};
-use tracing::{info, warn};
+use oap_telemetry::LogLimit;
+use tracing::{error, info, warn};
 
 use self::entry::{Entry, Location};
 use crate::codec;
@@ -81,12 +82,21 @@ impl Prepared {
                 u16::MAX
             )));
         }
+        let values_bytes = codec::encode(values)?;
+        if values_bytes.len() > frame::LONGEST_ROW {
+            return Err(StorageError::Invalid(format!(
+                "segment `{}…` cannot be stored: a row of {} bytes (at most {})",
+                id.chars().take(64).collect::<String>(),
+                values_bytes.len(),
+                frame::LONGEST_ROW
+            )));
+        }
         let placeholder = Location { block: 0, frame: 0, row: 0 };
         Ok(Self {
             day: oap_storage::day_of(time_bucket),
             time_bucket,
             id: id.to_owned(),
-            values: codec::encode(values)?,
+            values: values_bytes,
             entry: Entry::of(time_bucket, id, values, placeholder, 0),
         })
     }
@@ -130,12 +140,15 @@ impl Head {
             return Ok(());
         }
         let frame = frame::seal(&self.raw);
+        // The file's own length, not a count kept beside it: a failed write whose tail could
+        // not be cut off leaves bytes no count knows of, and the file is opened for appending.
+        let at = self.file.metadata()?.len();
         self.file.write_all(&frame)?;
         for mut entry in self.framing.drain(..) {
-            entry.at.frame = self.written;
+            entry.at.frame = at;
             self.unsynced.push(entry);
         }
-        self.written += frame.len() as u64;
+        self.written = at + frame.len() as u64;
         self.raw.clear();
         Ok(())
     }
@@ -145,16 +158,27 @@ impl Head {
         self.raw.clear();
         self.framing.clear();
         self.unsynced.clear();
-        self.written = self.synced;
         if let Err(error) = self.file.set_len(self.synced) {
-            warn!(%error, block = self.block, "cannot cut a segment block back after a failed write; it is read again at start");
+            // What stays is unacknowledged and unindexed: found again only if the block is
+            // recovered at start, and then returned once.
+            warn!(%error, block = self.block, "cannot cut a segment block back after a failed write");
         }
+        self.written = self.synced;
     }
 }
 
-/// The open blocks and the next block number.
+/// A block taken out of the open ones to be sealed (or found open at start and not yet
+/// sealed): searches still read its entries until its index is written.
+struct Sealing {
+    day: i64,
+    block: u32,
+    entries: Arc<Vec<Entry>>,
+}
+
+/// The open blocks, those being sealed, and the next block number.
 struct Heads {
     open: BTreeMap<i64, Head>,
+    sealing: Vec<Sealing>,
     next_block: u32,
 }
 
@@ -174,6 +198,7 @@ impl Segments {
         std::fs::create_dir_all(root).map_err(|error| io("cannot create the segment directory", &error))?;
         let mut next_block = 0;
         let mut recovered = 0;
+        let mut unsealed = Vec::new();
         for (day, blocks) in list(root)? {
             for block in blocks {
                 next_block = next_block.max(block + 1);
@@ -184,16 +209,22 @@ impl Segments {
                     None => false,
                 };
                 if !sealed {
-                    let entries = recover(&block_path(root, day, block), block)?;
-                    ingest(indexes, day, block, entries)?;
-                    recovered += 1;
+                    let entries = Arc::new(recover(&block_path(root, day, block), block)?);
+                    match ingest(indexes, day, block, &entries) {
+                        Ok(()) => recovered += 1,
+                        Err(error) => {
+                            warn!(%error, day, block, "a segment block left open cannot be sealed yet; it is searched as it is and sealed later");
+                            unsealed.push(Sealing { day, block, entries });
+                        }
+                    }
                 }
             }
         }
         if recovered > 0 {
             info!(blocks = recovered, "segment blocks left open were read again and sealed");
         }
-        Ok(Self { root: root.to_path_buf(), heads: Mutex::new(Heads { open: BTreeMap::new(), next_block }) })
+        let heads = Heads { open: BTreeMap::new(), sealing: unsealed, next_block };
+        Ok(Self { root: root.to_path_buf(), heads: Mutex::new(heads) })
     }
 
     fn heads(&self) -> MutexGuard<'_, Heads> {
@@ -206,7 +237,7 @@ impl Segments {
             return Ok(());
         }
         let mut heads = self.heads();
-        let Heads { open, next_block } = &mut *heads;
+        let Heads { open, next_block, .. } = &mut *heads;
         let outcome = (|| {
             for row in rows {
                 let head = match open.entry(row.day) {
@@ -246,12 +277,17 @@ impl Segments {
 
     fn create(&self, day: i64, block: u32) -> Result<Head, StorageError> {
         let dir = self.root.join(day.to_string());
-        std::fs::create_dir_all(&dir).map_err(|error| io("cannot create a segment day", &error))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(&dir).map_err(|error| io("cannot create a segment day", &error))?;
+            sync_dir(&self.root)?;
+        }
         let file = OpenOptions::new()
             .create_new(true)
             .append(true)
             .open(block_path(&self.root, day, block))
             .map_err(|error| io("cannot create a segment block", &error))?;
+        // The block's name must outlive a crash as its rows do.
+        sync_dir(&dir)?;
         Ok(Head {
             block,
             file,
@@ -269,29 +305,42 @@ impl Segments {
     /// Seals the blocks that are full or old enough (every block when `all`): their entries go
     /// into their day's index. A block whose index cannot be written stays open and is tried again.
     pub fn seal(&self, indexes: &dyn Indexes, all: bool) {
-        let mut heads = self.heads();
-        let due: Vec<i64> = heads
-            .open
-            .iter()
-            .filter(|(_, head)| all || head.synced >= BLOCK_TARGET || head.opened.elapsed() >= BLOCK_AGE)
-            .map(|(day, _)| *day)
-            .collect();
-        for day in due {
-            let Some(head) = heads.open.get(&day) else { continue };
-            let (block, entries) = (head.block, head.entries.clone());
-            match ingest(indexes, day, block, entries) {
-                Ok(()) => {
-                    heads.open.remove(&day);
+        let to_seal: Vec<(i64, u32, Arc<Vec<Entry>>)> = {
+            let mut heads = self.heads();
+            let due: Vec<i64> = heads
+                .open
+                .iter()
+                .filter(|(_, head)| all || head.synced >= BLOCK_TARGET || head.opened.elapsed() >= BLOCK_AGE)
+                .map(|(day, _)| *day)
+                .collect();
+            for day in due {
+                if let Some(head) = heads.open.remove(&day) {
+                    heads.sealing.push(Sealing { day, block: head.block, entries: Arc::new(head.entries) });
                 }
-                Err(error) => warn!(%error, day, block, "cannot seal a segment block yet; it stays open"),
+            }
+            heads.sealing.iter().map(|sealing| (sealing.day, sealing.block, sealing.entries.clone())).collect()
+        };
+        // The index is written without the lock: searches go on reading the entries meanwhile.
+        for (day, block, entries) in to_seal {
+            match ingest(indexes, day, block, &entries) {
+                Ok(()) => self.heads().sealing.retain(|sealing| (sealing.day, sealing.block) != (day, block)),
+                Err(failure) => {
+                    static LOG: LogLimit = LogLimit::new(3, Duration::from_secs(60));
+                    if let Some(left_out) = LOG.admit() {
+                        error!(error = %failure, day, block, left_out, "cannot seal a segment block yet; it is searched as it is and sealed later");
+                    }
+                }
             }
         }
     }
 
     /// Drops every day before `day`: blocks and index. Returns how many days were dropped.
     pub fn drop_before(&self, indexes: &dyn Indexes, day: i64) -> Result<usize, StorageError> {
-        let mut heads = self.heads();
-        heads.open.retain(|open_day, _| *open_day >= day);
+        {
+            let mut heads = self.heads();
+            heads.open.retain(|open_day, _| *open_day >= day);
+            heads.sealing.retain(|sealing| sealing.day >= day);
+        }
         let mut days: Vec<i64> = list(&self.root)?.into_iter().map(|(day, _)| day).collect();
         days.extend(indexes.index_days());
         days.sort_unstable();
@@ -324,17 +373,20 @@ impl Segments {
     /// The open blocks' entries of `day` that `keep` selects.
     fn open_entries(&self, day: i64, keep: impl Fn(&Entry) -> bool) -> Vec<Entry> {
         let heads = self.heads();
-        heads
-            .open
-            .get(&day)
-            .map(|head| head.entries.iter().filter(|entry| keep(entry)).copied().collect())
-            .unwrap_or_default()
+        let open = heads.open.get(&day).map(|head| head.entries.as_slice()).unwrap_or_default();
+        let sealing =
+            heads.sealing.iter().filter(|sealing| sealing.day == day).flat_map(|sealing| sealing.entries.iter());
+        open.iter().chain(sealing).filter(|entry| keep(entry)).copied().collect()
     }
 
     /// The days that hold rows, open or sealed.
     fn days(&self, indexes: &dyn Indexes) -> Vec<i64> {
         let mut days = indexes.index_days();
-        days.extend(self.heads().open.keys().copied());
+        {
+            let heads = self.heads();
+            days.extend(heads.open.keys().copied());
+            days.extend(heads.sealing.iter().map(|sealing| sealing.day));
+        }
         days.sort_unstable();
         days.dedup();
         days
@@ -366,7 +418,13 @@ fn list(root: &Path) -> Result<Vec<(i64, Vec<u32>)>, StorageError> {
     Ok(days)
 }
 
-/// The entries of a block's whole frames; a torn or damaged tail is cut from the file.
+/// Syncs a directory, so that the names created in it outlive a crash.
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    File::open(dir).and_then(|dir| dir.sync_all()).map_err(|error| io("cannot sync a segment directory", &error))
+}
+
+/// The entries of a block's whole frames; a torn tail is cut from the file, a damaged frame
+/// that whole frames follow is skipped.
 fn recover(path: &Path, block: u32) -> Result<Vec<Entry>, StorageError> {
     let mut bytes = Vec::new();
     File::open(path)
@@ -375,20 +433,36 @@ fn recover(path: &Path, block: u32) -> Result<Vec<Entry>, StorageError> {
     let mut entries = Vec::new();
     let mut at = 0usize;
     let mut number = 0u32;
+    // The end of the last frame that opened: what lies past it is a torn write, cut below.
+    let mut whole = 0usize;
     while let Some(header) = frame::Header::read(&bytes[at..]) {
         let body_at = at + frame::HEADER;
-        let Some(raw) = bytes.get(body_at..body_at + header.compressed).and_then(|body| header.open(body)) else {
-            break;
+        let end = body_at.saturating_add(header.compressed);
+        let Some(body) = bytes.get(body_at..end) else { break };
+        let Some(raw) = header.open(body) else {
+            // A whole frame that does not open is damaged where it lies; frames after it were
+            // synced and acknowledged, so it is skipped, not cut (unless nothing whole follows).
+            error!(path = %path.display(), frame = at, "a segment block's frame is damaged; its rows are lost, the rest is kept");
+            at = end;
+            continue;
         };
         for (row_in_frame, row) in frame::rows(&raw).enumerate() {
-            let row = row?;
-            let values = row.decode()?;
+            let decoded = row.and_then(|row| Ok((row, row.decode()?)));
+            let (row, values) = match decoded {
+                Ok(decoded) => decoded,
+                Err(failure) => {
+                    error!(path = %path.display(), frame = at, error = %failure, "a segment row cannot be read; the rest of its frame is skipped");
+                    break;
+                }
+            };
             let place = Location { block, frame: at as u64, row: row_in_frame as u32 };
             entries.push(Entry::of(row.time_bucket, row.id, &values, place, number));
             number += 1;
         }
-        at = body_at + header.compressed;
+        at = end;
+        whole = end;
     }
+    let at = whole;
     if at < bytes.len() {
         warn!(path = %path.display(), kept = at, cut = bytes.len() - at, "a segment block's torn end is cut");
         OpenOptions::new()
@@ -401,21 +475,27 @@ fn recover(path: &Path, block: u32) -> Result<Vec<Entry>, StorageError> {
 }
 
 /// Writes a block's entries and its sealed mark into its day's index, as one table.
-fn ingest(indexes: &dyn Indexes, day: i64, block: u32, entries: Vec<Entry>) -> Result<(), StorageError> {
+fn ingest(indexes: &dyn Indexes, day: i64, block: u32, entries: &[Entry]) -> Result<(), StorageError> {
     let index = indexes.index_for_write(day)?;
-    let mut keyed: Vec<(Vec<u8>, Vec<u8>)> = Vec::with_capacity(entries.len() * 3 + 1);
-    for entry in entries {
-        let [by_time, by_endpoint, by_trace] = entry.keys();
-        keyed.push((by_time, entry.encode()));
-        keyed.push((by_endpoint, entry.place().to_vec()));
-        keyed.push((by_trace, entry.place().to_vec()));
-    }
-    keyed.push((entry::sealed_mark(block), Vec::new()));
-    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let failed = |error: fjall::Error| StorageError::Unavailable(format!("cannot write a segment index: {error}"));
     let mut ingestion = index.start_ingestion().map_err(failed)?;
-    for (key, value) in keyed {
-        ingestion.write(key, value).map_err(failed)?;
+    // Keys go in sorted order, made one at a time: the endpoint keys (`E`), the trace keys
+    // (`R`), the sealed mark (`S`), the time keys (`T`). Each run is sorted by the numbers its
+    // keys are made of, which sort as the keys' bytes do.
+    let mut order: Vec<usize> = (0..entries.len()).collect();
+    let tail = |entry: &Entry| (entry.time_bucket, entry.at.block, entry.number);
+    order.sort_unstable_by_key(|&at| (entries[at].endpoint, tail(&entries[at])));
+    for &at in &order {
+        ingestion.write(entries[at].endpoint_key(), entries[at].place().to_vec()).map_err(failed)?;
+    }
+    order.sort_unstable_by_key(|&at| (entries[at].trace, tail(&entries[at])));
+    for &at in &order {
+        ingestion.write(entries[at].trace_key(), entries[at].place().to_vec()).map_err(failed)?;
+    }
+    ingestion.write(entry::sealed_mark(block), Vec::new()).map_err(failed)?;
+    order.sort_unstable_by_key(|&at| tail(&entries[at]));
+    for &at in &order {
+        ingestion.write(entries[at].time_key(), entries[at].encode()).map_err(failed)?;
     }
     ingestion.finish().map_err(failed)
 }

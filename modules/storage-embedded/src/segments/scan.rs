@@ -134,32 +134,41 @@ impl Segments {
                 candidate.entry.is_none_or(|entry| pre.admits(&entry))
                     && query.time_range.is_none_or(|range| range.contains(candidate.time_bucket))
             };
-            let mut candidates: Vec<Candidate> =
+            // The open blocks' candidates (few: one block's worth), sorted; the index's read
+            // lazily in its key order, which is bucket order under any prefix. The two are
+            // merged by bucket, so a newest-first page stops reading where it is complete.
+            let newest = page.newest_first();
+            let mut open: Vec<Candidate> =
                 self.open_entries(day, |entry| keep(&Candidate::of(entry))).iter().map(Candidate::of).collect();
-            if let Some(index) = indexes.index(day) {
-                let prefix = pre.prefix();
-                let entries = match query.time_range {
-                    Some(range) => index.range(
-                        entry::at_bucket(&prefix, range.start)..entry::at_bucket(&prefix, range.end.saturating_add(1)),
-                    ),
-                    None => index.prefix(&prefix),
-                };
-                for stored in entries {
-                    let (key, value) = stored
-                        .into_inner()
-                        .map_err(|error| StorageError::Unavailable(format!("cannot read a segment index: {error}")))?;
-                    let candidate = Candidate::read(&key, &value)
-                        .ok_or_else(|| StorageError::Corrupt("a segment index entry cannot be read".to_owned()))?;
-                    if keep(&candidate) {
-                        candidates.push(candidate);
-                    }
+            open.sort_unstable_by_key(|candidate| (candidate.time_bucket, candidate.at));
+            if newest {
+                open.reverse();
+            }
+            let stored: Box<dyn Iterator<Item = fjall::Guard>> = match indexes.index(day) {
+                Some(index) => {
+                    let prefix = pre.prefix();
+                    let entries = match query.time_range {
+                        Some(range) => index.range(
+                            entry::at_bucket(&prefix, range.start)
+                                ..entry::at_bucket(&prefix, range.end.saturating_add(1)),
+                        ),
+                        None => index.prefix(&prefix),
+                    };
+                    if newest { Box::new(entries.rev()) } else { Box::new(entries) }
                 }
-            }
-            candidates.sort_unstable_by_key(|candidate| (candidate.time_bucket, candidate.at));
-            if page.newest_first() {
-                candidates.reverse();
-            }
+                None => Box::new(std::iter::empty()),
+            };
+            let stored = stored.map(|guard| {
+                let (key, value) = guard
+                    .into_inner()
+                    .map_err(|error| StorageError::Unavailable(format!("cannot read a segment index: {error}")))?;
+                Candidate::read(&key, &value)
+                    .ok_or_else(|| StorageError::Corrupt("a segment index entry cannot be read".to_owned()))
+            });
+            let stored = stored.filter(|candidate| candidate.as_ref().map_or(true, &keep));
+            let candidates = merge_by_bucket(open.into_iter().map(Ok), stored, newest);
             for candidate in candidates {
+                let candidate = candidate?;
                 if page.full_before(candidate.time_bucket) {
                     return Ok(page.finish());
                 }
@@ -192,4 +201,31 @@ impl Segments {
         }
         Ok(rows)
     }
+}
+
+/// Two runs of candidates, each in bucket order (descending when `newest`), as one.
+fn merge_by_bucket<A, B>(a: A, b: B, newest: bool) -> impl Iterator<Item = Result<Candidate, StorageError>>
+where
+    A: Iterator<Item = Result<Candidate, StorageError>>,
+    B: Iterator<Item = Result<Candidate, StorageError>>,
+{
+    let (mut a, mut b) = (a.peekable(), b.peekable());
+    std::iter::from_fn(move || {
+        let take_a = match (a.peek(), b.peek()) {
+            (None, None) => return None,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            // An error goes first, to end the search.
+            (Some(Err(_)), _) => true,
+            (_, Some(Err(_))) => false,
+            (Some(Ok(x)), Some(Ok(y))) => {
+                if newest {
+                    x.time_bucket >= y.time_bucket
+                } else {
+                    x.time_bucket <= y.time_bucket
+                }
+            }
+        };
+        if take_a { a.next() } else { b.next() }
+    })
 }

@@ -206,3 +206,37 @@ fn expired_days_go_whole() {
     assert!(!left.is_empty() && left.iter().all(|row| row.time_bucket / 1_000_000 == 20_261_207));
     assert_eq!(store.drop_before(&indexes, 20_261_207).expect("nothing left"), 0);
 }
+
+#[test]
+fn a_damaged_frame_loses_its_own_rows_only() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let rows: Vec<Row> = (1..=1_500).filter(|n: &u64| !n.is_multiple_of(5)).map(segment).collect();
+    let path = block_path(&dir.path().join("segments"), 20_261_207, 0);
+    {
+        let indexes = TestIndexes::open(&dir.path().join("db"));
+        let store = Segments::open(&dir.path().join("segments"), &indexes).expect("opens");
+        store.append(rows.iter().map(prepared).collect()).expect("appended");
+    }
+    // A bit flips inside the first frame's body; the frames after it are whole.
+    let mut bytes = std::fs::read(&path).expect("the block");
+    let first = super::frame::Header::read(&bytes).expect("a header");
+    assert!(bytes.len() > super::frame::HEADER + first.compressed, "more than one frame");
+    bytes[super::frame::HEADER + 10] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("damaged");
+    let first_rows = super::frame::rows(
+        &lz4_flex::block::decompress(
+            &std::fs::read(&path).expect("the block")[super::frame::HEADER..super::frame::HEADER + first.compressed],
+            first.raw,
+        )
+        .unwrap_or_default(),
+    )
+    .count();
+
+    let indexes = TestIndexes::open(&dir.path().join("db"));
+    let store = Segments::open(&dir.path().join("segments"), &indexes).expect("opens with a damaged frame");
+    assert_eq!(std::fs::metadata(&path).expect("the block").len(), bytes.len() as u64, "nothing is cut");
+    let found = store.scan(&indexes, &ScanQuery::default()).expect("a search");
+    assert!(found.len() < rows.len() && found.len() + first_rows >= rows.len(), "{} of {}", found.len(), rows.len());
+    let last = rows.last().expect("rows");
+    assert!(found.iter().any(|row| row == last), "rows after the damaged frame are kept");
+}
