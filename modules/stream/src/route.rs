@@ -328,7 +328,13 @@ impl Router {
 
 /// Java's `String.hashCode`: `h = 31 * h + c` over UTF-16 units, wrapping.
 pub fn java_string_hash(text: &str) -> i32 {
-    text.encode_utf16().fold(0i32, |hash, unit| hash.wrapping_mul(31).wrapping_add(i32::from(unit)))
+    let step = |hash: i32, unit: i32| hash.wrapping_mul(31).wrapping_add(unit);
+    // Ids are ASCII (base64 and dots) but for names that are not: a byte is then its UTF-16 unit.
+    if text.is_ascii() {
+        text.bytes().fold(0, |hash, byte| step(hash, i32::from(byte)))
+    } else {
+        text.encode_utf16().fold(0, |hash, unit| step(hash, i32::from(unit)))
+    }
 }
 
 /// The routing hash of an entity: `31 * 17 + javaStringHash(entity_id)`.
@@ -455,6 +461,12 @@ mod tests {
         let by_hand = "cHktYmFja2VuZA==.1".bytes().fold(0i32, |h, b| h.wrapping_mul(31).wrapping_add(i32::from(b)));
         assert_eq!(java_string_hash("cHktYmFja2VuZA==.1"), by_hand);
         assert_eq!(remote_hash("abc"), 527 + 96_354);
+        // Past ASCII the units are UTF-16's: "é".hashCode() = 233; "测试" = 0x6D4B * 31 + 0x8BD5;
+        // "😀" is two units, 0xD83D * 31 + 0xDE00.
+        assert_eq!(java_string_hash("é"), 233);
+        assert_eq!(java_string_hash("测试"), 0x6D4B * 31 + 0x8BD5);
+        assert_eq!(java_string_hash("😀"), 0xD83D * 31 + 0xDE00);
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
     }
 
     #[test]
