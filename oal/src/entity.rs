@@ -116,8 +116,12 @@ impl OwnedEntityKey {
     pub fn of(key: &EntityKey<'_>) -> Self {
         let (kind, normal, parts) = key.flat();
         let lengths = parts.map(|part| u32::try_from(part.len()).unwrap_or(u32::MAX));
-        let bytes = parts.iter().flat_map(|part| part.bytes()).collect();
-        Self { kind, normal, lengths, bytes }
+        // Sized once and copied a name at a time: collecting byte by byte grew it repeatedly.
+        let mut bytes = Vec::with_capacity(parts.iter().map(|part| part.len()).sum());
+        for part in parts {
+            bytes.extend_from_slice(part.as_bytes());
+        }
+        Self { kind, normal, lengths, bytes: bytes.into_boxed_slice() }
     }
 
     /// Whether this is `key`.
