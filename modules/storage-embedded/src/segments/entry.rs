@@ -40,8 +40,6 @@ pub struct Entry {
     pub instance: u64,
     /// Hash of `endpoint_id`.
     pub endpoint: u64,
-    /// Hash of the row id (duplicates, which a replay may write, share it and their bucket).
-    pub id: u64,
     /// The row's place.
     pub at: Location,
     /// The row's number in its block (unique in the block; orders the keys).
@@ -69,7 +67,7 @@ fn int(values: &[Value], column: usize) -> i64 {
 
 impl Entry {
     /// The entry of a `segment` row stored at `at`.
-    pub fn of(time_bucket: i64, id: &str, values: &[Value], at: Location, number: u32) -> Self {
+    pub fn of(time_bucket: i64, values: &[Value], at: Location, number: u32) -> Self {
         Self {
             time_bucket,
             start_time: int(values, col::START_TIME),
@@ -79,7 +77,6 @@ impl Entry {
             service: text_hash(values, col::SERVICE_ID),
             instance: text_hash(values, col::SERVICE_INSTANCE_ID),
             endpoint: text_hash(values, col::ENDPOINT_ID),
-            id: hash(id),
             at,
             number,
         }
@@ -98,15 +95,12 @@ impl Entry {
         value.extend_from_slice(&self.at.frame.to_le_bytes());
         value.extend_from_slice(&self.at.row.to_le_bytes());
         value.extend_from_slice(&self.number.to_le_bytes());
-        // The id hash last: the value's length is fixed, so it is found from the end.
-        let mut with_id = value;
-        with_id.extend_from_slice(&self.id.to_le_bytes());
-        with_id
+        value
     }
 
     /// An entry read back; `None` if the value is not one.
     pub fn decode(value: &[u8]) -> Option<Self> {
-        if value.len() != VALUE_LEN + 8 {
+        if value.len() != VALUE_LEN {
             return None;
         }
         let u64_at = |at: usize| u64::from_le_bytes(value[at..at + 8].try_into().expect("8 bytes"));
@@ -122,7 +116,6 @@ impl Entry {
             endpoint: u64_at(45),
             at: Location { block: u32_at(53), frame: u64_at(57), row: u32_at(65) },
             number: u32_at(69),
-            id: u64_at(73),
         })
     }
 
@@ -264,11 +257,11 @@ mod tests {
     #[test]
     fn an_entry_round_trips_and_its_keys_sort_by_what_they_index() {
         let at = Location { block: 7, frame: 1 << 33, row: 5 };
-        let entry = Entry::of(20_261_207_120_000, "seg", &values("t1", "e1", 1_765_000_000_000, 12), at, 9);
+        let entry = Entry::of(20_261_207_120_000, &values("t1", "e1", 1_765_000_000_000, 12), at, 9);
         assert_eq!(Entry::decode(&entry.encode()), Some(entry));
         assert!(entry.is_error);
-        assert_eq!((entry.trace, entry.endpoint, entry.id), (hash("t1"), hash("e1"), hash("seg")));
-        let later = Entry::of(20_261_207_120_001, "seg2", &values("t1", "e1", 1_765_000_001_000, 3), at, 1);
+        assert_eq!((entry.trace, entry.endpoint), (hash("t1"), hash("e1")));
+        let later = Entry::of(20_261_207_120_001, &values("t1", "e1", 1_765_000_001_000, 3), at, 1);
         let [time, endpoint, trace] = [entry.time_key(), entry.endpoint_key(), entry.trace_key()];
         let [later_time, later_endpoint, later_trace] = [later.time_key(), later.endpoint_key(), later.trace_key()];
         assert!(time < later_time && endpoint < later_endpoint && trace < later_trace);

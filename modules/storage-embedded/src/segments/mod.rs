@@ -31,7 +31,7 @@ use oap_storage::{Model, ModelKind, StorageError, Value};
 use oap_telemetry::LogLimit;
 use tracing::{error, info, warn};
 
-use self::entry::{Entry, Location};
+use self::entry::{Candidate, Entry, Location};
 use crate::codec;
 
 /// A block is sealed once its file is this large.
@@ -69,6 +69,12 @@ pub struct Prepared {
 impl Prepared {
     /// Encodes a `segment` row.
     pub fn of(time_bucket: i64, id: &str, values: &[Value]) -> Result<Self, StorageError> {
+        let refused = |why: String| {
+            StorageError::Invalid(format!(
+                "segment `{}…` cannot be stored: {why}",
+                id.chars().take(64).collect::<String>()
+            ))
+        };
         // The bound the LSM store's lookup keys had, kept so that both stores refuse alike.
         let looked_up = |column| match values.get(column) {
             Some(Value::Text(text)) => text.len(),
@@ -76,20 +82,14 @@ impl Prepared {
         };
         let longest = id.len() + looked_up(col::TRACE_ID).max(looked_up(col::ENDPOINT_ID)) + KEY_OVERHEAD;
         if longest > usize::from(u16::MAX) {
-            return Err(StorageError::Invalid(format!(
-                "segment `{}…` cannot be stored: its id and trace or endpoint id take {longest} bytes (at most {})",
-                id.chars().take(64).collect::<String>(),
+            return Err(refused(format!(
+                "its id and trace or endpoint id take {longest} bytes (at most {})",
                 u16::MAX
             )));
         }
         let values_bytes = codec::encode(values)?;
         if values_bytes.len() > frame::LONGEST_ROW {
-            return Err(StorageError::Invalid(format!(
-                "segment `{}…` cannot be stored: a row of {} bytes (at most {})",
-                id.chars().take(64).collect::<String>(),
-                values_bytes.len(),
-                frame::LONGEST_ROW
-            )));
+            return Err(refused(format!("a row of {} bytes (at most {})", values_bytes.len(), frame::LONGEST_ROW)));
         }
         let placeholder = Location { block: 0, frame: 0, row: 0 };
         Ok(Self {
@@ -97,7 +97,7 @@ impl Prepared {
             time_bucket,
             id: id.to_owned(),
             values: values_bytes,
-            entry: Entry::of(time_bucket, id, values, placeholder, 0),
+            entry: Entry::of(time_bucket, values, placeholder, 0),
         })
     }
 }
@@ -370,13 +370,13 @@ impl Segments {
             .sum()
     }
 
-    /// The open blocks' entries of `day` that `keep` selects.
-    fn open_entries(&self, day: i64, keep: impl Fn(&Entry) -> bool) -> Vec<Entry> {
+    /// The open and sealing blocks' candidates of `day` that `keep` selects.
+    fn open_candidates(&self, day: i64, keep: impl Fn(&Candidate) -> bool) -> Vec<Candidate> {
         let heads = self.heads();
         let open = heads.open.get(&day).map(|head| head.entries.as_slice()).unwrap_or_default();
         let sealing =
             heads.sealing.iter().filter(|sealing| sealing.day == day).flat_map(|sealing| sealing.entries.iter());
-        open.iter().chain(sealing).filter(|entry| keep(entry)).copied().collect()
+        open.iter().chain(sealing).map(Candidate::of).filter(|candidate| keep(candidate)).collect()
     }
 
     /// The days that hold rows, open or sealed.
@@ -456,7 +456,7 @@ fn recover(path: &Path, block: u32) -> Result<Vec<Entry>, StorageError> {
                 }
             };
             let place = Location { block, frame: at as u64, row: row_in_frame as u32 };
-            entries.push(Entry::of(row.time_bucket, row.id, &values, place, number));
+            entries.push(Entry::of(row.time_bucket, &values, place, number));
             number += 1;
         }
         at = end;

@@ -138,8 +138,7 @@ impl Segments {
             // lazily in its key order, which is bucket order under any prefix. The two are
             // merged by bucket, so a newest-first page stops reading where it is complete.
             let newest = page.newest_first();
-            let mut open: Vec<Candidate> =
-                self.open_entries(day, |entry| keep(&Candidate::of(entry))).iter().map(Candidate::of).collect();
+            let mut open = self.open_candidates(day, keep);
             open.sort_unstable_by_key(|candidate| (candidate.time_bucket, candidate.at));
             if newest {
                 open.reverse();
