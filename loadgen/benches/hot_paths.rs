@@ -191,6 +191,7 @@ async fn start_l2(catalog: &Arc<Catalog>, dir: &std::path::Path) -> Arc<L2> {
         ttl_days: 7,
         partitions: 1,
         node: 1,
+        max_rows: oap_stream::provider::DEFAULT_L2_MAX_ROWS,
     };
     let counter = || Counter::new("bench", "counts nowhere").expect("a counter");
     let metrics = L2Telemetry {

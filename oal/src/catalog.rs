@@ -18,12 +18,13 @@ use oap_model::{Granularity, Layer, TimeBucket, ids};
 use oap_storage_model::builtin::{alias, relation, tag, traffic};
 use oap_storage_model::{ModelKind, ModelRef, Row, Value};
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use crate::apdex::ApdexThresholds;
 use crate::compile::{Definitions, MetricDefinition};
 use crate::entity::{EntityKey, IdKind};
 use crate::error::DefinitionError;
-use crate::function::{Function, Input, MetricValue};
+use crate::function::{AliasTarget, Function, Input, MetricValue};
 use crate::program::Program;
 use crate::scope::{Scope, relation_instance_ids, relation_service_ids};
 
@@ -59,9 +60,9 @@ pub const EPOCH_COLUMN: &str = "ingest_epochs";
 /// contributions the row holds (docs/durable-ingest.md §5, §8). Epochs are a node's own, so a
 /// row that changed hands between nodes (the cluster's node list changed) keeps one per node:
 /// a node replaying its log after a crash checks only its own. Stored as `node:epoch` pairs,
-/// the node in hex, comma-separated.
+/// the node in hex, comma-separated. One writer is kept inline (L2 holds one per cached row).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriterEpochs(Vec<(u64, u64)>);
+pub struct WriterEpochs(SmallVec<[(u64, u64); 1]>);
 
 impl WriterEpochs {
     /// The last epoch of `node` the row holds (0 if none).
@@ -146,14 +147,27 @@ impl Stream {
     /// The storage row of a metric, its value calculated for the bucket's granularity; an OAL
     /// metric's row keeps `writers`.
     pub fn row(&self, metric: &Metric, writers: &WriterEpochs) -> Row {
-        let granularity = TimeBucket::of(metric.time_bucket).map_or(Granularity::Minute, TimeBucket::granularity);
+        self.row_of(&metric.entity_id, metric.time_bucket, &metric.fixed, &metric.value, writers)
+    }
+
+    /// The storage row of the entity `entity_id` at `time_bucket` with these fixed columns and
+    /// value ([`Stream::row`] of a metric held in parts).
+    pub fn row_of(
+        &self,
+        entity_id: &str,
+        time_bucket: i64,
+        fixed: &[Value],
+        value: &MetricValue,
+        writers: &WriterEpochs,
+    ) -> Row {
+        let granularity = TimeBucket::of(time_bucket).map_or(Granularity::Minute, TimeBucket::granularity);
         let mut values = Vec::with_capacity(self.model.columns.len());
-        values.extend_from_slice(&metric.fixed);
-        metric.value.write(granularity, &mut values);
+        values.extend_from_slice(fixed);
+        value.write(granularity, &mut values);
         if matches!(self.kind, StreamKind::Oal(_)) {
             values.push(Value::Text(writers.render()));
         }
-        Row { id: metric.entity_id.to_string(), time_bucket: metric.time_bucket, values }
+        Row { id: entity_id.to_owned(), time_bucket, values }
     }
 
     /// The [`WriterEpochs`] a stored row keeps (none for other than OAL metrics, or a row
@@ -190,7 +204,10 @@ impl Stream {
                 MetricValue::Ping { last_ping: long(0), properties: Some(text(1)).filter(|text| !text.is_empty()) }
             }
             StreamKind::EndpointTraffic => MetricValue::LastPing(long(0)),
-            StreamKind::Alias => MetricValue::Alias { service_id: text(0), instance_id: text(1), last_update: long(2) },
+            StreamKind::Alias => MetricValue::Alias {
+                target: Box::new(AliasTarget { service_id: text(0), instance_id: text(1) }),
+                last_update: long(2),
+            },
         };
         Metric {
             stream: id,
@@ -520,7 +537,8 @@ impl Catalog {
                 let instance_id = ids::instance_id(&service_id, a.represent_service_instance_name);
                 let id = ids::network_address_alias_id(a.address);
                 let fixed = || vec![Value::Text(a.address.to_owned())];
-                let alias = MetricValue::Alias { service_id, instance_id, last_update: a.time_bucket };
+                let target = Box::new(AliasTarget { service_id, instance_id });
+                let alias = MetricValue::Alias { target, last_update: a.time_bucket };
                 merge(place, EntityKey::Text(&id), a.time_bucket, &fixed, alias)
             }),
             Source::TagAutocomplete(t) => own(b.tag_autocomplete).map_or(0, |place| {

@@ -3,16 +3,23 @@
 //! partitions, each a task that owns its state — no locks. Every `persistentPeriod` (first after
 //! 5 s) a partition runs a round:
 //!
-//! 1. the round's minute increments are rolled up into the pending hour and day increments;
+//! 1. the round's minute increments are rolled up into their hours (one pending row for the
+//!    hour and the day: a coarse round rolls it up again into its day);
 //! 2. a stream at a time, 2,000 rows at a time: rows the session cache lacks are read with
-//!    one multi-get — except fresh minutes (newer than the node's start and than the session
-//!    timeout), which cannot be stored yet;
+//!    one multi-get — except fresh minutes (newer than the node's start, than the session
+//!    timeout and than any minute whose row the cache dropped), which cannot be stored yet;
 //! 3. each increment is merged into its stored total and written: an update of a cached row, an
 //!    insert of a new one; nothing is written for a row that did not change (a relation's
 //!    component set) or may not be updated (first write wins). Working in batches keeps what a
 //!    round builds (rows to write, keys to read) to one batch, whatever the round holds;
 //! 4. hour and day increments go through the same steps every 4th round;
-//! 5. cache entries untouched for `storageSessionTimeout` (×4 for hours and days) are evicted.
+//! 5. cache entries untouched for `storageSessionTimeout` (×4 for hours and days) are evicted,
+//!    and more while the cache and the increments together hold more than `l2MaxRows`: rows of
+//!    closed minutes first, then of hours and days, then any (they are read again when needed).
+//!
+//! The increments alone are held within `l2MaxRows` too: when an arrival brings them to it, a
+//! round persisting every level runs at once, and arrivals wait in the partition's queue — of two
+//! batches — and then in L1, which makes the receivers wait.
 //!
 //! Writes go through `write_checked_until_stored`: a store that is down is retried until it is
 //! back, and the partition's queue fills meanwhile, so L1 and then the receivers wait. A write
@@ -42,6 +49,8 @@ use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBucket, TimeBuckets, now_ms};
 use oap_oal::catalog::{Metric, Stream, WriterEpochs};
+use oap_oal::MetricValue;
+use oap_storage::Value;
 use oap_oal::{Catalog, StreamId};
 use oap_storage::{Expect, Model, Row, RowKey, RowVersion, Storage, StorageError, Write, Written, day_of};
 use oap_telemetry::Counter;
@@ -54,8 +63,9 @@ use crate::route::{Aggregator, AggregatorError};
 
 /// Rows per multi-get and per write batch.
 const BATCH: usize = 2000;
-/// Batches a partition's queue holds before senders wait.
-const QUEUE: usize = 8;
+/// Batches a partition's queue holds before senders wait. A batch is a flush's share (up to an
+/// epoch's distinct rows, megabytes at load): what waits beyond this waits merged in L1.
+const QUEUE: usize = 2;
 /// The delay before the first round.
 const FIRST_ROUND: Duration = Duration::from_secs(5);
 /// Hour and day rows are persisted every this many rounds.
@@ -78,6 +88,11 @@ pub struct L2Config {
     pub partitions: usize,
     /// This node's lasting identity: the epochs of its metrics are kept in a row under it.
     pub node: u64,
+    /// `l2MaxRows`: the most metric rows L2 holds, over its partitions — stored totals kept to
+    /// spare a read, and increments not written yet. Past it a round drops cached totals (they
+    /// are read again when needed); when increments alone reach it, a round writes them at once
+    /// and arrivals wait for it.
+    pub max_rows: usize,
 }
 
 /// The counters of L2.
@@ -185,7 +200,11 @@ impl L2 {
                 buckets: buckets.clone(),
                 fresh_after,
                 pending: [Increments::new(), Increments::new(), Increments::new()],
+                rolled: Increments::new(),
                 cache: HashMap::new(),
+                max_rows: (config.max_rows / config.partitions.max(1)).max(1),
+                evicted_minute: i64::MIN,
+                began: Instant::now(),
                 rounds: 0,
             };
             senders.push(sender);
@@ -313,15 +332,29 @@ enum RoundWrite {
     Insert(Key, Box<Metric>, WriterEpochs),
 }
 
-/// What storage holds (or will, once written) of a row.
+/// What storage holds (or will, once written) of a row: its total and what its next write
+/// needs. Boxed in the cache, like increments (see [`Increments`]).
 struct Cached {
-    metric: Box<Metric>,
-    touched: Instant,
+    /// The stored total.
+    value: MetricValue,
+    /// The row's fixed columns.
+    fixed: Arc<[Value]>,
+    /// The row's bucket (a metadata row's first).
+    time_bucket: i64,
     /// Whose epochs the row holds.
     writers: WriterEpochs,
     /// The stored version read or written, where the store keeps versions: the next write of
     /// the row is conditional on it.
     version: Option<RowVersion>,
+    /// When it was last read, written or merged into: seconds since the partition began.
+    touched: u32,
+}
+
+impl Cached {
+    fn of(metric: Metric, writers: WriterEpochs, version: Option<RowVersion>, touched: u32) -> Box<Self> {
+        let Metric { fixed, value, time_bucket, .. } = metric;
+        Box::new(Self { value, fixed, time_bucket, writers, version, touched })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -340,9 +373,22 @@ struct Partition {
     /// Minute rows after this one are written by this node alone (it started, or the cluster's
     /// node list last changed, at or before it).
     fresh_after: i64,
-    /// Increments not persisted yet, per level.
+    /// Increments not persisted yet, per level. Hours and days hold here only what is theirs alone
+    /// (deferred after a failed read, replayed, conflicted); minutes rolled up wait in `rolled`.
     pending: [Increments; 3],
-    cache: HashMap<Key, Cached>,
+    /// Minute increments rolled up into their hours, not persisted yet: one row serves the hour
+    /// and, rolled up again when a coarse round persists it, the day — half the rows of keeping
+    /// both for the rounds in between.
+    rolled: Increments,
+    cache: HashMap<Key, Box<Cached>>,
+    /// The most rows — cached totals and increments — the partition holds ([`L2Config::max_rows`]
+    /// shared among the partitions).
+    max_rows: usize,
+    /// The newest minute of which a cached row was evicted: its rows may be stored though not
+    /// cached, so none of them is fresh.
+    evicted_minute: i64,
+    /// Where [`Cached::touched`] counts from.
+    began: Instant,
     rounds: u64,
     rounds_done: Option<RoundTelemetry>,
     index: usize,
@@ -386,8 +432,14 @@ impl Partition {
     /// Carries out one command; false once the partition is to stop (it persisted everything).
     async fn obey(&mut self, command: Option<Command>) -> bool {
         match command {
-            Some(Command::Metrics(batch)) => self.arrive(batch),
-            Some(Command::Replayed(batch)) => self.arrive_replayed(batch).await,
+            Some(Command::Metrics(batch)) => {
+                self.arrive(batch);
+                self.hold_bound().await;
+            }
+            Some(Command::Replayed(batch)) => {
+                self.arrive_replayed(batch).await;
+                self.hold_bound().await;
+            }
             Some(Command::EpochDone(epoch)) => self.received_epoch = self.received_epoch.max(epoch),
             Some(Command::Flush(done)) => {
                 self.round_through().await;
@@ -511,17 +563,12 @@ impl Partition {
             self.take_where_lacking(conflicted).await;
         }
         let minutes = std::mem::take(&mut self.pending[Level::Minute as usize]);
-        for metric in minutes.values().flat_map(HashMap::values) {
-            let Some(stream) = self.catalog.stream(metric.stream) else { continue };
-            if !stream.downsampling() {
-                continue;
-            }
-            for (enabled, level, granularity) in
-                [(self.config.hour, Level::Hour, Granularity::Hour), (self.config.day, Level::Day, Granularity::Day)]
-            {
-                if enabled {
-                    let rolled = metric.rolled_up(granularity);
-                    merge(&mut self.pending[level as usize], Key::of(&rolled, stream), Box::new(rolled));
+        if self.config.hour || self.config.day {
+            for metric in minutes.values().flat_map(HashMap::values) {
+                let Some(stream) = self.catalog.stream(metric.stream) else { continue };
+                if stream.downsampling() {
+                    let rolled = metric.rolled_up(Granularity::Hour);
+                    merge(&mut self.rolled, Key::of(&rolled, stream), Box::new(rolled));
                 }
             }
         }
@@ -538,10 +585,9 @@ impl Partition {
             if wrote_minutes {
                 crate::crash_point::reached("l2-persist");
             }
-            for level in [Level::Hour, Level::Day] {
-                let increments = std::mem::take(&mut self.pending[level as usize]);
-                self.persist(level, increments).await;
-            }
+            let (hours, days) = self.coarse_increments();
+            self.persist(Level::Hour, hours).await;
+            self.persist(Level::Day, days).await;
         }
         if let Some(done) = &self.rounds_done {
             done.minute.inc();
@@ -553,26 +599,129 @@ impl Partition {
         // failed and put increments back (then a later round that stores them says so).
         if coarse
             && !self.deferred
+            && self.rolled.is_empty()
             && self.pending.iter().all(|level| level.is_empty())
             && self.conflicted.iter().all(|level| level.is_empty())
         {
             self.persisted[self.index].fetch_max(covering, Ordering::AcqRel);
         }
-        let now = Instant::now();
-        let timeout = self.config.session_timeout;
-        self.cache.retain(|key, cached| {
-            let coarse = TimeBucket::of(key.bucket).is_some_and(|bucket| bucket.granularity() >= Granularity::Hour);
-            now.duration_since(cached.touched) < if coarse { timeout * 4 } else { timeout }
-        });
+        let evicted = self.evict();
         let pending = |level: Level| self.pending[level as usize].values().map(HashMap::len).sum::<usize>();
+        let table_bytes = |capacity: usize, slot: usize| capacity * (slot + 1);
+        let cache_bytes = table_bytes(self.cache.capacity(), size_of::<(Key, Box<Cached>)>())
+            + self.cache.len() * size_of::<Cached>();
+        let pending_bytes: usize = self
+            .pending
+            .iter()
+            .chain([&self.rolled])
+            .flat_map(HashMap::values)
+            .map(|rows| table_bytes(rows.capacity(), size_of::<(Key, Box<Metric>)>()) + rows.len() * size_of::<Metric>())
+            .sum();
         debug!(
             round = self.rounds,
             cached = self.cache.len(),
+            cache_mib = cache_bytes >> 20,
+            pending_mib = pending_bytes >> 20,
+            evicted,
             pending_minutes = pending(Level::Minute),
             pending_hours = pending(Level::Hour),
             pending_days = pending(Level::Day),
+            rolled = self.rolled.values().map(HashMap::len).sum::<usize>(),
             "L2 round done"
         );
+    }
+
+    /// Seconds since the partition began, as [`Cached::touched`] counts.
+    fn clock(&self) -> u32 {
+        u32::try_from(self.began.elapsed().as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// The hour and day increments a coarse round persists: the minutes rolled up since the
+    /// last one — each in its hour, and rolled up again into its day — and what each level holds
+    /// on its own (deferred, replayed, conflicted).
+    fn coarse_increments(&mut self) -> (Increments, Increments) {
+        let mut hours = std::mem::take(&mut self.pending[Level::Hour as usize]);
+        let mut days = std::mem::take(&mut self.pending[Level::Day as usize]);
+        for (id, rows) in std::mem::take(&mut self.rolled) {
+            let Some(stream) = self.catalog.stream(id) else { continue };
+            for (key, metric) in rows {
+                if self.config.day {
+                    let day = metric.rolled_up(Granularity::Day);
+                    merge(&mut days, Key::of(&day, stream), Box::new(day));
+                }
+                if self.config.hour {
+                    merge(&mut hours, key, metric);
+                }
+            }
+        }
+        (hours, days)
+    }
+
+    /// Increments held, every level and every kind.
+    fn pending_rows(&self) -> usize {
+        let count = |increments: &Increments| increments.values().map(HashMap::len).sum::<usize>();
+        self.pending.iter().map(count).sum::<usize>()
+            + count(&self.rolled)
+            + count(&self.replayed_minutes)
+            + self.conflicted.iter().flat_map(HashMap::values).map(Vec::len).sum::<usize>()
+    }
+
+    /// Keeps the increments held within the bound: once they reach it, a round writes them all
+    /// now (arrivals wait in the partition's queue, and so L1 and the receivers, meanwhile).
+    async fn hold_bound(&mut self) {
+        if self.pending_rows() >= self.max_rows {
+            debug!(partition = self.index, max_rows = self.max_rows, "L2 holds its most increments: writing them now");
+            self.round(true).await;
+        }
+    }
+
+    /// Drops cached rows: those untouched for the session timeout (four times it for hours and
+    /// days), then, while the cache and the increments together hold more than the bound, rows of
+    /// closed minutes, then of hours and days, then any. Returns how many it dropped. A minute
+    /// row dropped while it may still change ends the freshness of its minute (see
+    /// [`Partition::is_fresh`]): its next increment reads the stored row first.
+    fn evict(&mut self) -> usize {
+        let before = self.cache.len();
+        let now = self.clock();
+        let timeout = u32::try_from(self.config.session_timeout.as_secs()).unwrap_or(u32::MAX);
+        let minute_now = self.buckets.minute(now_ms()).unwrap_or(i64::MAX);
+        let granularity = |key: &Key| TimeBucket::of(key.bucket).map(TimeBucket::granularity);
+        let mut evicted_minute = self.evicted_minute;
+        let mut note = |key: &Key| {
+            if granularity(key) == Some(Granularity::Minute) {
+                evicted_minute = evicted_minute.max(key.bucket);
+            }
+        };
+        self.cache.retain(|key, cached| {
+            let coarse = granularity(key).is_some_and(|granularity| granularity >= Granularity::Hour);
+            let kept = now.saturating_sub(cached.touched) < if coarse { timeout.saturating_mul(4) } else { timeout };
+            if !kept {
+                note(key);
+            }
+            kept
+        });
+        let room = self.max_rows.saturating_sub(self.pending_rows());
+        let mut excess = self.cache.len().saturating_sub(room);
+        let passes: [&dyn Fn(&Key) -> bool; 3] = [
+            &|key| granularity(key) == Some(Granularity::Minute) && key.bucket < minute_now,
+            &|key| granularity(key).is_some_and(|granularity| granularity >= Granularity::Hour),
+            &|_| true,
+        ];
+        for chosen in passes {
+            if excess == 0 {
+                break;
+            }
+            self.cache.retain(|key, _| {
+                if excess == 0 || !chosen(key) {
+                    return true;
+                }
+                excess -= 1;
+                note(key);
+                false
+            });
+        }
+        self.evicted_minute = evicted_minute;
+        before - self.cache.len()
     }
 
     /// Whether a minute row can have nothing stored: newer than this node's start (and than the
@@ -581,6 +730,7 @@ impl Partition {
     fn is_fresh(&self, minute: i64, now_ms: i64) -> bool {
         let timeout = i64::try_from(self.config.session_timeout.as_millis()).unwrap_or(i64::MAX);
         minute > self.fresh_after
+            && minute > self.evicted_minute
             && self.buckets.start_millis(minute).is_some_and(|start| start > now_ms.saturating_sub(timeout))
     }
 
@@ -618,7 +768,7 @@ impl Partition {
     /// absent, if none was); one that changed meanwhile (another node wrote it) is read again and
     /// its increment merged by the next round.
     async fn write(&mut self, level: Level, stream: &Stream, batch: Vec<(Key, Box<Metric>)>) {
-        let now = Instant::now();
+        let now = self.clock();
         let node = self.config.node;
         let mut writes = Vec::with_capacity(batch.len());
         // What each write is, in the order of `writes`.
@@ -630,14 +780,15 @@ impl Partition {
                     if !stream.updatable() {
                         continue;
                     }
-                    if !cached.metric.value.combine(&metric.value) {
+                    if !cached.value.combine(&metric.value) {
                         continue;
                     }
                     if !stream.time_relative() {
-                        cached.metric.time_bucket = cached.metric.time_bucket.min(metric.time_bucket);
+                        cached.time_bucket = cached.time_bucket.min(metric.time_bucket);
                     }
                     cached.writers.raise(node, metric.epoch);
-                    let row = stream.row(&cached.metric, &cached.writers);
+                    let row =
+                        stream.row_of(&key.entity, cached.time_bucket, &cached.fixed, &cached.value, &cached.writers);
                     writes.push(match cached.version {
                         Some(version) => Write::Checked(stream.model.clone(), row, Expect::Version(version)),
                         None => Write::Update(stream.model.clone(), row),
@@ -675,7 +826,7 @@ impl Partition {
                     }
                 }
                 (RoundWrite::Insert(key, metric, writers), Some(Written::Stored(version))) => {
-                    self.cache.insert(key, Cached { metric, touched: now, writers, version });
+                    self.cache.insert(key, Cached::of(*metric, writers, version, now));
                 }
                 // A conflict (the row changed under the write), or refused for good (or so the
                 // store said: it may have stored it): the next round reads the row again and
@@ -723,11 +874,11 @@ impl Partition {
         }
         match read_until_loaded(&*self.storage, &stream.model, &keys).await {
             Ok(rows) => {
-                let now = Instant::now();
+                let now = self.clock();
                 for (row, version) in rows {
                     let writers = stream.writers(&row);
-                    let metric = Box::new(stream.read(id, row));
-                    self.cache.insert(Key::of(&metric, stream), Cached { metric, touched: now, writers, version });
+                    let metric = stream.read(id, row);
+                    self.cache.insert(Key::of(&metric, stream), Cached::of(metric, writers, version, now));
                 }
                 true
             }

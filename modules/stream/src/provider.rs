@@ -22,6 +22,9 @@ pub fn module_definition() -> ModuleDefinition {
     ModuleDefinition::new(MODULE_NAME, Vec::new())
 }
 
+/// `l2MaxRows` when it is not set.
+pub const DEFAULT_L2_MAX_ROWS: usize = 500_000;
+
 /// The settings of `pipeline.default` (ours).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
@@ -37,11 +40,20 @@ pub struct PipelineConfig {
     /// `logMaxSize` (`SW_PIPELINE_LOG_MAX_SIZE`): the most the log may hold, bytes.
     #[serde(rename = "logMaxSize")]
     pub log_max_size: u64,
+    /// `l2MaxRows` (`SW_PIPELINE_L2_MAX_ROWS`): the most metric rows L2 holds, stored totals
+    /// it keeps to spare a read and increments not written yet (see [`crate::l2::L2Config`]).
+    #[serde(rename = "l2MaxRows")]
+    pub l2_max_rows: usize,
 }
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        Self { log_dir: "ingest-log".to_owned(), log_segment_size: 64 << 20, log_max_size: 4 << 30 }
+        Self {
+            log_dir: "ingest-log".to_owned(),
+            log_segment_size: 64 << 20,
+            log_max_size: 4 << 30,
+            l2_max_rows: DEFAULT_L2_MAX_ROWS,
+        }
     }
 }
 
@@ -65,6 +77,9 @@ impl TypedProviderFactory for PipelineProviderFactory {
         }
         if config.log_max_size < config.log_segment_size.saturating_mul(2) {
             errors.push(oap_kernel::ConfigError::new("logMaxSize", "must be at least twice logSegmentSize"));
+        }
+        if config.l2_max_rows < 1_000 {
+            errors.push(oap_kernel::ConfigError::new("l2MaxRows", "must be at least 1000"));
         }
         if !errors.is_empty() {
             return Err(errors);

@@ -107,12 +107,12 @@ impl StreamWork {
                     "Metric rows another node changed between this node's read and write (read and merged again)",
                     &[],
                 )?,
-                rounds: (0..l2_config(&core, node).partitions)
+                rounds: (0..l2_config(&core, config, node).partitions)
                     .map(|partition| RoundTelemetry::new(&*telemetry, partition))
                     .collect::<Result<_, _>>()?,
             };
             let storage: Arc<dyn oap_storage::Storage> = storage.clone();
-            Ok::<_, ModuleError>(L2::start(catalog.clone(), storage, l2_config(&core, node), metrics, buckets.clone()))
+            Ok::<_, ModuleError>(L2::start(catalog.clone(), storage, l2_config(&core, config, node), metrics, buckets.clone()))
         });
         let l2 = l2.transpose()?;
         let targets = l2.iter().map(|l2| Target { address: SELF_ADDRESS.to_owned(), aggregator: l2.clone() }).collect();
@@ -337,8 +337,8 @@ async fn open_log(config: &PipelineConfig, l1: &L1) -> Result<(Arc<IngestLog>, u
     Ok((Arc::new(log), recovered.entries))
 }
 
-/// L2's settings from `core.default`, on the node of identity `node`.
-pub fn l2_config(core: &CoreConfig, node: u64) -> L2Config {
+/// L2's settings from `core.default` and `pipeline.default`, on the node of identity `node`.
+pub fn l2_config(core: &CoreConfig, pipeline: &PipelineConfig, node: u64) -> L2Config {
     L2Config {
         persistent_period: core.persistent_period,
         session_timeout: core.storage_session_timeout,
@@ -347,5 +347,6 @@ pub fn l2_config(core: &CoreConfig, node: u64) -> L2Config {
         ttl_days: oap_model::whole_days(core.metrics_data_ttl),
         partitions: core.prepare_threads.max(1),
         node,
+        max_rows: pipeline.l2_max_rows,
     }
 }

@@ -49,6 +49,7 @@ fn start_as(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usize,
         ttl_days: 7,
         partitions,
         node,
+        max_rows: crate::provider::DEFAULT_L2_MAX_ROWS,
     };
     let metrics = L2Telemetry {
         writes: WriteTelemetry::detached(),
@@ -355,4 +356,47 @@ async fn a_write_refused_for_good_keeps_its_increment_for_the_next_round() {
     let row = store.row("service_cpm", "YQ==.1", minute).expect("the minute row");
     assert_eq!(writer_epoch(&row, NODE), 7);
     l2.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_bound_smaller_than_the_estate_still_writes_every_row_exactly() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let config = L2Config {
+        persistent_period: PERIOD,
+        session_timeout: Duration::from_secs(70),
+        hour: true,
+        day: true,
+        ttl_days: 7,
+        partitions: 1,
+        node: NODE,
+        max_rows: 500,
+    };
+    let metrics = L2Telemetry {
+        writes: WriteTelemetry::detached(),
+        expired: counter(),
+        read_errors: counter(),
+        conflicts: counter(),
+        rounds: Vec::new(),
+    };
+    let l2 = L2::start(catalog.clone(), store.clone(), config, metrics, TimeBuckets::utc());
+    // The next minute's rows are fresh (written without a read: this L2 began before it) until
+    // the bound drops one of them.
+    let minute = TimeBuckets::utc().minute(oap_model::now_ms() + 60_000).expect("a minute");
+    let entity = |n: usize| format!("e{n}");
+    // 2,000 entities, 150 at a time, three times over: the increments alone pass the bound of 500
+    // several times before the first timed round, and the cache can keep only a fraction.
+    for pass in 1..=3 {
+        for chunk in (0..2_000).collect::<Vec<_>>().chunks(150) {
+            let batch = chunk.iter().map(|&n| Metric { entity_id: entity(n).into(), ..cpm(&catalog, minute, pass) });
+            l2.take(batch.collect()).await.expect("taken");
+        }
+    }
+    assert!(!store.write_times("service_cpm").is_empty(), "rounds ran before the first timed one, at the bound");
+    l2.stop().await;
+    for n in [0, 149, 150, 1_000, 1_999] {
+        for bucket in [minute, minute / 100, minute / 10_000] {
+            let row = store.row("service_cpm", &entity(n), bucket).expect("stored");
+            assert_eq!(row.long(6), 1 + 2 + 3, "entity {n} at {bucket}: every increment, once");
+        }
+    }
 }
