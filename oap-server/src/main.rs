@@ -9,13 +9,7 @@ use clap::Parser;
 use oap_kernel::{BootPlan, ConfigOverride};
 use tracing::{error, info, warn};
 
-/// mimalloc rather than glibc's malloc: the ingest path makes and frees many small objects on
-/// one core, where glibc spent a quarter of the time (consolidating and unlinking chunks) and
-/// kept freed memory in per-thread arenas it did not return. Built without the `mimalloc`
-/// feature, the server uses glibc's, which heap profilers such as heaptrack can hook.
-#[cfg(feature = "mimalloc")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod allocator;
 
 /// The oap-rs observability analysis platform: a SkyWalking-compatible OAP server.
 #[derive(Debug, Parser)]
@@ -36,6 +30,7 @@ struct Cli {
 
 fn main() -> ExitCode {
     let started = Instant::now();
+    allocator::purge_at_once();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
