@@ -21,6 +21,15 @@ echo "== lints"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== tests"
+# The tests' scratch directories (servers' data and logs, etcd's data) go under one directory per
+# run, removed when the run ends however it ends; OAP_KEEP_SCRATCH=1 keeps it to look into.
+scratch="$(mktemp -d -t oap-suite-XXXXXX)"
+if [ -z "${OAP_KEEP_SCRATCH:-}" ]; then
+  trap 'rm -rf "$scratch"' EXIT
+else
+  echo "scratch directories under $scratch"
+fi
+export TMPDIR="$scratch"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast
 else

@@ -28,10 +28,8 @@ pub fn purge_at_once() {
     if std::env::var_os(PURGE_DELAY_ENV).is_none() {
         use std::os::unix::process::CommandExt as _;
         let Ok(program) = std::env::current_exe() else { return };
-        let error = std::process::Command::new(program)
-            .args(std::env::args_os().skip(1))
-            .env(PURGE_DELAY_ENV, "0")
-            .exec();
+        let error =
+            std::process::Command::new(program).args(std::env::args_os().skip(1)).env(PURGE_DELAY_ENV, "0").exec();
         // Before logging is set up; the server goes on without the setting.
         eprintln!("could not start again with {PURGE_DELAY_ENV}=0 ({error}); mimalloc keeps its default");
     }

@@ -48,10 +48,10 @@ use async_trait::async_trait;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
 use oap_model::{Granularity, TimeBucket, TimeBuckets, now_ms};
-use oap_oal::catalog::{Metric, Stream, WriterEpochs};
 use oap_oal::MetricValue;
-use oap_storage::Value;
+use oap_oal::catalog::{Metric, Stream, WriterEpochs};
 use oap_oal::{Catalog, StreamId};
+use oap_storage::Value;
 use oap_storage::{Expect, Model, Row, RowKey, RowVersion, Storage, StorageError, Write, Written, day_of};
 use oap_telemetry::Counter;
 use tokio::sync::{mpsc, oneshot};
@@ -615,7 +615,9 @@ impl Partition {
             .iter()
             .chain([&self.rolled])
             .flat_map(HashMap::values)
-            .map(|rows| table_bytes(rows.capacity(), size_of::<(Key, Box<Metric>)>()) + rows.len() * size_of::<Metric>())
+            .map(|rows| {
+                table_bytes(rows.capacity(), size_of::<(Key, Box<Metric>)>()) + rows.len() * size_of::<Metric>()
+            })
             .sum();
         debug!(
             round = self.rounds,

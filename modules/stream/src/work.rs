@@ -112,7 +112,13 @@ impl StreamWork {
                     .collect::<Result<_, _>>()?,
             };
             let storage: Arc<dyn oap_storage::Storage> = storage.clone();
-            Ok::<_, ModuleError>(L2::start(catalog.clone(), storage, l2_config(&core, config, node), metrics, buckets.clone()))
+            Ok::<_, ModuleError>(L2::start(
+                catalog.clone(),
+                storage,
+                l2_config(&core, config, node),
+                metrics,
+                buckets.clone(),
+            ))
         });
         let l2 = l2.transpose()?;
         let targets = l2.iter().map(|l2| Target { address: SELF_ADDRESS.to_owned(), aggregator: l2.clone() }).collect();
