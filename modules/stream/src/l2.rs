@@ -446,6 +446,9 @@ impl Partition {
                 let _ = done.send(());
             }
             Some(Command::OwnersChanged(minute)) => {
+                // Rows of minutes past `minute` (agents' clocks far ahead) stop being fresh too.
+                let newest = self.cache.keys().filter(|key| is_minute(key)).map(|key| key.bucket).max();
+                self.evicted_minute = self.evicted_minute.max(newest.unwrap_or(i64::MIN));
                 self.cache.clear();
                 self.fresh_after = self.fresh_after.max(minute);
             }
@@ -843,6 +846,11 @@ impl Partition {
                         self.metrics.conflicts.inc();
                     }
                     self.cache.remove(&key);
+                    if is_minute(&key) {
+                        // The row may be stored (a refusal may not be one): read before its next
+                        // write, even should that read fail and a later increment come first.
+                        self.evicted_minute = self.evicted_minute.max(key.bucket);
+                    }
                     self.conflicted[level as usize].entry(key.stream).or_default().push((key, increment));
                 }
             }
@@ -891,6 +899,11 @@ impl Partition {
             }
         }
     }
+}
+
+/// Whether `key` is a minute row's.
+fn is_minute(key: &Key) -> bool {
+    TimeBucket::of(key.bucket).is_some_and(|bucket| bucket.granularity() == Granularity::Minute)
 }
 
 /// Merges `metric` into `increments` under `key`; a metadata row keeps its earliest bucket.

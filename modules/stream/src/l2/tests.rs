@@ -400,3 +400,38 @@ async fn a_bound_smaller_than_the_estate_still_writes_every_row_exactly() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn after_the_node_list_changes_a_row_written_ahead_of_the_clock_is_read_not_inserted() {
+    let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
+    let conflicts = counter();
+    let config = L2Config {
+        persistent_period: PERIOD,
+        session_timeout: Duration::from_secs(70),
+        hour: true,
+        day: true,
+        ttl_days: 7,
+        partitions: 1,
+        node: NODE,
+        max_rows: crate::provider::DEFAULT_L2_MAX_ROWS,
+    };
+    let metrics = L2Telemetry {
+        writes: WriteTelemetry::detached(),
+        expired: counter(),
+        read_errors: counter(),
+        conflicts: conflicts.clone(),
+        rounds: Vec::new(),
+    };
+    let l2 = L2::start(catalog.clone(), store.clone(), config, metrics, TimeBuckets::utc());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // An agent whose clock runs ten minutes ahead: past the margin an owner change covers.
+    let ahead = TimeBuckets::utc().minute(oap_model::now_ms() + 10 * 60_000).expect("a minute");
+    l2.take(vec![cpm(&catalog, ahead, 1)]).await.expect("taken");
+    l2.flush().await;
+    l2.owners_changed().await;
+    l2.take(vec![cpm(&catalog, ahead, 2)]).await.expect("taken");
+    l2.flush().await;
+    assert_eq!(stored_cpm(&store, ahead), Some((3, 3)));
+    assert_eq!(conflicts.get(), 0, "the stored row was read before the write, not inserted blind");
+    l2.stop().await;
+}
