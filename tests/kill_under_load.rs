@@ -186,13 +186,18 @@ async fn verify_exact(
 }
 
 async fn crash_under_load(backend: Backend, end: End) {
+    crash_under_load_with(backend, end, &[]).await;
+}
+
+/// [`crash_under_load`] with `settings` in both runs' environment.
+async fn crash_under_load_with(backend: Backend, end: End, settings: &[(&'static str, String)]) {
     let dir = scratch_dir("kill-under-load");
     let began = oap_model::now_ms();
-    let crash = match end {
-        End::CrashAt(point, time) => vec![("OAP_TEST_CRASH_AT", format!("{point}:{time}"))],
-        End::Kill | End::Term => Vec::new(),
-    };
-    let (mut server, ports) = start_server_with_env(&dir, &backend, &crash);
+    let mut first_env = settings.to_vec();
+    if let End::CrashAt(point, time) = end {
+        first_env.push(("OAP_TEST_CRASH_AT", format!("{point}:{time}")));
+    }
+    let (mut server, ports) = start_server_with_env(&dir, &backend, &first_env);
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let agents: Vec<_> =
@@ -238,7 +243,7 @@ async fn crash_under_load(backend: Backend, end: End) {
     // What the log holds, for a failure to show (the replay consumes it).
     eprintln!("{end:?}: the ingest log after the first run: {}", log_epochs(&dir.join("ingest-log")));
     // Again on the same data: the log is replayed before the doors open; then a clean stop.
-    let (mut again, again_ports) = start_server_with_env(&dir, &backend, &[]);
+    let (mut again, again_ports) = start_server_with_env(&dir, &backend, settings);
     let second_log = again.log();
     // What a replay reports: its entries as telemetry, as many as the log line says (after a
     // clean stop there is no replay, and no such series).
@@ -281,6 +286,14 @@ async fn crash_under_load(backend: Backend, end: End) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_from_outside_loses_and_doubles_nothing() {
     crash_under_load(Backend::Embedded, End::Kill).await;
+}
+
+/// L2 at a bound far below this load's rows (`l2MaxRows`, 8 a partition): every arrival
+/// forces a round of every level and the cache is dropped each time, so the kill lands amid
+/// forced rounds and minutes that are no longer fresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_with_l2_at_its_bound_loses_and_doubles_nothing() {
+    crash_under_load_with(Backend::Embedded, End::Kill, &[("SW_PIPELINE_L2_MAX_ROWS", "16".to_owned())]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -690,15 +690,16 @@ impl Partition {
         let now = self.clock();
         let timeout = u32::try_from(self.config.session_timeout.as_secs()).unwrap_or(u32::MAX);
         let minute_now = self.buckets.minute(now_ms()).unwrap_or(i64::MAX);
-        let granularity = |key: &Key| TimeBucket::of(key.bucket).map(TimeBucket::granularity);
+        let coarse =
+            |key: &Key| TimeBucket::of(key.bucket).is_some_and(|bucket| bucket.granularity() >= Granularity::Hour);
         let mut evicted_minute = self.evicted_minute;
         let mut note = |key: &Key| {
-            if granularity(key) == Some(Granularity::Minute) {
+            if is_minute(key) {
                 evicted_minute = evicted_minute.max(key.bucket);
             }
         };
         self.cache.retain(|key, cached| {
-            let coarse = granularity(key).is_some_and(|granularity| granularity >= Granularity::Hour);
+            let coarse = coarse(key);
             let kept = now.saturating_sub(cached.touched) < if coarse { timeout.saturating_mul(4) } else { timeout };
             if !kept {
                 note(key);
@@ -707,11 +708,7 @@ impl Partition {
         });
         let room = self.max_rows.saturating_sub(self.pending_rows());
         let mut excess = self.cache.len().saturating_sub(room);
-        let passes: [&dyn Fn(&Key) -> bool; 3] = [
-            &|key| granularity(key) == Some(Granularity::Minute) && key.bucket < minute_now,
-            &|key| granularity(key).is_some_and(|granularity| granularity >= Granularity::Hour),
-            &|_| true,
-        ];
+        let passes: [&dyn Fn(&Key) -> bool; 3] = [&|key| is_minute(key) && key.bucket < minute_now, &coarse, &|_| true];
         for chosen in passes {
             if excess == 0 {
                 break;

@@ -78,8 +78,8 @@ impl TypedProviderFactory for PipelineProviderFactory {
         if config.log_max_size < config.log_segment_size.saturating_mul(2) {
             errors.push(oap_kernel::ConfigError::new("logMaxSize", "must be at least twice logSegmentSize"));
         }
-        if config.l2_max_rows < 1_000 {
-            errors.push(oap_kernel::ConfigError::new("l2MaxRows", "must be at least 1000"));
+        if config.l2_max_rows == 0 {
+            errors.push(oap_kernel::ConfigError::new("l2MaxRows", "must be at least 1"));
         }
         if !errors.is_empty() {
             return Err(errors);

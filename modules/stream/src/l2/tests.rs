@@ -41,21 +41,31 @@ fn start_with(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usiz
 
 /// The L2 of node `node` over `store`.
 fn start_as(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, partitions: usize, node: u64) -> Arc<L2> {
-    let config = L2Config {
+    let config = L2Config { partitions, node, ..config() };
+    start_configured(catalog, store, config, counter())
+}
+
+/// The tests' settings: one partition of node [`NODE`], the default bound.
+fn config() -> L2Config {
+    L2Config {
         persistent_period: PERIOD,
         session_timeout: Duration::from_secs(70),
         hour: true,
         day: true,
         ttl_days: 7,
-        partitions,
-        node,
+        partitions: 1,
+        node: NODE,
         max_rows: crate::provider::DEFAULT_L2_MAX_ROWS,
-    };
+    }
+}
+
+/// An L2 over `store` with `config`, counting its conflicts in `conflicts`.
+fn start_configured(catalog: &Arc<Catalog>, store: &Arc<MemoryStore>, config: L2Config, conflicts: Counter) -> Arc<L2> {
     let metrics = L2Telemetry {
         writes: WriteTelemetry::detached(),
         expired: counter(),
         read_errors: counter(),
-        conflicts: counter(),
+        conflicts,
         rounds: Vec::new(),
     };
     let store: Arc<dyn Storage> = store.clone();
@@ -361,24 +371,7 @@ async fn a_write_refused_for_good_keeps_its_increment_for_the_next_round() {
 #[tokio::test(start_paused = true)]
 async fn a_bound_smaller_than_the_estate_still_writes_every_row_exactly() {
     let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
-    let config = L2Config {
-        persistent_period: PERIOD,
-        session_timeout: Duration::from_secs(70),
-        hour: true,
-        day: true,
-        ttl_days: 7,
-        partitions: 1,
-        node: NODE,
-        max_rows: 500,
-    };
-    let metrics = L2Telemetry {
-        writes: WriteTelemetry::detached(),
-        expired: counter(),
-        read_errors: counter(),
-        conflicts: counter(),
-        rounds: Vec::new(),
-    };
-    let l2 = L2::start(catalog.clone(), store.clone(), config, metrics, TimeBuckets::utc());
+    let l2 = start_configured(&catalog, &store, L2Config { max_rows: 500, ..config() }, counter());
     // The next minute's rows are fresh (written without a read: this L2 began before it) until
     // the bound drops one of them.
     let minute = TimeBuckets::utc().minute(oap_model::now_ms() + 60_000).expect("a minute");
@@ -405,24 +398,7 @@ async fn a_bound_smaller_than_the_estate_still_writes_every_row_exactly() {
 async fn after_the_node_list_changes_a_row_written_ahead_of_the_clock_is_read_not_inserted() {
     let (catalog, store) = (core_catalog(), Arc::new(MemoryStore::default()));
     let conflicts = counter();
-    let config = L2Config {
-        persistent_period: PERIOD,
-        session_timeout: Duration::from_secs(70),
-        hour: true,
-        day: true,
-        ttl_days: 7,
-        partitions: 1,
-        node: NODE,
-        max_rows: crate::provider::DEFAULT_L2_MAX_ROWS,
-    };
-    let metrics = L2Telemetry {
-        writes: WriteTelemetry::detached(),
-        expired: counter(),
-        read_errors: counter(),
-        conflicts: conflicts.clone(),
-        rounds: Vec::new(),
-    };
-    let l2 = L2::start(catalog.clone(), store.clone(), config, metrics, TimeBuckets::utc());
+    let l2 = start_configured(&catalog, &store, config(), conflicts.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
     // An agent whose clock runs ten minutes ahead: past the margin an owner change covers.
     let ahead = TimeBuckets::utc().minute(oap_model::now_ms() + 10 * 60_000).expect("a minute");
