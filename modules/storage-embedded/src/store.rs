@@ -703,12 +703,13 @@ fn commit_all(shared: &Shared, queue: &mpsc::Receiver<Job>) {
         };
         let mut outcomes = Vec::with_capacity(jobs.len());
         let mut dones = Vec::with_capacity(jobs.len());
+        // Each job's rows as they came: one vector of them all would copy every row once more.
         let mut segment_rows = Vec::new();
         let mut with_segments = Vec::new();
         for job in jobs {
             if !job.segments.is_empty() {
                 with_segments.push(outcomes.len());
-                segment_rows.extend(job.segments);
+                segment_rows.push(job.segments);
             }
             let applied = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| inner.apply(job.entries)));
             outcomes.push(applied.unwrap_or_else(|panic| {
@@ -722,7 +723,7 @@ fn commit_all(shared: &Shared, queue: &mpsc::Receiver<Job>) {
             }));
             dones.push(job.done);
         }
-        if let Err(failure) = shared.segments.append(segment_rows) {
+        if let Err(failure) = shared.segments.append(segment_rows.into_iter().flatten()) {
             for at in with_segments {
                 if outcomes[at].is_ok() {
                     outcomes[at] = Err(failure.clone());

@@ -202,6 +202,7 @@ impl L2 {
                 pending: [Increments::new(), Increments::new(), Increments::new()],
                 rolled: Increments::new(),
                 cache: HashMap::new(),
+                entities: Entities::default(),
                 max_rows: (config.max_rows / config.partitions.max(1)).max(1),
                 evicted_minute: i64::MIN,
                 began: Instant::now(),
@@ -256,6 +257,25 @@ impl L2 {
         }
     }
 
+    /// `metrics` by partition. The metrics of one entity come in a run (L1 hands a group's
+    /// together, sharing its id): the id is hashed once per run, not once per metric.
+    fn split(&self, metrics: Vec<Metric>) -> Vec<Vec<Metric>> {
+        let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
+        let mut last: Option<(Arc<str>, usize)> = None;
+        for metric in metrics {
+            let partition = match &last {
+                Some((entity, partition)) if Arc::ptr_eq(entity, &metric.entity_id) => *partition,
+                _ => {
+                    let partition = self.partition_of(&metric.entity_id);
+                    last = Some((metric.entity_id.clone(), partition));
+                    partition
+                }
+            };
+            batches[partition].push(metric);
+        }
+        batches
+    }
+
     fn partition_of(&self, entity_id: &str) -> usize {
         use std::hash::BuildHasher as _;
         // The high bits: independent of the routing hash that chose this node among others.
@@ -276,10 +296,7 @@ impl Aggregator for L2 {
     /// per level — minute, hour, day — only into a row whose stored epoch is below the metric's
     /// (a row at or past it holds the contribution already). The rows are read before merging.
     async fn take_replayed(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
-        let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
-        for metric in metrics {
-            batches[self.partition_of(&metric.entity_id)].push(metric);
-        }
+        let batches = self.split(metrics);
         for (sender, batch) in self.senders.iter().zip(batches) {
             if !batch.is_empty() {
                 sender.send(Command::Replayed(batch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
@@ -289,10 +306,7 @@ impl Aggregator for L2 {
     }
 
     async fn take(&self, metrics: Vec<Metric>) -> Result<(), AggregatorError> {
-        let mut batches: Vec<Vec<Metric>> = self.senders.iter().map(|_| Vec::new()).collect();
-        for metric in metrics {
-            batches[self.partition_of(&metric.entity_id)].push(metric);
-        }
+        let batches = self.split(metrics);
         for (sender, batch) in self.senders.iter().zip(batches) {
             if !batch.is_empty() {
                 sender.send(Command::Metrics(batch)).await.map_err(|_| AggregatorError::Stopped("L2"))?;
@@ -307,13 +321,54 @@ impl Aggregator for L2 {
 struct Key {
     stream: StreamId,
     bucket: i64,
-    entity: Arc<str>,
+    entity: Entity,
 }
 
 impl Key {
-    fn of(metric: &Metric, stream: &Stream) -> Self {
+    /// The key of `metric`'s row, whose entity is `entity` (interned from its id).
+    fn of(metric: &Metric, stream: &Stream, entity: Entity) -> Self {
         let bucket = if stream.time_relative() { metric.time_bucket } else { 0 };
-        Self { stream: metric.stream, bucket, entity: metric.entity_id.clone() }
+        Self { stream: metric.stream, bucket, entity }
+    }
+}
+
+/// An entity id interned in its partition ([`Entities`]): compared and hashed by address, so a
+/// row's lookup never reads the id's text, and held once however many rows name it.
+#[derive(Debug, Clone)]
+struct Entity(Arc<str>);
+
+impl PartialEq for Entity {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Entity {}
+
+impl std::hash::Hash for Entity {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).cast::<u8>().addr().hash(state);
+    }
+}
+
+/// A partition's entity ids, one shared copy each: the only maker of [`Entity`], so that two keys
+/// of one entity always hold the same copy. Ids no row holds any more are dropped after a round.
+#[derive(Default)]
+struct Entities(hashbrown::HashSet<Arc<str>>);
+
+impl Entities {
+    fn intern(&mut self, id: &Arc<str>) -> Entity {
+        Entity(self.0.get_or_insert_with(&**id, |_| id.clone()).clone())
+    }
+
+    /// Drops the ids only this table still holds.
+    fn sweep(&mut self) {
+        self.0.retain(|id| Arc::strong_count(id) > 1);
+    }
+
+    /// The bytes held, roughly (the table and each id's allocation).
+    fn bytes(&self) -> usize {
+        table_bytes(self.0.capacity(), size_of::<Arc<str>>()) + self.0.iter().map(|id| id.len() + 16).sum::<usize>()
     }
 }
 
@@ -381,6 +436,8 @@ struct Partition {
     /// both for the rounds in between.
     rolled: Increments,
     cache: HashMap<Key, Box<Cached>>,
+    /// The entity ids the rows of `cache` and of the increments name, one copy each.
+    entities: Entities,
     /// The most rows — cached totals and increments — the partition holds ([`L2Config::max_rows`]
     /// shared among the partitions).
     max_rows: usize,
@@ -462,13 +519,24 @@ impl Partition {
 
     fn arrive(&mut self, batch: Vec<Metric>) {
         let first_kept = first_kept_day(&self.buckets, self.config.ttl_days, now_ms()).unwrap_or(0);
-        for metric in batch {
+        // A group's metrics come in a run sharing one id: it is interned once per run.
+        let mut last: Option<(Arc<str>, Entity)> = None;
+        for mut metric in batch {
             let Some(stream) = self.catalog.stream(metric.stream) else { continue };
             if stream.time_relative() && day_of(metric.time_bucket) < first_kept {
                 self.metrics.expired.inc();
                 continue;
             }
-            merge(&mut self.pending[Level::Minute as usize], Key::of(&metric, stream), Box::new(metric));
+            let entity = match &last {
+                Some((id, entity)) if Arc::ptr_eq(id, &metric.entity_id) => entity.clone(),
+                _ => {
+                    let entity = self.entities.intern(&metric.entity_id);
+                    last = Some((metric.entity_id.clone(), entity.clone()));
+                    entity
+                }
+            };
+            metric.entity_id = entity.0.clone();
+            merge(&mut self.pending[Level::Minute as usize], Key::of(&metric, stream, entity), Box::new(metric));
         }
     }
 
@@ -478,12 +546,14 @@ impl Partition {
         let first_kept = first_kept_day(&self.buckets, self.config.ttl_days, now_ms()).unwrap_or(0);
         let catalog = self.catalog.clone();
         let mut by_level: [ByStream; 3] = Default::default();
-        for metric in batch {
+        for mut metric in batch {
             let Some(stream) = catalog.stream(metric.stream) else { continue };
             if stream.time_relative() && day_of(metric.time_bucket) < first_kept {
                 self.metrics.expired.inc();
                 continue;
             }
+            let entity = self.entities.intern(&metric.entity_id);
+            metric.entity_id = entity.0.clone();
             if stream.downsampling() {
                 for (enabled, level, granularity) in [
                     (self.config.hour, Level::Hour, Granularity::Hour),
@@ -494,14 +564,14 @@ impl Partition {
                         by_level[level as usize]
                             .entry(rolled.stream)
                             .or_default()
-                            .push((Key::of(&rolled, stream), Box::new(rolled)));
+                            .push((Key::of(&rolled, stream, entity.clone()), Box::new(rolled)));
                     }
                 }
             }
             by_level[Level::Minute as usize]
                 .entry(metric.stream)
                 .or_default()
-                .push((Key::of(&metric, stream), Box::new(metric)));
+                .push((Key::of(&metric, stream, entity), Box::new(metric)));
         }
         self.take_where_lacking(by_level).await;
     }
@@ -567,11 +637,11 @@ impl Partition {
         }
         let minutes = std::mem::take(&mut self.pending[Level::Minute as usize]);
         if self.config.hour || self.config.day {
-            for metric in minutes.values().flat_map(HashMap::values) {
+            for (key, metric) in minutes.values().flat_map(HashMap::iter) {
                 let Some(stream) = self.catalog.stream(metric.stream) else { continue };
                 if stream.downsampling() {
                     let rolled = metric.rolled_up(Granularity::Hour);
-                    merge(&mut self.rolled, Key::of(&rolled, stream), Box::new(rolled));
+                    merge(&mut self.rolled, Key::of(&rolled, stream, key.entity.clone()), Box::new(rolled));
                 }
             }
         }
@@ -609,8 +679,8 @@ impl Partition {
             self.persisted[self.index].fetch_max(covering, Ordering::AcqRel);
         }
         let evicted = self.evict();
+        self.entities.sweep();
         let pending = |level: Level| self.pending[level as usize].values().map(HashMap::len).sum::<usize>();
-        let table_bytes = |capacity: usize, slot: usize| capacity * (slot + 1);
         let cache_bytes = table_bytes(self.cache.capacity(), size_of::<(Key, Box<Cached>)>())
             + self.cache.len() * size_of::<Cached>();
         let pending_bytes: usize = self
@@ -627,6 +697,8 @@ impl Partition {
             cached = self.cache.len(),
             cache_mib = cache_bytes >> 20,
             pending_mib = pending_bytes >> 20,
+            entities = self.entities.0.len(),
+            entities_mib = self.entities.bytes() >> 20,
             evicted,
             pending_minutes = pending(Level::Minute),
             pending_hours = pending(Level::Hour),
@@ -652,7 +724,7 @@ impl Partition {
             for (key, metric) in rows {
                 if self.config.day {
                     let day = metric.rolled_up(Granularity::Day);
-                    merge(&mut days, Key::of(&day, stream), Box::new(day));
+                    merge(&mut days, Key::of(&day, stream, key.entity.clone()), Box::new(day));
                 }
                 if self.config.hour {
                     merge(&mut hours, key, metric);
@@ -790,7 +862,7 @@ impl Partition {
                     }
                     cached.writers.raise(node, metric.epoch);
                     let row =
-                        stream.row_of(&key.entity, cached.time_bucket, &cached.fixed, &cached.value, &cached.writers);
+                        stream.row_of(&key.entity.0, cached.time_bucket, &cached.fixed, &cached.value, &cached.writers);
                     writes.push(match cached.version {
                         Some(version) => Write::Checked(stream.model.clone(), row, Expect::Version(version)),
                         None => Write::Update(stream.model.clone(), row),
@@ -885,7 +957,8 @@ impl Partition {
                 for (row, version) in rows {
                     let writers = stream.writers(&row);
                     let metric = stream.read(id, row);
-                    self.cache.insert(Key::of(&metric, stream), Cached::of(metric, writers, version, now));
+                    let key = Key::of(&metric, stream, self.entities.intern(&metric.entity_id));
+                    self.cache.insert(key, Cached::of(metric, writers, version, now));
                 }
                 true
             }
@@ -896,6 +969,11 @@ impl Partition {
             }
         }
     }
+}
+
+/// A hash table's bytes, roughly: its slots and their control bytes.
+fn table_bytes(capacity: usize, slot: usize) -> usize {
+    capacity * (slot + 1)
 }
 
 /// Whether `key` is a minute row's.

@@ -232,8 +232,9 @@ impl Segments {
     }
 
     /// Appends `rows` and syncs them: when this returns `Ok`, they are durable and searchable.
-    pub fn append(&self, rows: Vec<Prepared>) -> Result<(), StorageError> {
-        if rows.is_empty() {
+    pub fn append(&self, rows: impl IntoIterator<Item = Prepared>) -> Result<(), StorageError> {
+        let mut rows = rows.into_iter().peekable();
+        if rows.peek().is_none() {
             return Ok(());
         }
         let mut heads = self.heads();

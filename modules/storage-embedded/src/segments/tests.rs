@@ -131,7 +131,7 @@ fn searches_answer_as_the_shared_semantics_say_across_open_and_sealed_blocks() {
     let rows: Vec<Row> = (0..600).map(segment).collect();
     // Three batches: the first two sealed into the index, the last left open.
     for (batch, chunk) in rows.chunks(200).enumerate() {
-        store.append(chunk.iter().map(prepared).collect()).expect("appended");
+        store.append(chunk.iter().map(prepared)).expect("appended");
         if batch < 2 {
             store.seal(&indexes, true);
         }
@@ -155,7 +155,7 @@ fn a_block_a_crash_left_open_is_read_again_and_sealed_with_its_torn_end_cut() {
     {
         let indexes = TestIndexes::open(&dir.path().join("db"));
         let store = Segments::open(&dir.path().join("segments"), &indexes).expect("opens");
-        store.append(rows.iter().map(prepared).collect()).expect("appended");
+        store.append(rows.iter().map(prepared)).expect("appended");
         // The process dies here: the block is neither sealed nor closed, and a frame was being
         // written when it died.
         let mut file = std::fs::OpenOptions::new().append(true).open(&path).expect("the block");
@@ -197,9 +197,9 @@ fn expired_days_go_whole() {
     let dir = tempfile::tempdir().expect("a directory");
     let indexes = TestIndexes::open(&dir.path().join("db"));
     let store = Segments::open(&dir.path().join("segments"), &indexes).expect("opens");
-    store.append((0..20).map(segment).map(|row| prepared(&row)).collect()).expect("appended");
+    store.append((0..20).map(segment).map(|row| prepared(&row))).expect("appended");
     store.seal(&indexes, true);
-    store.append((20..40).map(segment).map(|row| prepared(&row)).collect()).expect("appended");
+    store.append((20..40).map(segment).map(|row| prepared(&row))).expect("appended");
     assert_eq!(store.drop_before(&indexes, 20_261_207).expect("dropped"), 1);
     assert!(!dir.path().join("segments").join("20261206").exists());
     let left = store.scan(&indexes, &ScanQuery::default()).expect("a search");
@@ -215,7 +215,7 @@ fn a_damaged_frame_loses_its_own_rows_only() {
     {
         let indexes = TestIndexes::open(&dir.path().join("db"));
         let store = Segments::open(&dir.path().join("segments"), &indexes).expect("opens");
-        store.append(rows.iter().map(prepared).collect()).expect("appended");
+        store.append(rows.iter().map(prepared)).expect("appended");
     }
     // A bit flips inside the first frame's body; the frames after it are whole.
     let mut bytes = std::fs::read(&path).expect("the block");
