@@ -327,8 +327,13 @@ struct Key {
 impl Key {
     /// The key of `metric`'s row, whose entity is `entity` (interned from its id).
     fn of(metric: &Metric, stream: &Stream, entity: Entity) -> Self {
-        let bucket = if stream.time_relative() { metric.time_bucket } else { 0 };
-        Self { stream: metric.stream, bucket, entity }
+        Self::at(metric.stream, stream, metric.time_bucket, entity)
+    }
+
+    /// The key of the row of `entity` in `time_bucket` of stream `id` (`stream`).
+    fn at(id: StreamId, stream: &Stream, time_bucket: i64, entity: Entity) -> Self {
+        let bucket = if stream.time_relative() { time_bucket } else { 0 };
+        Self { stream: id, bucket, entity }
     }
 }
 
@@ -536,7 +541,8 @@ impl Partition {
                 }
             };
             metric.entity_id = entity.0.clone();
-            merge(&mut self.pending[Level::Minute as usize], Key::of(&metric, stream, entity), Box::new(metric));
+            let (key, time_bucket) = (Key::of(&metric, stream, entity), metric.time_bucket);
+            merge_with(&mut self.pending[Level::Minute as usize], key, metric, time_bucket, Box::new);
         }
     }
 
@@ -640,8 +646,11 @@ impl Partition {
             for (key, metric) in minutes.values().flat_map(HashMap::iter) {
                 let Some(stream) = self.catalog.stream(metric.stream) else { continue };
                 if stream.downsampling() {
-                    let rolled = metric.rolled_up(Granularity::Hour);
-                    merge(&mut self.rolled, Key::of(&rolled, stream, key.entity.clone()), Box::new(rolled));
+                    let hour = rolled_bucket(metric.time_bucket, Granularity::Hour);
+                    let rolled = Key::at(metric.stream, stream, hour, key.entity.clone());
+                    merge_with(&mut self.rolled, rolled, &**metric, hour, |minute| {
+                        Box::new(minute.rolled_up(Granularity::Hour))
+                    });
                 }
             }
         }
@@ -723,8 +732,9 @@ impl Partition {
             let Some(stream) = self.catalog.stream(id) else { continue };
             for (key, metric) in rows {
                 if self.config.day {
-                    let day = metric.rolled_up(Granularity::Day);
-                    merge(&mut days, Key::of(&day, stream, key.entity.clone()), Box::new(day));
+                    let day = rolled_bucket(metric.time_bucket, Granularity::Day);
+                    let rolled = Key::at(id, stream, day, key.entity.clone());
+                    merge_with(&mut days, rolled, &*metric, day, |hour| Box::new(hour.rolled_up(Granularity::Day)));
                 }
                 if self.config.hour {
                     merge(&mut hours, key, metric);
@@ -983,17 +993,36 @@ fn is_minute(key: &Key) -> bool {
 
 /// Merges `metric` into `increments` under `key`; a metadata row keeps its earliest bucket.
 fn merge(increments: &mut Increments, key: Key, metric: Box<Metric>) {
+    let time_bucket = metric.time_bucket;
+    merge_with(increments, key, metric, time_bucket, |metric| metric);
+}
+
+/// Merges what `metric` adds into `increments` under `key`, as a row of `time_bucket` (a
+/// metadata row keeps its earliest bucket); only where the row is new does `make` make it from
+/// `metric` — an arrival merged into a row held already is neither boxed nor copied.
+fn merge_with<M: std::borrow::Borrow<Metric>>(
+    increments: &mut Increments,
+    key: Key,
+    metric: M,
+    time_bucket: i64,
+    make: impl FnOnce(M) -> Box<Metric>,
+) {
     match increments.entry(key.stream).or_default().entry(key) {
         Entry::Occupied(mut occupied) => {
-            let held = occupied.get_mut();
+            let (held, metric) = (occupied.get_mut(), metric.borrow());
             held.value.combine(&metric.value);
-            held.time_bucket = held.time_bucket.min(metric.time_bucket);
+            held.time_bucket = held.time_bucket.min(time_bucket);
             held.epoch = held.epoch.max(metric.epoch);
         }
         Entry::Vacant(vacant) => {
-            vacant.insert(metric);
+            vacant.insert(make(metric));
         }
     }
+}
+
+/// `time_bucket` rolled up to `granularity` (as [`Metric::rolled_up`] rolls it).
+fn rolled_bucket(time_bucket: i64, granularity: Granularity) -> i64 {
+    TimeBucket::of(time_bucket).map_or(time_bucket, |bucket| bucket.rolled_up(granularity).value())
 }
 
 /// A multi-get (with versions), retried while the store is unavailable.
