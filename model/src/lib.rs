@@ -17,4 +17,6 @@ mod time_bucket;
 
 pub use self::layer::Layer;
 pub use self::naming::NamingControl;
-pub use self::time_bucket::{Granularity, TimeBucket, TimeBuckets, TimeZoneError, day_of, now_ms, whole_days};
+pub use self::time_bucket::{
+    Granularity, TimeBucket, TimeBuckets, TimeZoneError, day_of, now_ms, rolled_up, whole_days,
+};

@@ -98,7 +98,13 @@ impl TimeBucket {
 /// The day (`yyyyMMdd`) of a stored bucket number of any granularity; a number that is no bucket
 /// is returned as it is (rows are filed under it, and no valid day equals it).
 pub fn day_of(time_bucket: i64) -> i64 {
-    TimeBucket::of(time_bucket).map_or(time_bucket, |bucket| bucket.day().value())
+    rolled_up(time_bucket, Granularity::Day)
+}
+
+/// The bucket of `granularity` that a stored bucket number of any granularity falls in (see
+/// [`TimeBucket::rolled_up`]); a number that is no bucket is returned as it is.
+pub fn rolled_up(time_bucket: i64, granularity: Granularity) -> i64 {
+    TimeBucket::of(time_bucket).map_or(time_bucket, |bucket| bucket.rolled_up(granularity).value())
 }
 
 /// A time zone that could not be loaded.

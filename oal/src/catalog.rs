@@ -223,9 +223,7 @@ impl Stream {
 impl Metric {
     /// The metric rolled up to an hour or a day: the same accumulators in the coarser bucket.
     pub fn rolled_up(&self, granularity: Granularity) -> Metric {
-        let time_bucket =
-            TimeBucket::of(self.time_bucket).map_or(self.time_bucket, |bucket| bucket.rolled_up(granularity).value());
-        Metric { time_bucket, ..self.clone() }
+        Metric { time_bucket: oap_model::rolled_up(self.time_bucket, granularity), ..self.clone() }
     }
 }
 

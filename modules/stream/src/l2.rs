@@ -47,7 +47,7 @@ use crate::ttl::first_kept_day;
 use async_trait::async_trait;
 use hashbrown::HashMap;
 use hashbrown::hash_map::Entry;
-use oap_model::{Granularity, TimeBucket, TimeBuckets, now_ms};
+use oap_model::{Granularity, TimeBucket, TimeBuckets, now_ms, rolled_up};
 use oap_oal::MetricValue;
 use oap_oal::catalog::{Metric, Stream, WriterEpochs};
 use oap_oal::{Catalog, StreamId};
@@ -646,7 +646,7 @@ impl Partition {
             for (key, metric) in minutes.values().flat_map(HashMap::iter) {
                 let Some(stream) = self.catalog.stream(metric.stream) else { continue };
                 if stream.downsampling() {
-                    let hour = rolled_bucket(metric.time_bucket, Granularity::Hour);
+                    let hour = rolled_up(metric.time_bucket, Granularity::Hour);
                     let rolled = Key::at(metric.stream, stream, hour, key.entity.clone());
                     merge_with(&mut self.rolled, rolled, &**metric, hour, |minute| {
                         Box::new(minute.rolled_up(Granularity::Hour))
@@ -732,7 +732,7 @@ impl Partition {
             let Some(stream) = self.catalog.stream(id) else { continue };
             for (key, metric) in rows {
                 if self.config.day {
-                    let day = rolled_bucket(metric.time_bucket, Granularity::Day);
+                    let day = rolled_up(metric.time_bucket, Granularity::Day);
                     let rolled = Key::at(id, stream, day, key.entity.clone());
                     merge_with(&mut days, rolled, &*metric, day, |hour| Box::new(hour.rolled_up(Granularity::Day)));
                 }
@@ -1018,11 +1018,6 @@ fn merge_with<M: std::borrow::Borrow<Metric>>(
             vacant.insert(make(metric));
         }
     }
-}
-
-/// `time_bucket` rolled up to `granularity` (as [`Metric::rolled_up`] rolls it).
-fn rolled_bucket(time_bucket: i64, granularity: Granularity) -> i64 {
-    TimeBucket::of(time_bucket).map_or(time_bucket, |bucket| bucket.rolled_up(granularity).value())
 }
 
 /// A multi-get (with versions), retried while the store is unavailable.
